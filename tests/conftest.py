@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny random models for unit tests, the embedded model for `slow` tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tiny_models import make_tiny_lm  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_lm():
+    """A tiny random Llama with a byte-level BPE tokenizer and a chat template."""
+    return make_tiny_lm("llama")
+
+
+@pytest.fixture(scope="session")
+def embedded_lm():
+    """The embedded SmolLM2-135M-Instruct (converted once into the whylm cache)."""
+    from explain import LanguageModel
+
+    return LanguageModel.load()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep the LLM answer cache and audit store of each test session out of the user's folders,
+    while sharing the converted embedded model across sessions."""
+    root = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("WHYLM_LLM_CACHE", str(root / "llm-cache.sqlite"))
+    monkeypatch.setenv("WHYLM_DATA_DIR", str(root / "data"))
