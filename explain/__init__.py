@@ -8,7 +8,15 @@ Example:
     (5,)
 """
 
+from explain.attribution import METHODS, attribute
 from explain.errors import ExplainError
 from explain.model import LanguageModel
+from explain.result import AttributionResult
 
-__all__ = ["ExplainError", "LanguageModel"]
+try:  # signals lands in its own module; keep attribution usable while it is absent
+    from explain.signals import SignalReport, signals
+except ModuleNotFoundError as _exc:  # pragma: no cover
+    if _exc.name != "explain.signals":
+        raise
+
+__all__ = ["METHODS", "AttributionResult", "ExplainError", "LanguageModel", "SignalReport", "attribute", "signals"]

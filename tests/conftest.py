@@ -24,6 +24,15 @@ def tiny_lm():
 
 
 @pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, tiny_lm) -> str:
+    """The tiny random Llama saved as a local model folder (for --model / the model picker)."""
+    path = tmp_path_factory.mktemp("tiny-llama")
+    tiny_lm.model.save_pretrained(path)
+    tiny_lm.tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
 def embedded_lm():
     """The embedded SmolLM2-135M-Instruct (converted once into the whylm cache)."""
     from explain import LanguageModel

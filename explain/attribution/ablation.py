@@ -1,0 +1,76 @@
+"""Exact leave-one-out ablation: our batched engine.
+
+Feature i's attribution to target token j is ``log p(t_j | x) - log p(t_j | x with feature i
+replaced by the baseline token)``, the same quantity as captum's ``FeatureAblation`` over
+``LLMAttribution``, computed with n + 1 teacher-forced sequences in a few batched passes that
+reuse the unperturbed prefix's key/value cache (see :mod:`explain.attribution.batched_forward`).
+
+Example:
+    >>> res = attribute(lm, "The capital of France is", " Paris", method="ablation")  # doctest: +SKIP
+    >>> res.token_attr.shape                                                           # doctest: +SKIP
+    (1, 5)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from explain.attribution.batched_forward import BatchedForward, as_numpy
+from explain.attribution.inputs import AttributionInput
+from explain.attribution.registry import register
+from explain.model import LanguageModel
+
+
+@register(
+    "ablation",
+    family="perturbation",
+    cost="n+1 sequences, batched, prefix cache reused (~n²/2 + nm positions)",
+    note="Exact leave-one-out; equals captum FeatureAblation. The default: cheap and faithful.",
+)
+def ablation(
+    lm: LanguageModel,
+    inp: AttributionInput,
+    *,
+    baseline: int,
+    progress: bool,
+    batch_tokens: int = 4096,
+    max_rows: int | None = None,
+    use_cache: bool = True,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Leave-one-out attributions.
+
+    Returns:
+        (token_attr (m, n), info) where ``token_attr[j, i]`` is the drop in target token j's
+        log-prob when feature i is replaced by ``baseline``.
+    """
+    fwd = BatchedForward(
+        lm, inp, baseline=baseline, batch_tokens=batch_tokens, max_rows=max_rows, use_cache=use_cache
+    )
+    keep = ~torch.eye(inp.n, dtype=torch.bool)
+    perturbed = fwd(keep, progress=progress)
+    attr = as_numpy(fwd.original[None, :] - perturbed).T
+    return attr, {**fwd.info, "batch_tokens": batch_tokens, "target_logprobs": as_numpy(fwd.original)}
+
+
+def leave_one_out_reference(lm: LanguageModel, inp: AttributionInput, baseline: int = 0) -> np.ndarray:
+    """The brute-force reference: one plain teacher-forced pass per perturbed prompt, no batching,
+    no cache. Slow; tests and benchmarks check :func:`ablation` against it.
+
+    Returns:
+        float64 array (m, n): drop in each target token's log-prob when feature i is replaced.
+
+    Example:
+        >>> ref = leave_one_out_reference(lm, build_input(lm, "The capital of France is", " Paris"))  # doctest: +SKIP
+    """
+    (orig,) = lm.continuation_logprobs([inp.prompt_ids], [inp.target_ids])
+    cols = []
+    for positions in inp.features:
+        ids = list(inp.prompt_ids)
+        for p in positions:
+            ids[p] = baseline
+        (pert,) = lm.continuation_logprobs([ids], [inp.target_ids])
+        cols.append(orig.astype(np.float64) - pert)
+    return np.stack(cols, axis=1)
