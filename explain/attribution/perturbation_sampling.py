@@ -1,0 +1,251 @@
+"""Sampling perturbation methods: captum's ShapleyValueSampling, KernelShap and Lime on our engine.
+
+The algorithms are captum's own (same permutations, samples, kernels and surrogate fits, driven
+by the same torch random stream), but the model calls go through
+:class:`~explain.attribution.batched_forward.BatchedForward`. Captum draws its perturbations
+without looking at the model's answers, so each method runs in three steps:
+
+1. *record*: captum runs with a forward function that only records the keep-masks it asks for;
+2. *evaluate*: every distinct mask is evaluated in one batched call (all m target log-probs each);
+3. *replay*: captum runs again from the same seed, its forward answered from that table.
+
+ShapleyValueSampling takes a multi-output forward, so one replay gives the whole m x n matrix.
+KernelShap and Lime fit a surrogate to a scalar, so they replay once per target token (no model
+calls: the table answers) and once for the whole target's log-prob, which is captum's
+``LLMAttribution`` sequence-level result (the result's ``seq_attr``). KernelShap's least-squares
+fit is linear in its outputs, so the per-token rows sum to it; Lime's Lasso fit is not, so for
+``lime`` ``token_attr.sum(0)`` and ``seq_attr`` differ slightly.
+
+Example:
+    >>> res = attribute(lm, "The capital of France is", " Paris", method="shapley", n_samples=5)  # doctest: +SKIP
+    >>> res.token_attr.shape                                                                    # doctest: +SKIP
+    (1, 5)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from explain.attribution.batched_forward import BatchedForward, as_numpy
+from explain.attribution.inputs import AttributionInput
+from explain.attribution.registry import register
+from explain.errors import ExplainError
+from explain.model import LanguageModel
+
+# Masks captum hands to one call of the forward function in the record/replay passes; the real
+# batching happens in BatchedForward under its token budget.
+PERTURBATIONS_PER_EVAL = 64
+
+DEFAULT_SAMPLES = {"shapley": 5, "kernelshap": 200, "lime": 200}
+
+
+class MaskTable:
+    """The forward function captum sees: records keep-masks, then answers them from a table.
+
+    Args:
+        fwd: the batched engine that evaluates masks.
+        multi_output: answer (B, m) rows while recording (ShapleyValueSampling) instead of (B,).
+
+    Example:
+        >>> table = MaskTable(BatchedForward(lm, inp), multi_output=True)   # doctest: +SKIP
+        >>> table.mode = "record"; table(torch.ones(2, inp.n)).shape   # doctest: +SKIP
+        torch.Size([2, m])
+    """
+
+    def __init__(self, fwd: BatchedForward, multi_output: bool) -> None:
+        self.fwd = fwd
+        self.multi_output = multi_output
+        self.mode = "record"  # "record" | "all" (B, m) | "total" (B,) | int j: column j (B,)
+        self.pending: dict[bytes, torch.Tensor] = {}
+        self.rows: dict[bytes, torch.Tensor] = {}
+        self.requests = 0
+
+    @staticmethod
+    def _key(mask: torch.Tensor) -> bytes:
+        return np.packbits(mask.numpy()).tobytes()
+
+    def __call__(self, perturbed: torch.Tensor, *_: Any) -> torch.Tensor:
+        """Answer captum: (B, m) in mode "all", (B,) otherwise. Returns: a float64 tensor."""
+        keep = (perturbed.detach().cpu().reshape(-1, self.fwd.inp.n) > 0.5)
+        self.requests += keep.shape[0]
+        if self.mode == "record":
+            for row in keep:
+                self.pending.setdefault(self._key(row), row)
+            shape = (keep.shape[0], self.fwd.inp.m) if self.multi_output else (keep.shape[0],)
+            return torch.zeros(shape, dtype=torch.float64)
+        out = torch.stack([self.rows[self._key(row)] for row in keep])
+        if self.mode == "all":
+            return out
+        if self.mode == "total":
+            return out.sum(1)
+        return out[:, int(self.mode)]
+
+    def evaluate(self, progress: bool) -> None:
+        """Evaluate every recorded mask not seen before, in one batched call."""
+        keys = [k for k in self.pending if k not in self.rows]
+        if keys:
+            keep = torch.stack([self.pending[k] for k in keys])
+            values = self.fwd(keep, progress=progress)
+            self.rows.update(zip(keys, values))
+        self.pending.clear()
+
+    @property
+    def distinct(self) -> int:
+        """Number of distinct masks evaluated."""
+        return len(self.rows)
+
+
+def _check_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ExplainError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _seeded(seed: int, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Run ``fn`` from ``torch.manual_seed(seed)`` without disturbing the caller's random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return fn()
+
+
+def _run(
+    lm: LanguageModel,
+    inp: AttributionInput,
+    algorithm: Any,
+    name: str,
+    *,
+    baseline: int,
+    progress: bool,
+    n_samples: int | None,
+    seed: int,
+    batch_tokens: int,
+    per_token: bool,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    n_samples = _check_int("n_samples", DEFAULT_SAMPLES[name] if n_samples is None else n_samples)
+    seed = _check_int("seed", seed, minimum=0)
+    fwd = BatchedForward(lm, inp, baseline=baseline, batch_tokens=batch_tokens)
+    table = MaskTable(fwd, multi_output=per_token)
+    method = algorithm(table)
+    ones = torch.ones(1, inp.n)
+
+    def run() -> torch.Tensor:
+        return method.attribute(ones, n_samples=n_samples, perturbations_per_eval=PERTURBATIONS_PER_EVAL)
+
+    _seeded(seed, run)
+    table.evaluate(progress)
+    info: dict[str, Any] = {"n_samples": n_samples, "seed": seed}
+    if per_token:
+        table.mode = "all"
+        attr = _seeded(seed, run).reshape(inp.m, inp.n)
+    else:
+        rows = []
+        for j in range(inp.m):
+            table.mode = j
+            rows.append(_seeded(seed, run).reshape(inp.n))
+        attr = torch.stack(rows)
+        table.mode = "total"
+        info["seq_attr"] = as_numpy(_seeded(seed, run).reshape(inp.n)).tolist()
+    info.update(fwd.info)
+    info["perturbations"] = table.distinct
+    info["target_logprobs"] = as_numpy(fwd.original)
+    return as_numpy(attr), info
+
+
+def _note(text: str) -> str:
+    return text + " Seeded (seed=0), n_samples=; captum's algorithm on our batched forward."
+
+
+@register(
+    "shapley",
+    family="perturbation",
+    cost="n_samples x n sequences (default 5 permutations), batched",
+    note=_note("Shapley value sampling (random permutations); unbiased, noisy with few samples."),
+)
+def shapley(
+    lm: LanguageModel,
+    inp: AttributionInput,
+    *,
+    baseline: int,
+    progress: bool,
+    n_samples: int | None = None,
+    seed: int = 0,
+    batch_tokens: int = 4096,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """captum ``ShapleyValueSampling`` with ``n_samples`` permutations, all m target tokens at once.
+
+    Returns:
+        (token_attr (m, n), info); equals captum ``LLMAttribution(ShapleyValueSampling)`` with
+        ``forward_in_tokens=False`` run from ``torch.manual_seed(seed)``.
+
+    Example:
+        >>> attr, info = shapley(lm, inp, baseline=0, progress=False, n_samples=5)  # doctest: +SKIP
+    """
+    from captum.attr import ShapleyValueSampling
+
+    return _run(lm, inp, ShapleyValueSampling, "shapley", baseline=baseline, progress=progress,
+                n_samples=n_samples, seed=seed, batch_tokens=batch_tokens, per_token=True)
+
+
+@register(
+    "kernelshap",
+    family="perturbation",
+    cost="n_samples sequences (default 200), batched; one linear fit per target token",
+    note=_note("Kernel SHAP: a weighted linear surrogate; good with few features (segments)."),
+)
+def kernelshap(
+    lm: LanguageModel,
+    inp: AttributionInput,
+    *,
+    baseline: int,
+    progress: bool,
+    n_samples: int | None = None,
+    seed: int = 0,
+    batch_tokens: int = 4096,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """captum ``KernelShap`` fitted to each target token's log-prob on the same samples.
+
+    Returns:
+        (token_attr (m, n), info); ``info["seq_attr"]`` (the result's ``seq_attr``) is captum ``LLMAttribution(KernelShap)``'s
+        sequence-level vector (equal to ``token_attr.sum(0)`` up to rounding).
+
+    Example:
+        >>> attr, info = kernelshap(lm, inp, baseline=0, progress=False, n_samples=100)  # doctest: +SKIP
+    """
+    from captum.attr import KernelShap
+
+    return _run(lm, inp, KernelShap, "kernelshap", baseline=baseline, progress=progress,
+                n_samples=n_samples, seed=seed, batch_tokens=batch_tokens, per_token=False)
+
+
+@register(
+    "lime",
+    family="perturbation",
+    cost="n_samples sequences (default 200), batched; one Lasso fit per target token",
+    note=_note("LIME: a sparse (Lasso) local surrogate; a quick ranking, not additive."),
+)
+def lime(
+    lm: LanguageModel,
+    inp: AttributionInput,
+    *,
+    baseline: int,
+    progress: bool,
+    n_samples: int | None = None,
+    seed: int = 0,
+    batch_tokens: int = 4096,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """captum ``Lime`` (Lasso, alpha 0.01, cosine kernel) fitted per target token on shared samples.
+
+    Returns:
+        (token_attr (m, n), info); ``info["seq_attr"]`` (the result's ``seq_attr``) is captum ``LLMAttribution(Lime)``'s
+        sequence-level vector (the Lasso fit of the total log-prob).
+
+    Example:
+        >>> attr, info = lime(lm, inp, baseline=0, progress=False, n_samples=100)  # doctest: +SKIP
+    """
+    from captum.attr import Lime
+
+    return _run(lm, inp, Lime, "lime", baseline=baseline, progress=progress,
+                n_samples=n_samples, seed=seed, batch_tokens=batch_tokens, per_token=False)
