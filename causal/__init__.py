@@ -1,0 +1,19 @@
+"""LLM-proposed causal graphs, always acyclic, checked against data with DoWhy.
+
+Example:
+    >>> from causal import propose_graph, check_graph          # doctest: +SKIP
+    >>> g = propose_graph(["smoking", "tar deposits", "lung cancer"])   # doctest: +SKIP
+    >>> print(check_graph(g.graph, df).summary())                       # doctest: +SKIP
+"""
+
+from causal.check import EffectEstimate, GraphCheck, check_graph, estimate_effect
+from causal.errors import CausalError
+from causal.llm import LLMBackend, LocalBackend, OpenAIBackend, ReplayBackend, get_backend
+from causal.metrics import compare_graphs, edge_scores, orientation_accuracy, shd
+from causal.propose import ProposedGraph, orient_pair, propose_graph
+
+__all__ = [
+    "propose_graph", "orient_pair", "check_graph", "estimate_effect", "ProposedGraph",
+    "GraphCheck", "EffectEstimate", "CausalError", "LLMBackend", "LocalBackend", "OpenAIBackend",
+    "ReplayBackend", "get_backend", "shd", "edge_scores", "orientation_accuracy", "compare_graphs",
+]

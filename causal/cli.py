@@ -1,0 +1,154 @@
+"""``whylm causal ...`` subcommands: propose, check, effect.
+
+The top-level ``whylm`` parser calls :func:`add_parser`; each handler takes the parsed namespace
+and returns an exit code. Errors are :class:`causal.errors.CausalError` (a ``ValueError``), which
+the top level prints as ``error: <message>``.
+
+Example:
+    >>> import argparse
+    >>> p = argparse.ArgumentParser(prog="whylm"); sub = p.add_subparsers(dest="command")
+    >>> add_parser(sub)
+    >>> args = p.parse_args(["causal", "check", "g.gml", "d.csv", "--alpha", "0.01"])
+    >>> args.alpha, args.func.__name__
+    (0.01, 'run_check')
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from causal.errors import CausalError
+
+PROPOSE_EXAMPLE = """example:
+  whylm causal propose smoking "tar deposits" "lung cancer" --out graph.gml
+  whylm causal propose x y z --data data.csv --llm ollama:llama3.1 --json proposal.json
+  (--llm: openai:gpt-4o-mini | ollama:MODEL | http://host:port/v1:MODEL | replay:answers.json;
+   the key comes from $OPENAI_API_KEY; default: the embedded SmolLM2-135M)"""
+
+CHECK_EXAMPLE = """example:
+  whylm causal check graph.gml data.csv --test fisher_z --alpha 0.05 --json check.json
+  (graph: GML, JSON from 'propose', or lines like 'a -> b'; node names = CSV columns)"""
+
+EFFECT_EXAMPLE = """example:
+  whylm causal effect graph.gml data.csv --treatment smoking --outcome "lung cancer" --json effect.json"""
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``causal`` with its ``propose``, ``check`` and ``effect`` subcommands.
+
+    Returns:
+        None.
+    """
+    fmt = argparse.RawDescriptionHelpFormatter
+    causal = subparsers.add_parser(
+        "causal", help="LLM-proposed causal graphs checked with DoWhy", formatter_class=fmt,
+        epilog=PROPOSE_EXAMPLE + "\n\n" + CHECK_EXAMPLE + "\n\n" + EFFECT_EXAMPLE,
+        description="Propose a causal graph with an LLM, check it against data, estimate effects.",
+    )
+    sub = causal.add_subparsers(dest="causal_command", metavar="{propose,check,effect}")
+    sub.required = True
+
+    p = sub.add_parser("propose", help="propose a causal DAG over named variables",
+                       formatter_class=fmt, epilog=PROPOSE_EXAMPLE)
+    p.add_argument("variables", nargs="+", metavar="VAR", help="variable names (with --data: column names)")
+    p.add_argument("--llm", default=None, help="LLM backend (default: embedded model)")
+    p.add_argument("--descriptions", default=None, metavar="F",
+                   help="JSON file {variable: description}")
+    p.add_argument("--data", default=None, metavar="CSV", help="data for the hybrid proposal")
+    p.add_argument("--strategy", default="auto", choices=["auto", "pairwise", "ordering", "hybrid"])
+    p.add_argument("--out", default=None, metavar="graph.gml|json", help="write the graph")
+    p.add_argument("--json", default=None, metavar="OUT", help="write the full result as JSON")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run_propose)
+
+    c = sub.add_parser("check", help="check a causal graph against data (DoWhy falsification)",
+                       formatter_class=fmt, epilog=CHECK_EXAMPLE)
+    c.add_argument("graph", metavar="GRAPH", help="GML, JSON or edge-list file")
+    c.add_argument("data", metavar="DATA.csv")
+    c.add_argument("--test", default="auto", choices=["auto", "fisher_z", "chi2", "kernel"])
+    c.add_argument("--alpha", type=float, default=0.05)
+    c.add_argument("--json", default=None, metavar="OUT")
+    c.set_defaults(func=run_check)
+
+    e = sub.add_parser("effect", help="estimate and refute a causal effect (DoWhy)",
+                       formatter_class=fmt, epilog=EFFECT_EXAMPLE)
+    e.add_argument("graph", metavar="GRAPH")
+    e.add_argument("data", metavar="DATA.csv")
+    e.add_argument("--treatment", required=True)
+    e.add_argument("--outcome", required=True)
+    e.add_argument("--method", default="backdoor.linear_regression")
+    e.add_argument("--json", default=None, metavar="OUT")
+    e.set_defaults(func=run_effect)
+
+
+def _write_json(path: str | None, payload: dict) -> None:
+    if not path:
+        return
+    text = json.dumps(payload, indent=1, default=str)
+    if path == "-":
+        sys.stdout.write(text + "\n")
+        return
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CausalError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def run_propose(args: argparse.Namespace) -> int:
+    """Handle ``whylm causal propose``. Returns: exit code 0."""
+    from causal.io import load_csv
+    from causal.propose import propose_graph
+
+    descriptions = None
+    if args.descriptions:
+        try:
+            descriptions = json.loads(Path(args.descriptions).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CausalError(f"descriptions file not found: {args.descriptions}") from None
+        except json.JSONDecodeError as exc:
+            raise CausalError(f"descriptions file is not JSON: {exc}") from None
+        if not isinstance(descriptions, dict):
+            raise CausalError("descriptions file must hold a JSON object {variable: description}")
+    data = load_csv(args.data) if args.data else None
+    res = propose_graph(args.variables, llm=args.llm, descriptions=descriptions, data=data,
+                        strategy=args.strategy, progress=not args.no_progress)
+    if args.out:
+        text = res.to_json() if args.out.lower().endswith(".json") else res.to_gml()
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CausalError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    if args.json:
+        _write_json(args.json, json.loads(res.to_json()))
+    if args.json != "-":
+        print(res.summary())
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Handle ``whylm causal check``. Returns: 0 when the graph is not rejected, 1 when it is."""
+    from causal.check import check_graph
+    from causal.io import load_csv, load_graph
+
+    res = check_graph(load_graph(args.graph), load_csv(args.data), test=args.test, alpha=args.alpha)
+    _write_json(args.json, res.to_dict())
+    if args.json != "-":
+        print(res.summary())
+    return 1 if res.falsified else 0
+
+
+def run_effect(args: argparse.Namespace) -> int:
+    """Handle ``whylm causal effect``. Returns: exit code 0."""
+    from causal.check import estimate_effect
+    from causal.io import load_csv, load_graph
+
+    res = estimate_effect(load_graph(args.graph), load_csv(args.data), args.treatment, args.outcome,
+                          method=args.method)
+    _write_json(args.json, res.to_dict())
+    if args.json != "-":
+        print(res.summary())
+    return 0
