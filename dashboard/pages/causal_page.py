@@ -1,0 +1,331 @@
+"""Causal page: an LLM proposes a causal graph over named variables; data check it (``causal``).
+
+Variables (optionally with descriptions), LLM backend (embedded, a local model folder, OpenAI, or
+any OpenAI-compatible server; the key comes from ``$OPENAI_API_KEY`` and is never stored), propose;
+the graph drawn with confidences; upload a CSV to check it (colours by the check), estimate an
+effect with refutations; download GML/JSON. Every propose/check/estimate is saved to History.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import Any
+
+import streamlit as st
+
+from dashboard.common import json_download, progress_bar, run_safely, save_run, take_reopen
+from dashboard.models import EMBEDDED_LABEL, load_model
+
+KIND = "causal"
+STATE = "cz_state"
+BACKENDS = (EMBEDDED_LABEL, "Local model folder", "OpenAI-compatible server", "OpenAI")
+STRATEGIES = ("auto", "pairwise", "ordering", "hybrid")
+TESTS = ("fisher_z", "chi2", "kernel", "auto")
+KEY_ENV = "OPENAI_API_KEY"
+EXAMPLE = "smoking: cigarettes per day\ntar deposits: tar in the lungs\nlung cancer"
+INPUT_KEYS = ("cz_vars", "cz_backend", "cz_strategy", "cz_folder", "cz_url", "cz_llm_model",
+    "cz_openai_model", "cz_use_data", "cz_test", "cz_alpha", "cz_treatment", "cz_outcome")
+
+
+
+def parse_variables(text: str) -> tuple[list[str], dict[str, str]]:
+    """Variables one per line, each optionally ``name: description``.
+
+    Returns:
+        (names, {name: description}) for the lines that have a description.
+
+    Example:
+        >>> parse_variables("a: first\\nb\\n\\n")
+        (['a', 'b'], {'a': 'first'})
+    """
+    names, descriptions = [], {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, sep, desc = line.partition(":")
+        name = name.strip()
+        names.append(name)
+        if sep and desc.strip():
+            descriptions[name] = desc.strip()
+    return names, descriptions
+
+
+def backend_spec(choice: str, folder: str, url: str, model: str) -> str | None:
+    """The backend spec string for the widgets' values (``None`` = a local model object)."""
+    if choice == "OpenAI":
+        if not model.strip():
+            raise ValueError("enter the OpenAI model name, e.g. gpt-4o-mini")
+        return f"openai:{model.strip()}"
+    if choice == "OpenAI-compatible server":
+        if not url.strip() or not model.strip():
+            raise ValueError("enter the server URL (e.g. http://127.0.0.1:8000/v1) and the model name")
+        if not url.strip().startswith(("http://", "https://")):
+            raise ValueError(f"server URL must start with http:// or https://, got '{url.strip()}'")
+        return f"{url.strip().rstrip('/')}:{model.strip()}"
+    return None
+
+
+def make_llm(choice: str, folder: str, url: str, model: str) -> tuple[Any, str]:
+    """The LLM object to pass to ``propose_graph`` and a label for History (no key in either)."""
+    from causal.llm import get_backend
+
+    if choice == EMBEDDED_LABEL:
+        return load_model(None), "embedded SmolLM2-135M-Instruct"
+    if choice == "Local model folder":
+        if not folder.strip():
+            raise ValueError("enter a model folder, or pick the embedded model")
+        return load_model(folder), folder.strip()
+    spec = backend_spec(choice, folder, url, model)
+    return get_backend(spec, timeout=30.0, max_retries=1), spec or ""
+
+
+def read_csv(uploaded: Any) -> Any:
+    """A DataFrame from an uploaded CSV file; a one-line ``ValueError`` when it is not a table."""
+    import pandas as pd
+
+    if uploaded is None:
+        raise ValueError("upload a CSV file with one column per variable first")
+    try:
+        df = pd.read_csv(io.BytesIO(uploaded.getvalue()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {uploaded.name} as CSV: {str(exc).splitlines()[0]}") from None
+    if df.shape[1] < 2 or df.shape[0] < 1:
+        raise ValueError(f"{uploaded.name} has {df.shape[1]} column(s) and {df.shape[0]} row(s): "
+                         "need one column per variable and rows of observations")
+    return df
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return {"summary": str(obj.summary()) if hasattr(obj, "summary") else str(obj)}
+
+
+def _apply_reopen() -> None:
+    run = take_reopen(KIND)
+    if run is None:
+        return
+    inp = run.inputs
+    st.session_state["cz_vars"] = str(inp.get("variables_text") or "\n".join(inp.get("variables", [])))
+    if inp.get("backend_choice") in BACKENDS:
+        st.session_state["cz_backend"] = inp["backend_choice"]
+    for key in ("folder", "url", "llm_model"):
+        if inp.get(key):
+            st.session_state[f"cz_{key}"] = str(inp[key])
+    if inp.get("strategy") in STRATEGIES:
+        st.session_state["cz_strategy"] = inp["strategy"]
+    st.session_state[STATE] = {
+        "inputs": inp, "graph": json.dumps(run.result.get("graph", {})), "run_id": run.id,
+        "check": None, "check_dict": run.result.get("check") or None,
+        "effect_dict": run.result.get("effect") or None,
+    }
+    st.info(f"Reopened run {run.id} from History ({run.when}). Upload the data again to re-check.")
+
+
+def _propose(inputs: dict[str, Any], df: Any) -> dict[str, Any]:
+    from causal.propose import propose_graph
+
+    names, descriptions = parse_variables(inputs["variables_text"])
+    if len(names) < 2:
+        raise ValueError("enter at least two variables, one per line")
+    with progress_bar("Preparing the LLM…") as bar:
+        llm, label = make_llm(inputs["backend_choice"], inputs.get("folder", ""),
+                              inputs.get("url", ""), inputs.get("llm_model", ""))
+        bar.progress(0.2, text=f"Asking {label} about {len(names)} variables…")
+        graph = propose_graph(names, llm=llm, descriptions=descriptions or None, data=df,
+                              strategy=inputs["strategy"], progress=False)
+    return {"graph": graph.to_json(), "label": label, "variables": names}
+
+
+def render() -> None:
+    """Draw the Causal page."""
+    st.title("Causal")
+    st.caption("An LLM proposes which variables cause which; your data then test the graph "
+               "(DoWhy) and estimate an effect with refutations.")
+    _apply_reopen()
+    st.session_state.setdefault("cz_vars", EXAMPLE)
+    text = st.text_area("Variables, one per line (optionally `name: description`)", key="cz_vars",
+                        height=120)
+    c1, c2 = st.columns(2)
+    choice = c1.radio("LLM", BACKENDS, key="cz_backend")
+    strategy = c2.selectbox("Strategy", STRATEGIES, key="cz_strategy",
+                            help="auto: pairwise questions up to 12 variables, else a causal order; "
+                                 "hybrid (needs data): skeleton from data, directions from the LLM.")
+    folder = url = llm_model = ""
+    if choice == "Local model folder":
+        folder = c2.text_input("Model folder", key="cz_folder", placeholder="/path/to/hf-causal-lm")
+    elif choice == "OpenAI-compatible server":
+        url = c2.text_input("Server URL", key="cz_url", placeholder="http://127.0.0.1:8000/v1")
+        llm_model = c2.text_input("Model name", key="cz_llm_model", placeholder="qwen2.5-7b-instruct")
+    elif choice == "OpenAI":
+        st.session_state.setdefault("cz_openai_model", "gpt-4o-mini")
+        llm_model = c2.text_input("Model name", key="cz_openai_model")
+    if choice in ("OpenAI-compatible server", "OpenAI"):
+        have = "is set" if os.environ.get(KEY_ENV) else "is not set"
+        c2.caption(f"The API key is read from ${KEY_ENV} on the server ({have}); it is never "
+                   "typed here and never stored.")
+
+    uploaded = st.file_uploader("Data (CSV, one column per variable) — to check the graph and "
+                                "estimate effects", type=["csv"], key="cz_csv")
+    use_data = st.checkbox("Use the data when proposing (drops edges the data call independent)",
+                           key="cz_use_data")
+    if st.button("Propose graph", type="primary", key="cz_propose"):
+        inputs = {"variables_text": text, "variables": parse_variables(text)[0],
+                  "backend_choice": choice, "folder": folder, "url": url, "llm_model": llm_model,
+                  "strategy": strategy}
+        df = run_safely("Reading the CSV", read_csv, uploaded) if use_data else None
+        if df is not None or not use_data:
+            out = run_safely("Propose", _propose, inputs, df)
+            if out is not None:
+                inputs["backend"] = out["label"]
+                graph_dict = json.loads(out["graph"])
+                run_id = save_run(KIND, inputs, {"graph": graph_dict}, model=out["label"],
+                                  method=f"propose ({strategy})", title=", ".join(out["variables"]))
+                st.session_state[STATE] = {"inputs": inputs, "graph": out["graph"], "run_id": run_id,
+                                           "check": None, "check_dict": None, "effect_dict": None}
+
+    state = st.session_state.get(STATE)
+    if state and state.get("graph"):
+        run_safely("Showing the graph", _show, state, uploaded)
+
+
+def _proposed(state: dict[str, Any]) -> Any:
+    from causal.propose import ProposedGraph
+
+    return ProposedGraph.from_json(state["graph"])
+
+
+def _show(state: dict[str, Any], uploaded: Any) -> None:
+    """The proposed graph, its check and effect sections, and downloads."""
+    pg = _proposed(state)
+    st.divider()
+    run_id = state.get("run_id")
+    st.subheader("Proposed graph" + (f" · run {run_id}" if run_id else ""))
+    check = state.get("check")
+    st.plotly_chart(pg.figure(check=check), key="cz_graph", width="stretch")
+    edges = list(pg.graph.edges(data=True))
+    if edges:
+        st.dataframe(
+            {"cause": [u for u, _, _ in edges], "effect": [v for _, v, _ in edges],
+             "confidence": [float(d.get("confidence", float("nan"))) for _, _, d in edges],
+             "evidence": [str(d.get("evidence", "")) for _, _, d in edges]},
+            hide_index=True, width="stretch",
+        )
+    else:
+        st.info("The LLM proposed no edges.")
+    with st.expander("Summary (dropped and flagged edges)"):
+        st.code(pg.summary(), language=None, wrap_lines=True)
+    d1, d2 = st.columns(2)
+    with d1:
+        st.download_button("Download GML", pg.to_gml(), "whylm-graph.gml", mime="text/plain",
+                           key="cz_dl_gml")
+    with d2:
+        json_download("Download JSON", pg.to_json(), "whylm-graph.json", key="cz_dl_json")
+
+    _check_section(state, pg, uploaded)
+    _effect_section(state, pg, uploaded)
+
+
+def _check_section(state: dict[str, Any], pg: Any, uploaded: Any) -> None:
+    st.subheader("Check against data")
+    c1, c2 = st.columns(2)
+    test = c1.selectbox("Independence test", TESTS, key="cz_test",
+                        help="fisher_z: continuous, fast; chi2: discrete; kernel: nonlinear, slow.")
+    st.session_state.setdefault("cz_alpha", 0.05)
+    alpha = c2.number_input("alpha", min_value=0.001, max_value=0.5, step=0.01, key="cz_alpha")
+    if st.button("Check graph", key="cz_check"):
+        chk = run_safely("Check", _run_check, pg, uploaded, test, float(alpha))
+        if chk is not None:
+            state["check"], state["check_dict"] = chk, _as_dict(chk)
+            inputs = dict(state["inputs"], data=uploaded.name, test=test, alpha=float(alpha))
+            state["run_id"] = save_run(
+                KIND, inputs, {"graph": json.loads(pg.to_json()), "check": state["check_dict"]},
+                model=str(state["inputs"].get("backend", "")), method=f"check ({test})",
+                title=", ".join(pg.graph.nodes),
+            ) or state.get("run_id")
+            st.session_state[STATE] = state
+            st.rerun()
+    cd = state.get("check_dict")
+    if cd:
+        verdict = "REJECTED by the data" if cd.get("falsified") else "not rejected by the data"
+        (st.error if cd.get("falsified") else st.success)(f"Graph {verdict}.")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("violation rate", f"{float(cd.get('violation_rate', 0)):.1%}")
+        m2.metric("violations / tests", f"{cd.get('n_violations', '?')} / {cd.get('n_tests', '?')}")
+        m3.metric("alpha", f"{cd.get('alpha', '')}")
+        if state.get("check") is not None:
+            st.code(state["check"].summary(), language=None, wrap_lines=True)
+        if cd.get("violations"):
+            st.markdown("**Violated independences**")
+            st.dataframe(cd["violations"], hide_index=True, width="stretch",
+                         column_config={"p_value": st.column_config.NumberColumn(format="%.2e")})
+        if cd.get("per_node"):
+            st.markdown("**Per node**")
+            st.dataframe([{"node": n, **{k: (v if isinstance(v, (int, float, str)) else str(v))
+                                         for k, v in info.items()}}
+                          for n, info in cd["per_node"].items()], hide_index=True, width="stretch")
+        json_download("Download check (JSON)", json.dumps(cd, ensure_ascii=False, default=str),
+                      "whylm-check.json", key="cz_dl_check")
+
+
+def _run_check(pg: Any, uploaded: Any, test: str, alpha: float) -> Any:
+    from causal.check import check_graph
+
+    df = read_csv(uploaded)
+    with st.spinner("Testing the graph's independences against the data…"):
+        return check_graph(pg.graph, df, test=test, alpha=alpha)
+
+
+def _effect_section(state: dict[str, Any], pg: Any, uploaded: Any) -> None:
+    st.subheader("Effect estimate")
+    nodes = list(pg.graph.nodes)
+    if len(nodes) < 2:
+        return
+    c1, c2 = st.columns(2)
+    if st.session_state.get("cz_treatment") not in nodes:
+        st.session_state["cz_treatment"] = nodes[0]
+    treatment = c1.selectbox("Treatment", nodes, key="cz_treatment")
+    if st.session_state.get("cz_outcome") not in nodes:
+        st.session_state["cz_outcome"] = nodes[-1]
+    outcome = c2.selectbox("Outcome", nodes, key="cz_outcome")
+    if st.button("Estimate effect", key="cz_effect"):
+        eff = run_safely("Effect estimate", _run_effect, pg, uploaded, treatment, outcome)
+        if eff is not None:
+            state["effect_dict"] = _as_dict(eff)
+            state["effect_summary"] = eff.summary()
+            inputs = dict(state["inputs"], data=uploaded.name, treatment=treatment, outcome=outcome)
+            state["run_id"] = save_run(
+                KIND, inputs, {"graph": json.loads(pg.to_json()), "effect": state["effect_dict"],
+                               "check": state.get("check_dict")},
+                model=str(state["inputs"].get("backend", "")), method="effect",
+                title=f"{treatment} -> {outcome}",
+            ) or state.get("run_id")
+            st.session_state[STATE] = state
+    ed = state.get("effect_dict")
+    if ed:
+        st.metric(f"effect of {ed.get('treatment')} on {ed.get('outcome')}", f"{float(ed['value']):.4g}")
+        if state.get("effect_summary"):
+            st.code(state["effect_summary"], language=None, wrap_lines=True)
+        refs = ed.get("refutations") or {}
+        if refs:
+            st.dataframe([{"refuter": k, **{kk: (vv if isinstance(vv, (int, float, str, bool)) else str(vv))
+                                            for kk, vv in v.items()}} for k, v in refs.items()],
+                         hide_index=True, width="stretch")
+        json_download("Download effect (JSON)", json.dumps(ed, ensure_ascii=False, default=str),
+                      "whylm-effect.json", key="cz_dl_effect")
+
+
+def _run_effect(pg: Any, uploaded: Any, treatment: str, outcome: str) -> Any:
+    from causal.check import estimate_effect
+
+    df = read_csv(uploaded)
+    with st.spinner("Identifying, estimating and refuting the effect (DoWhy)…"):
+        return estimate_effect(pg.graph, df, treatment=treatment, outcome=outcome)
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,264 @@
+"""Explain page: which prompt tokens drove each output token (``explain.attribute``).
+
+Model picker, prompt (plain or chat), optional target, method picker with each method's note, run
+with a progress bar; then the prompt and answer highlighted by attribution, the output x input
+heatmap, a per-output-token drill-down, an optional side-by-side comparison with a second method,
+and a JSON download. Every run is saved to History.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import streamlit as st
+
+from dashboard.common import (
+    escaped_text, json_download, md_escape, progress_bar, run_safely, save_run, show_html, take_reopen,
+)
+from dashboard.models import load_model, model_label, model_picker
+
+KIND = "explain"
+STATE = "ex_state"
+FALLBACK_METHODS = (
+    "ablation", "shapley", "kernelshap", "lime", "integrated_gradients", "input_x_gradient",
+    "attention", "shap",
+)
+INPUT_KEYS = ("ex_model_choice", "ex_model_path", "ex_prompt", "ex_chat", "ex_target", "ex_method",
+    "ex_compare", "ex_method2", "ex_max_new", "ex_token")
+
+
+
+def method_notes() -> dict[str, str]:
+    """Method name -> one-line note on cost and faithfulness, from ``explain.attribution.METHODS``."""
+    try:
+        from explain.attribution import METHODS
+    except ImportError:
+        return {m: "" for m in FALLBACK_METHODS}
+    notes = {}
+    for name, info in METHODS.items():
+        note = getattr(info, "note", None) if not isinstance(info, dict) else info.get("note")
+        cost = getattr(info, "cost", None) if not isinstance(info, dict) else info.get("cost")
+        notes[name] = " — ".join(x for x in (str(cost or ""), str(note or "")) if x)
+    order = {m: i for i, m in enumerate(FALLBACK_METHODS)}
+    return dict(sorted(notes.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def _apply_reopen() -> None:
+    """Fill the widgets and the shown result from a run the History page reopened."""
+    run = take_reopen(KIND)
+    if run is None:
+        return
+    inp = run.inputs
+    st.session_state["ex_prompt"] = str(inp.get("prompt", ""))
+    st.session_state["ex_chat"] = bool(inp.get("chat", False))
+    st.session_state["ex_target"] = str(inp.get("target") or "")
+    st.session_state["ex_max_new"] = int(inp.get("max_new_tokens", 32))
+    methods = list(inp.get("methods") or [run.method])
+    if methods and methods[0] in method_notes():
+        st.session_state["ex_method"] = methods[0]
+    st.session_state["ex_compare"] = len(methods) > 1
+    if len(methods) > 1 and methods[1] in method_notes():
+        st.session_state["ex_method2"] = methods[1]
+    model = inp.get("model")
+    st.session_state["ex_model_choice"] = "Local folder" if model else "Embedded SmolLM2-135M-Instruct"
+    st.session_state["ex_model_path"] = model or ""
+    st.session_state[STATE] = {"inputs": inp, "results": run.result.get("results", []),
+                               "run_id": run.id}
+    st.info(f"Reopened run {run.id} from History ({run.when}).")
+
+
+def _run(spec: str | None, prompt: str, target: str | None, chat: bool, methods: list[str],
+         max_new_tokens: int) -> list[dict[str, Any]]:
+    """Load the model and compute one attribution per method, with a progress bar."""
+    from explain import attribute
+
+    if not prompt.strip():
+        raise ValueError("prompt is empty: type a prompt to explain")
+    with progress_bar(f"Loading {model_label(spec)}…") as bar:
+        lm = load_model(spec)
+        results = []
+        for i, method in enumerate(methods):
+            bar.progress(0.1 + 0.9 * i / len(methods),
+                         text=f"Running {method} ({i + 1}/{len(methods)})…")
+            res = attribute(lm, prompt, target=target, method=method, chat=chat,
+                            max_new_tokens=max_new_tokens, progress=False)
+            results.append(res.to_dict())
+    return results
+
+
+def render() -> None:
+    """Draw the Explain page."""
+    st.title("Explain")
+    st.caption("Which prompt tokens drove each token of the answer: attribution on a white-box model.")
+    _apply_reopen()
+    notes = method_notes()
+    names = list(notes)
+
+    saved = st.session_state.get(STATE, {}).get("inputs", {})
+    spec = model_picker("ex", default=saved.get("model"))
+    prompt = st.text_area("Prompt", key="ex_prompt", height=110,
+                          placeholder="The capital of France is")
+    c1, c2 = st.columns([1, 3])
+    chat = c1.toggle("Chat prompt", key="ex_chat",
+                     help="Apply the model's chat template; only your text is attributed.")
+    target = c2.text_input("Target (optional)", key="ex_target",
+                           placeholder="leave empty to explain the model's own greedy answer")
+    c3, c4 = st.columns(2)
+    if st.session_state.get("ex_method") not in names:
+        st.session_state.pop("ex_method", None)
+    method = c3.selectbox("Method", names, key="ex_method")
+    c3.caption(notes.get(method, ""))
+    compare = c4.toggle("Compare with a second method", key="ex_compare")
+    method2 = None
+    if compare:
+        if st.session_state.get("ex_method2") not in names:
+            st.session_state["ex_method2"] = "attention" if "attention" in names else names[-1]
+        method2 = c4.selectbox("Second method", names, key="ex_method2")
+        c4.caption(notes.get(method2, ""))
+    st.session_state.setdefault("ex_max_new", 32)
+    max_new = st.slider("Max new tokens (when generating)", 1, 128, key="ex_max_new")
+
+    if st.button("Explain", type="primary", key="ex_run"):
+        methods = [method] + ([method2] if compare and method2 and method2 != method else [])
+        results = run_safely("Explain", _run, spec, prompt, target or None, chat, methods, max_new)
+        if results is not None:
+            inputs = {"model": spec, "prompt": prompt, "target": target or None, "chat": chat,
+                      "methods": methods, "max_new_tokens": max_new}
+            run_id = save_run(KIND, inputs, {"results": results}, model=model_label(spec),
+                              method=" vs ".join(methods), title=prompt)
+            st.session_state[STATE] = {"inputs": inputs, "results": results, "run_id": run_id}
+
+    state = st.session_state.get(STATE)
+    if state and state.get("results"):
+        run_safely("Showing the result", _show, state)
+
+
+def _from_dict(d: dict[str, Any]) -> Any:
+    from explain.result import AttributionResult
+
+    return AttributionResult.from_dict(d)
+
+
+def _show(state: dict[str, Any]) -> None:
+    """Show the stored result(s): highlights, heatmap, drill-down, comparison, download."""
+    results = [_from_dict(d) for d in state["results"]]
+    res = results[0]
+    st.divider()
+    run_id = state.get("run_id")
+    st.subheader("Result" + (f" · run {run_id}" if run_id else ""))
+    inp = state.get("inputs", {})
+    st.caption(f"Model: {md_escape(model_label(inp.get('model')))} · method: {md_escape(res.method)} · "
+               f"{len(res.input_tokens)} prompt tokens × {len(res.output_tokens)} answer tokens")
+    from explain.plots import highlight_html
+
+    m = len(res.output_tokens)
+    if m == 0:
+        st.warning("The model produced no answer tokens to explain.")
+        return
+    lp = [float(x) for x in res.target_logprobs]
+    show_html(highlight_html(
+        res.output_tokens, [0.0] * m, title="Answer",
+        tooltips=[f"log-prob {x:.3f}" for x in lp],
+    ))
+    show_html(highlight_html(res.input_tokens, res.seq_attr,
+                             title="Prompt, coloured by attribution to the whole answer "
+                                   "(red pushes the answer up, blue down)"))
+
+    fig = clickable(res.figure())
+    event = st.plotly_chart(fig, key="ex_heatmap", on_select="rerun", selection_mode="points",
+                            width="stretch", config={"displaylogo": False})
+    _drill_down(res, event)
+
+    if len(results) > 1:
+        _compare(results[0], results[1])
+
+    payload = results[0].to_json() if len(results) == 1 else json.dumps(
+        {"results": [r.to_dict() for r in results]}, ensure_ascii=False)
+    json_download("Download result (JSON)", payload, "whylm-explain.json", key="ex_download")
+
+
+def clickable(fig: Any) -> Any:
+    """Overlay the heatmap with invisible, hoverable markers (one per cell) so that a click selects
+    a cell: Streamlit reports clicks on scatter points, not on heatmap cells."""
+    import plotly.graph_objects as go
+
+    heat = fig.data[0]
+    z = heat.z
+    rows, cols = len(z), len(z[0]) if len(z) else 0
+    xs = [c for r in range(rows) for c in range(cols)]
+    ys = [r for r in range(rows) for c in range(cols)]
+    custom = [heat.customdata[r][c] for r, c in zip(ys, xs)] if heat.customdata is not None else None
+    values = [float(z[r][c]) for r, c in zip(ys, xs)]
+    fig.add_trace(go.Scatter(
+        x=xs, y=ys, mode="markers", showlegend=False, customdata=custom, text=values,
+        marker={"size": 18, "opacity": 0.0, "symbol": "square"},
+        hovertemplate="%{customdata}<br>%{text:.4f}<extra></extra>" if custom else None,
+        selected={"marker": {"opacity": 0.0}}, unselected={"marker": {"opacity": 0.0}},
+    ))
+    fig.update_layout(clickmode="event+select", dragmode=False)
+    return fig
+
+
+def _drill_down(res: Any, event: Any) -> None:
+    """Select an output token (from the list or a click on the heatmap) and show its row."""
+    from explain.plots import highlight_html
+
+    m = len(res.output_tokens)
+    labels = [f"{i}: {t!r}" for i, t in enumerate(res.output_tokens)]
+    clicked = _clicked_row(event, m)
+    if clicked is not None and st.session_state.get("_ex_last_click") != clicked:
+        st.session_state["_ex_last_click"] = clicked
+        st.session_state["ex_token"] = labels[clicked]
+    if st.session_state.get("ex_token") not in labels:
+        st.session_state["ex_token"] = labels[0]
+    label = st.selectbox("Drill down: output token (or click a heatmap row)", labels, key="ex_token")
+    i = labels.index(label)
+    row = [float(x) for x in res.token_attr[i]]
+    show_html(highlight_html(
+        res.input_tokens, row,
+        title=f"Prompt, coloured by attribution to answer token {i}",
+    ))
+    show_html(highlight_html(res.output_tokens, [1.0 if k == i else 0.0 for k in range(m)],
+                             mode="risk", title="Selected answer token",
+                             tooltips=[f"log-prob {float(x):.3f}" for x in res.target_logprobs]))
+    top = sorted(range(len(row)), key=lambda k: -abs(row[k]))[:10]
+    st.dataframe(
+        {"position": top, "prompt token": [repr(res.input_tokens[k]) for k in top],
+         "attribution": [row[k] for k in top]},
+        hide_index=True, width="stretch",
+    )
+
+
+def _clicked_row(event: Any, m: int) -> int | None:
+    """The output-token row of a click on the heatmap, if any."""
+    try:
+        points = event["selection"]["points"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return None
+    for p in points or []:
+        y = p.get("y") if isinstance(p, dict) else None
+        if isinstance(y, (int, float)) and 0 <= int(y) < m:
+            return int(y)
+        idx = p.get("point_index") if isinstance(p, dict) else None
+        if isinstance(idx, (list, tuple)) and idx and 0 <= int(idx[0]) < m:
+            return int(idx[0])
+    return None
+
+
+def _compare(a: Any, b: Any) -> None:
+    """Two methods side by side: prompt highlights and heatmaps."""
+    from explain.plots import highlight_html
+
+    st.subheader("Comparison")
+    cols = st.columns(2)
+    for k, (col, res) in enumerate(zip(cols, (a, b))):
+        with col:
+            escaped_text(res.method, label="Method")
+            show_html(highlight_html(res.input_tokens, res.seq_attr,
+                                     title="Attribution to the whole answer"))
+            st.plotly_chart(res.figure(), key=f"ex_cmp_{k}", width="stretch")
+
+
+if __name__ == "__main__":
+    render()

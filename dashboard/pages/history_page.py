@@ -1,0 +1,78 @@
+"""History page: every run saved in the audit store; list, search, reopen, export, delete."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.common import (
+    escaped_text, get_store, json_download, request_reopen, run_safely,
+)
+from dashboard.store import KINDS, Run
+
+ALL = "all"
+INPUT_KEYS = ("hi_query", "hi_kind", "hi_run")
+
+
+
+def render() -> None:
+    """Draw the History page."""
+    st.title("History")
+    store = get_store()
+    deleted = st.session_state.pop("_hi_deleted", None)
+    if deleted is not None:
+        st.session_state["hi_confirm"] = False
+        st.success(f"Deleted run {deleted}.")
+    st.caption(f"Every run is saved automatically in `{store.path}` (set the folder with "
+               "`whylm dashboard --data-dir DIR` or $WHYLM_DATA_DIR). API keys are never stored.")
+    c1, c2 = st.columns([3, 1])
+    query = c1.text_input("Search", key="hi_query", placeholder="words in the prompt, model, method…")
+    kind = c2.selectbox("Page", (ALL, *KINDS), key="hi_kind")
+    runs = run_safely("Reading History", store.list, query=query, kind=None if kind == ALL else kind)
+    if runs is None:
+        return
+    if not runs:
+        st.info("No runs yet." if not query and kind == ALL else "No run matches.")
+        return
+    st.caption(f"{len(runs)} run(s), newest first" + (" (the 200 newest)" if len(runs) >= 200 else ""))
+    st.dataframe(
+        {"id": [r.id for r in runs], "time": [r.when for r in runs], "page": [r.kind for r in runs],
+         "title": [r.title for r in runs], "model": [r.model for r in runs],
+         "method": [r.method for r in runs]},
+        hide_index=True, width="stretch", key="hi_table",
+    )
+    json_download(f"Export {len(runs)} run(s) shown (JSON)", store.export([r.id for r in runs]),
+                  "whylm-history.json", key="hi_export_all")
+
+    by_label = {f"{r.id} · {r.kind} · {r.title[:60]}": r for r in runs}
+    if st.session_state.get("hi_run") not in by_label:
+        st.session_state.pop("hi_run", None)
+    label = st.selectbox("Run", list(by_label), key="hi_run")
+    run = by_label[label]
+    _details(run)
+
+
+def _details(run: Run) -> None:
+    """One run's inputs, with reopen / export / delete."""
+    store = get_store()
+    st.markdown(f"**Run {run.id}** · {run.kind} · {run.when}")
+    escaped_text(run.title, label="Title")
+    with st.expander("Inputs"):
+        st.json(run.inputs)
+    c1, c2, c3 = st.columns(3)
+    if c1.button("Reopen in its page", key="hi_reopen", type="primary"):
+        request_reopen(run)
+        from dashboard.nav import switch_to
+
+        switch_to(run.kind)
+    with c2:
+        json_download("Export this run (JSON)", store.export([run.id]),
+                      f"whylm-run-{run.id}.json", key="hi_export_one")
+    confirm = c3.checkbox("Confirm delete", key="hi_confirm")
+    if c3.button("Delete", key="hi_delete", disabled=not confirm):
+        if run_safely("Deleting", store.delete, run.id):
+            st.session_state["_hi_deleted"] = run.id
+            st.rerun()
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,391 @@
+"""Dashboard tests with Streamlit's AppTest: every page's widgets, runs on a tiny random model,
+errors shown as one-line messages, History rows, the audit store and the ``whylm`` CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from dashboard.store import REDACTED, AuditStore, scrub  # noqa: E402
+
+TIMEOUT = 60
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def page(module: str) -> AppTest:
+    """An AppTest that renders one page module's ``render()``."""
+    return AppTest.from_string(
+        f"from dashboard.pages import {module}\n{module}.render()\n", default_timeout=TIMEOUT
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh audit store folder per test."""
+    monkeypatch.setenv("WHYLM_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def no_traceback(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def htmls(at: AppTest) -> list[str]:
+    return [h.proto.body for h in at.get("html")]
+
+
+def use_local_model(at: AppTest, prefix: str, folder: str) -> None:
+    at.radio(key=f"{prefix}_model_choice").set_value("Local folder").run()
+    at.text_input(key=f"{prefix}_model_path").set_value(folder)
+
+
+# ------------------------------------------------------------------------- store
+def test_store_roundtrip_search_delete_export(tmp_path):
+    store = AuditStore(tmp_path / "a" / "audits.sqlite")
+    a = store.save("explain", {"prompt": "capital of France", "model": None}, {"x": np.float32(1.5)},
+                   model="tiny", method="ablation")
+    b = store.save("signals", {"prompt": "who wrote it"}, {"scores": {"risk": 0.2}}, model="tiny")
+    assert [r.id for r in store.list()] == [b, a]
+    assert [r.id for r in store.list("france")] == [a]
+    assert [r.id for r in store.list(kind="signals")] == [b]
+    assert store.list("50%_") == []
+    assert store.get(a).result == {"x": 1.5}
+    exported = json.loads(store.export())
+    assert [r["id"] for r in exported["runs"]] == [a, b]
+    assert store.delete(a) and not store.delete(a)
+    assert store.count() == 1
+    mode = sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_store_survives_reopen_and_scrubs_keys(tmp_path):
+    path = tmp_path / "audits.sqlite"
+    key = "sk-" + "A1b2C3d4" * 4
+    AuditStore(path).save(
+        "causal", {"variables": ["a", "b"], "api_key": key, "url": f"http://h/v1?key={key}",
+                   "note": f"Authorization: Bearer {key}"},
+        {"graph": {}}, model=f"openai:{key}",
+    )
+    again = AuditStore(path)  # a new process would see the same
+    (run,) = again.list()
+    raw = Path(path).read_bytes() + (Path(str(path) + "-wal").read_bytes()
+                                      if Path(str(path) + "-wal").exists() else b"")
+    assert key.encode() not in raw
+    assert "api_key" not in run.inputs
+    assert REDACTED in run.inputs["url"] and REDACTED in run.model
+    assert scrub({"token_key": "x", "prompt": "hi"}) == {"prompt": "hi"}
+
+
+def test_store_rejects_unknown_kind(tmp_path):
+    with pytest.raises(ValueError, match="unknown run kind"):
+        AuditStore(tmp_path / "s.sqlite").save("other", {}, {})
+
+
+# ------------------------------------------------------------------------- app shell
+def test_app_navigation_has_every_page(data_dir):
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"),
+                           default_timeout=TIMEOUT).run()
+    no_traceback(at)
+    assert at.title[0].value == "Explain"
+    at.text_area(key="ex_prompt").set_value("kept across pages").run()
+    for name, title in (("signals", "Signals"), ("causal", "Causal"), ("history", "History")):
+        at.switch_page(f"pages/{name}_page.py").run()
+        no_traceback(at)
+        assert at.title[0].value == title
+    at.switch_page("pages/explain_page.py").run()
+    assert at.text_area(key="ex_prompt").value == "kept across pages"
+
+
+# ------------------------------------------------------------------------- explain
+def test_explain_widgets_present(data_dir):
+    at = page("explain_page").run()
+    no_traceback(at)
+    assert at.radio(key="ex_model_choice").value.startswith("Embedded")
+    assert "ablation" in at.selectbox(key="ex_method").options
+    assert at.caption  # the method's note
+    assert at.button(key="ex_run").label == "Explain"
+
+
+def test_explain_empty_prompt_shows_message(data_dir):
+    at = page("explain_page").run()
+    at.button(key="ex_run").click().run()
+    no_traceback(at)
+    assert errors(at) and "prompt is empty" in errors(at)[0]
+    assert "\n" not in errors(at)[0]
+
+
+def test_explain_unknown_model_path_shows_message(data_dir, tmp_path):
+    at = page("explain_page").run()
+    use_local_model(at, "ex", str(tmp_path / "no-such-model"))
+    at.text_area(key="ex_prompt").set_value("hello")
+    at.run()
+    at.button(key="ex_run").click().run()
+    no_traceback(at)
+    assert errors(at) and "no-such-model" in errors(at)[0]
+
+
+def test_explain_run_on_tiny_model(data_dir, tiny_dir):
+    at = page("explain_page").run()
+    use_local_model(at, "ex", tiny_dir)
+    at.text_area(key="ex_prompt").set_value(f"The capital of {XSS} is")
+    at.slider(key="ex_max_new").set_value(3)
+    at.run()
+    at.button(key="ex_run").click().run()
+    no_traceback(at)
+    assert not errors(at), errors(at)
+    charts = at.get("plotly_chart")
+    assert charts, "no heatmap"
+    spec = json.loads(charts[0].proto.spec)
+    assert spec["data"][0]["type"] == "heatmap"
+    bodies = htmls(at)
+    assert any("whylm-highlight" in b for b in bodies)
+    joined = "".join(bodies)
+    assert "&lt;" in joined and "<img" not in joined
+    # drill-down to another output token
+    box = at.selectbox(key="ex_token")
+    assert len(box.options) >= 1
+    box.set_value(box.options[-1]).run()
+    no_traceback(at)
+    assert any("answer token" in b for b in htmls(at))
+    assert at.get("download_button")
+    # saved to History
+    runs = AuditStore(data_dir / "audits.sqlite").list()
+    assert len(runs) == 1 and runs[0].kind == "explain" and XSS in runs[0].inputs["prompt"]
+
+
+def test_explain_compare_two_methods(data_dir, tiny_dir):
+    from dashboard.pages.explain_page import method_notes
+
+    names = list(method_notes())
+    if len(names) < 2:
+        pytest.skip("only one attribution method registered")
+    second = "attention" if "attention" in names else names[1]
+    at = page("explain_page").run()
+    use_local_model(at, "ex", tiny_dir)
+    at.text_area(key="ex_prompt").set_value("The capital of France is")
+    at.text_input(key="ex_target").set_value(" Paris")
+    at.toggle(key="ex_compare").set_value(True).run()
+    at.selectbox(key="ex_method2").set_value(second).run()
+    at.button(key="ex_run").click().run()
+    no_traceback(at)
+    assert not errors(at), errors(at)
+    assert len(at.get("plotly_chart")) == 3  # main heatmap + one per method
+    assert at.subheader[-1].value == "Comparison"
+
+
+# ------------------------------------------------------------------------- signals
+def test_signals_widgets_and_errors(data_dir):
+    at = page("signals_page").run()
+    no_traceback(at)
+    for key in ("sg_prompt", "sg_context", "sg_response"):
+        assert at.text_area(key=key) is not None
+    assert at.slider(key="sg_samples").value == 0
+    at.button(key="sg_run").click().run()
+    no_traceback(at)
+    assert errors(at) and "prompt is empty" in errors(at)[0]
+
+
+def test_signals_run_on_tiny_model(data_dir, tiny_dir):
+    at = page("signals_page").run()
+    use_local_model(at, "sg", tiny_dir)
+    at.text_area(key="sg_prompt").set_value(f"What is {XSS}?")
+    at.text_area(key="sg_response").set_value(" Paris is the capital.")
+    at.text_area(key="sg_context").set_value("The capital of France is Paris.")
+    at.run()
+    at.button(key="sg_run").click().run()
+    no_traceback(at)
+    assert not errors(at), errors(at)
+    assert at.get("plotly_chart")
+    assert any("whylm-highlight" in b for b in htmls(at))
+    assert "<img" not in "".join(htmls(at))
+    at.radio(key="sg_view").set_value("entropy").run()
+    no_traceback(at)
+    (run,) = AuditStore(data_dir / "audits.sqlite").list()
+    assert run.kind == "signals"
+    assert_reopens("signals_page", run.id)
+
+
+def assert_reopens(module: str, run_id: int) -> AppTest:
+    """A fresh session of the page shows the stored run when History asks it to."""
+    from dashboard.common import REOPEN_KEY
+
+    at = page(module)
+    at.session_state[REOPEN_KEY] = {"kind": module.split("_")[0], "id": run_id}
+    at.run()
+    no_traceback(at)
+    assert not errors(at), errors(at)
+    assert any(f"Reopened run {run_id}" in i.value for i in at.info)
+    assert at.get("plotly_chart")
+    return at
+
+
+# ------------------------------------------------------------------------- causal
+def _chain_csv(n: int = 300) -> bytes:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=n)
+    b = 2 * a + rng.normal(size=n)
+    c = -b + rng.normal(size=n)
+    buf = io.StringIO()
+    buf.write("a,b,c\n")
+    for row in zip(a, b, c):
+        buf.write(",".join(f"{x:.5f}" for x in row) + "\n")
+    return buf.getvalue().encode()
+
+
+def test_causal_widgets_and_errors(data_dir):
+    at = page("causal_page").run()
+    no_traceback(at)
+    assert at.text_area(key="cz_vars").value
+    assert "OpenAI-compatible server" in at.radio(key="cz_backend").options
+    # no field for an API key anywhere
+    assert not [t for t in at.text_input if "key" in (t.label or "").lower()]
+    at.text_area(key="cz_vars").set_value("only one")
+    at.button(key="cz_propose").click().run()
+    no_traceback(at)
+    assert errors(at) and "at least two" in errors(at)[0]
+
+
+def test_causal_backend_down_shows_message(data_dir):
+    at = page("causal_page").run()
+    at.text_area(key="cz_vars").set_value("a\nb")
+    at.radio(key="cz_backend").set_value("OpenAI-compatible server").run()
+    at.text_input(key="cz_url").set_value("http://127.0.0.1:9/v1")
+    at.text_input(key="cz_llm_model").set_value("m")
+    at.run()
+    at.button(key="cz_propose").click().run()
+    no_traceback(at)
+    assert errors(at) and "127.0.0.1:9" in errors(at)[0], errors(at)
+
+
+def test_causal_propose_check_effect_on_tiny_model(data_dir, tiny_dir):
+    at = page("causal_page").run()
+    at.text_area(key="cz_vars").set_value("a: the first\nb\nc")
+    at.radio(key="cz_backend").set_value("Local model folder").run()
+    at.text_input(key="cz_folder").set_value(tiny_dir)
+    at.run()
+    at.button(key="cz_propose").click().run()
+    no_traceback(at)
+    assert not errors(at), errors(at)
+    assert at.get("plotly_chart"), "no graph drawn"
+    assert [d.label for d in at.get("download_button")][:2] == ["Download GML", "Download JSON"]
+    # a CSV whose columns don't match the variables
+    at.file_uploader(key="cz_csv").set_value(("x.csv", b"p,q\n1,2\n3,4\n", "text/csv"))
+    at.run()
+    at.button(key="cz_check").click().run()
+    no_traceback(at)
+    assert errors(at), "mismatched CSV accepted"
+    # the right data
+    at.file_uploader(key="cz_csv").set_value(("chain.csv", _chain_csv(), "text/csv"))
+    at.run()
+    at.button(key="cz_check").click().run()
+    no_traceback(at)
+    assert not errors(at) or "REJECTED" in errors(at)[0], errors(at)
+    assert at.metric[0].label == "violation rate"
+    # an effect along a directed path of the (random) proposed graph
+    import networkx as nx
+
+    graph = AuditStore(data_dir / "audits.sqlite").list(kind="causal")[-1].result["graph"]
+    g = nx.DiGraph([(e["source"], e["target"]) for e in graph["edges"]])
+    pairs = [(u, v) for u in g for v in g if u != v and nx.has_path(g, u, v)]
+    if not pairs:
+        pytest.skip("the tiny model proposed no edge")
+    t, o = pairs[0]
+    at.selectbox(key="cz_treatment").set_value(t)
+    at.selectbox(key="cz_outcome").set_value(o)
+    at.run()
+    at.button(key="cz_effect").click().run()
+    no_traceback(at)
+    assert any(m.label.startswith(f"effect of {t} on {o}") for m in at.metric), errors(at)
+    runs = AuditStore(data_dir / "audits.sqlite").list()
+    assert [r.method for r in runs] == ["effect", "check (fisher_z)", "propose (auto)"]
+    again = assert_reopens("causal_page", runs[0].id)
+    assert any(m.label.startswith(f"effect of {t} on {o}") for m in again.metric)
+
+
+# ------------------------------------------------------------------------- history
+def test_history_lists_searches_reopens_deletes(data_dir):
+    store = AuditStore(data_dir / "audits.sqlite")
+    res = {"input_tokens": ["a", XSS], "output_tokens": [" b"], "token_attr": [[0.5, -0.2]],
+           "seq_attr": [0.5, -0.2], "target_logprobs": [-1.0], "method": "ablation"}
+    a = store.save("explain", {"prompt": f"a {XSS}", "model": None, "methods": ["ablation"],
+                               "chat": False, "target": " b", "max_new_tokens": 8},
+                   {"results": [res]}, model="tiny", method="ablation")
+    store.save("signals", {"prompt": "who wrote Faust?", "model": None}, {}, model="tiny")
+
+    app = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+    at = AppTest.from_file(app, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/history_page.py").run()
+    no_traceback(at)
+    assert at.title[0].value == "History"
+    table = at.dataframe[0].value
+    assert len(table) == 2
+    at.text_input(key="hi_query").set_value("faust").run()
+    assert len(at.dataframe[0].value) == 1
+    at.text_input(key="hi_query").set_value("").run()
+    assert at.get("download_button")
+    assert "<img" not in "".join(htmls(at))
+    # reopen the explain run in its page
+    box = at.selectbox(key="hi_run")
+    box.set_value([o for o in box.options if o.startswith(f"{a} ")][0]).run()
+    at.button(key="hi_reopen").click().run()
+    no_traceback(at)
+    assert at.title[0].value == "Explain"
+    assert at.text_area(key="ex_prompt").value == f"a {XSS}"
+    assert at.get("plotly_chart")
+    # delete it
+    at.switch_page("pages/history_page.py").run()
+    box = at.selectbox(key="hi_run")
+    box.set_value([o for o in box.options if o.startswith(f"{a} ")][0]).run()
+    at.checkbox(key="hi_confirm").check().run()
+    at.button(key="hi_delete").click().run()
+    no_traceback(at)
+    assert store.get(a) is None
+    assert len(at.dataframe[0].value) == 1
+
+
+# ------------------------------------------------------------------------- cli
+def test_cli_help_and_errors(capsys, monkeypatch):
+    from dashboard import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "dashboard" in out and "example" in out
+    with pytest.raises(SystemExit):
+        cli.main(["dashboard", "--help"])
+    assert "--port" in capsys.readouterr().out
+    assert cli.main(["dashboard", "--port", "70000"]) == 2
+    assert "error: port 70000" in capsys.readouterr().err
+    assert cli.main([]) == 2
+
+
+def test_cli_dashboard_command_line(monkeypatch, tmp_path):
+    from dashboard import cli
+
+    seen = {}
+
+    def fake_call(cmd, env):
+        seen["cmd"], seen["env"] = cmd, env
+        return 0
+
+    monkeypatch.setattr(cli, "run_child", fake_call)
+    assert cli.main(["dashboard", "--port", "8765", "--data-dir", str(tmp_path / "d"),
+                     "--model", str(tmp_path)]) == 0
+    cmd = seen["cmd"]
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("app.py")
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--server.port") + 1] == "8765"
+    assert seen["env"]["WHYLM_DATA_DIR"] == str((tmp_path / "d").resolve())
+    assert seen["env"]["WHYLM_MODEL"] == str(tmp_path.resolve())

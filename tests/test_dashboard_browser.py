@@ -1,0 +1,244 @@
+"""The dashboard in a real browser: ``whylm dashboard`` on a free port, driven by Playwright and
+Debian's chromium (never ``playwright install``).
+
+It runs an explanation on the embedded model with markup in the prompt, checks that the heatmap and
+the highlighted tokens render, that the markup shows as text and no dialog fires, restarts the
+server and finds the run in History. Screenshots of every page go to ``docs/screenshots/`` and to
+``$WHYLM_ARTIFACTS`` (default ``artifacts/screenshots``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parents[1]
+XSS = "<img src=x onerror=alert(1)>"
+PROMPT = f"The capital of France is Paris. {XSS} What is the capital of France?"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SHOT_DIRS = [ROOT / "docs" / "screenshots",
+             Path(os.environ.get("WHYLM_ARTIFACTS", ROOT / "artifacts")) / "screenshots"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``whylm dashboard`` in a subprocess (``python -m dashboard.cli``)."""
+
+    def __init__(self, port: int, data_dir: Path, log: Path) -> None:
+        self.port, self.data_dir, self.log = port, data_dir, log
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._log = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dashboard.cli", "dashboard", "--port", str(self.port),
+             "--data-dir", str(self.data_dir)],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dashboard exited early: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"dashboard did not start: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait(5)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    chromium = shutil.which("chromium")
+    if not chromium:
+        pytest.skip("Debian chromium not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def shot(page, name: str) -> None:
+    """Save a screenshot of the whole page to every screenshot folder.
+
+    Streamlit scrolls inside its main container, so the viewport is grown to the content's height.
+    """
+    size = page.viewport_size or {"width": 1300, "height": 900}
+    height = page.evaluate(
+        "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+        " return m ? m.scrollHeight : document.body.scrollHeight; }"
+    )
+    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, 600), 5000))})
+    page.wait_for_timeout(800)
+    for folder in SHOT_DIRS:
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def wait_idle(page, timeout: float = 180_000) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(400)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.match(/Running|Stop/)",
+        timeout=timeout,
+    )
+    page.wait_for_timeout(300)
+
+
+def goto(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("[data-testid='stAppViewContainer']", timeout=60_000)
+    page.get_by_role("heading", level=1).first.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert page.get_by_text("Page not found").count() == 0
+
+
+def nav(page, title: str) -> None:
+    """Follow the sidebar link to a page and wait for it."""
+    page.locator("[data-testid='stSidebarNav'] a", has_text=title).click()
+    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=60_000)
+    wait_idle(page)
+
+
+def test_dashboard_in_browser(browser, tmp_path):
+    data_dir = tmp_path / "data"
+    server = Server(free_port(), data_dir, tmp_path / "server.log")
+    dialogs: list[str] = []
+    server.start()
+    try:
+        ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+        page = ctx.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        goto(page, server.url + "/")
+        page.get_by_role("textbox", name="Prompt", exact=True).fill(PROMPT)
+        page.get_by_role("textbox", name="Target (optional)", exact=True).fill(
+            " The capital of France is Paris.")
+        page.get_by_role("textbox", name="Target (optional)", exact=True).press("Enter")
+        wait_idle(page)
+        page.get_by_role("button", name="Explain", exact=True).click()
+        page.wait_for_selector(".js-plotly-plot .heatmaplayer, .js-plotly-plot .hm", timeout=300_000)
+        wait_idle(page)
+        # the highlighted tokens render, with the markup as text
+        highlights = page.locator(".whylm-highlight")
+        assert highlights.count() >= 3
+        text = highlights.nth(1).inner_text()
+        assert "<img" in text.replace(" ", "") or "<" in text, text
+        assert page.locator("img[src='x']").count() == 0
+        assert page.locator(".whylm-tok").count() > 10
+        assert page.locator("[data-testid='stException']").count() == 0
+        assert page.locator(".js-plotly-plot").count() >= 1
+        shot(page, "explain")
+
+        # Signals page
+        nav(page, "Signals")
+        page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France?")
+        page.get_by_role("textbox", name="Response to check (optional)", exact=True).fill(
+            " The capital of France is Marseille.")
+        page.get_by_role("textbox", name="Response to check (optional)", exact=True).press(
+            "Control+Enter")
+        wait_idle(page)
+        page.get_by_role("button", name="Check", exact=True).click()
+        page.get_by_text("Answer-level scores").wait_for(timeout=400_000)
+        wait_idle(page)
+        assert page.locator("[data-testid='stException']").count() == 0
+        shot(page, "signals")
+
+        # Causal page (embedded model proposes; a CSV checks the graph)
+        nav(page, "Causal")
+        page.get_by_role("button", name="Propose graph").click()
+        page.wait_for_selector(".js-plotly-plot", timeout=300_000)
+        wait_idle(page)
+        csv = tmp_path / "smoking.csv"
+        _write_smoking_csv(csv)
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(csv))
+        wait_idle(page)
+        page.get_by_role("button", name="Check graph").click()
+        page.get_by_text("violation rate").first.wait_for(timeout=120_000)
+        wait_idle(page)
+        assert page.locator("[data-testid='stException']").count() == 0
+        shot(page, "causal")
+
+        # restart the server: the runs are still in History
+        ctx.close()
+        server.stop()
+        server.start()
+        ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+        page = ctx.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        # a fresh server knows its pages only after a first run: open / then follow the link
+        goto(page, server.url + "/")
+        nav(page, "History")
+        page.get_by_text("run(s), newest first").wait_for(timeout=30_000)
+        page.get_by_role("button", name="Reopen in its page").wait_for(timeout=30_000)
+        wait_idle(page)
+        body = page.locator("[data-testid='stMain']").inner_text()
+        assert "4 run(s), newest first" in body, body  # explain, signals, propose, check
+        assert "· causal ·" in body
+        assert page.locator("img[src='x']").count() == 0
+        shot(page, "history")
+        # find the explanation by searching, and reopen it in the Explain page
+        page.get_by_role("textbox", name="Search", exact=True).fill("onerror")
+        page.get_by_role("textbox", name="Search", exact=True).press("Enter")
+        wait_idle(page)
+        page.get_by_role("button", name="Reopen in its page").click()
+        page.get_by_role("heading", name="Explain", exact=True).wait_for(timeout=60_000)
+        page.wait_for_selector(".whylm-highlight", timeout=60_000)
+        wait_idle(page)
+        assert page.get_by_role("textbox", name="Prompt", exact=True).input_value() == PROMPT
+        assert page.locator("img[src='x']").count() == 0
+        ctx.close()
+    finally:
+        server.stop()
+    assert dialogs == []
+
+
+def _write_smoking_csv(path: Path, n: int = 400) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    smoking = rng.normal(size=n)
+    tar = 1.5 * smoking + rng.normal(size=n)
+    cancer = 0.8 * tar + rng.normal(size=n)
+    with open(path, "w") as f:
+        f.write("smoking,tar deposits,lung cancer\n")
+        for row in zip(smoking, tar, cancer):
+            f.write(",".join(f"{x:.5f}" for x in row) + "\n")
