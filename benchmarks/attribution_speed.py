@@ -1,0 +1,165 @@
+"""Attribution speed on the embedded model: every method against its captum counterpart.
+
+For prompts of 32/64/128 tokens (the first N tokens of a fixed passage) and a 16-token target,
+each row times one way of computing an attribution and gives its max |difference| to a reference:
+
+- ablation: ours, captum ``FeatureAblation`` default path (``forward_in_tokens=True``), captum's
+  single-pass path (``forward_in_tokens=False``), and one plain batched forward over the n + 1
+  perturbed sequences (no cache reuse, full LM head); reference: brute-force teacher-forced LOO.
+- shapley / kernelshap / lime: ours vs captum ``LLMAttribution`` single-pass with the same seed and
+  samples; reference: captum (token matrix for shapley, sequence vector for kernelshap / lime).
+- integrated_gradients / input_x_gradient: ours vs captum ``LLMGradientAttribution`` on the
+  embedding layer; reference: captum's token matrix.
+- attention / shap: ours only (no captum counterpart).
+
+Usage:
+    python benchmarks/attribution_speed.py --quick
+    python benchmarks/attribution_speed.py --lengths 32 64 128 --target-len 16 --out speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from _common import load_model, markdown_table, prompt_of_length, timed, write_json
+
+METHODS = ("ablation", "shapley", "kernelshap", "lime", "integrated_gradients", "input_x_gradient",
+           "attention", "shap")
+
+
+def settings(quick: bool) -> dict[str, dict[str, Any]]:
+    """Per-method options, the same for ours and captum's."""
+    if quick:
+        return {"shapley": {"n_samples": 2}, "kernelshap": {"n_samples": 60}, "lime": {"n_samples": 60},
+                "integrated_gradients": {"n_steps": 8}, "shap": {"max_evals": 200}}
+    return {"shapley": {"n_samples": 5}, "kernelshap": {"n_samples": 200}, "lime": {"n_samples": 200},
+            "integrated_gradients": {"n_steps": 20}, "shap": {"max_evals": 500}}
+
+
+def plain_batched_loo(lm: Any, inp: Any, batch: int = 8) -> np.ndarray:
+    """LOO with plain batched forwards over the n + 1 sequences: full LM head, no cache reuse."""
+    seq = torch.tensor(inp.sequence)
+    ids = seq.repeat(inp.n + 1, 1)
+    for f, positions in enumerate(inp.features):
+        ids[f + 1, positions] = 0
+    tgt = torch.tensor(inp.target_ids)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(ids), batch):
+            logits = lm.model(input_ids=ids[start:start + batch], use_cache=False).logits[:, -inp.m:]
+            logp = torch.log_softmax(logits.float(), -1)
+            out.append(logp.gather(-1, tgt[None, :, None].expand(len(logp), -1, 1))[..., 0].double())
+    lp = torch.cat(out)
+    return (lp[0][None] - lp[1:]).T.numpy()
+
+
+def captum_perturbation(lm: Any, cls: Any, prompt: str, target_ids: list[int], in_tokens: bool,
+                        **kw: Any) -> Any:
+    from captum.attr import LLMAttribution, TextTokenInput
+
+    torch.manual_seed(0)
+    return LLMAttribution(cls(lm.model), lm.tokenizer).attribute(
+        TextTokenInput(prompt, lm.tokenizer), target=torch.tensor(target_ids), forward_in_tokens=in_tokens, **kw
+    )
+
+
+def captum_gradient(lm: Any, cls: Any, prompt: str, target_ids: list[int], **kw: Any) -> Any:
+    from captum.attr import LLMGradientAttribution, TextTokenInput
+
+    layer = cls(lm.model, lm.model.get_input_embeddings())
+    return LLMGradientAttribution(layer, lm.tokenizer).attribute(
+        TextTokenInput(prompt, lm.tokenizer), target=torch.tensor(target_ids), **kw
+    )
+
+
+def maxdiff(a: Any, b: Any) -> float:
+    return float(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).max())
+
+
+def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: argparse.Namespace) -> list[dict]:
+    from captum.attr import (FeatureAblation, KernelShap, LayerGradientXActivation, LayerIntegratedGradients,
+                             Lime, ShapleyValueSampling)
+
+    from explain import attribute
+    from explain.attribution import build_input
+    from explain.attribution.ablation import leave_one_out_reference
+
+    prompt, target = prompt_of_length(lm, n, m)
+    inp = build_input(lm, prompt, target)
+    rows: list[dict] = []
+
+    def row(method: str, impl: str, seconds: float, diff: float | None, ours_s: float | None, info: dict | None = None,
+            ref: str = "") -> None:
+        rows.append({"n": inp.n, "m": inp.m, "method": method, "impl": impl, "seconds": seconds,
+                     "speedup_of_ours": None if ours_s is None else seconds / ours_s,
+                     "max_abs_diff": diff, "reference": ref,
+                     "forward_passes": (info or {}).get("forward_passes")})
+        print(f"  n={inp.n} {method:<20} {impl:<34} {seconds:8.2f}s  diff={diff}", flush=True)
+
+    for method in methods:
+        kw = opts.get(method, {})
+        ours, t_ours = timed(lambda: attribute(lm, prompt, target, method=method, progress=False, **kw))
+        if method == "ablation":
+            ref, t_ref = timed(lambda: leave_one_out_reference(lm, inp))
+            row(method, "ours", t_ours, maxdiff(ours.token_attr, ref), None, ours.info, "brute-force LOO")
+            row(method, "brute-force LOO (n+1 passes)", t_ref, 0.0, t_ours, ref="brute-force LOO")
+            plain, t_plain = timed(lambda: plain_batched_loo(lm, inp))
+            row(method, "plain batched forward", t_plain, maxdiff(plain, ref), t_ours, ref="brute-force LOO")
+            single, t_single = timed(lambda: captum_perturbation(lm, FeatureAblation, prompt, inp.target_ids, False))
+            row(method, "captum forward_in_tokens=False", t_single, maxdiff(single.token_attr, ref), t_ours,
+                ref="brute-force LOO")
+            if inp.n <= args.captum_default_max_n:
+                default, t_def = timed(lambda: captum_perturbation(lm, FeatureAblation, prompt, inp.target_ids, True))
+                row(method, "captum default (in tokens, cache)", t_def, maxdiff(default.token_attr, ref), t_ours,
+                    ref="brute-force LOO")
+        elif method in ("shapley", "kernelshap", "lime"):
+            cls = {"shapley": ShapleyValueSampling, "kernelshap": KernelShap, "lime": Lime}[method]
+            ref, t_ref = timed(lambda: captum_perturbation(lm, cls, prompt, inp.target_ids, False, **kw))
+            if method == "shapley":
+                diff = maxdiff(ours.token_attr, ref.token_attr)
+            else:
+                diff = maxdiff(ours.seq_attr, ref.seq_attr)
+            row(method, f"ours {kw}", t_ours, diff, None, ours.info, "captum (same seed)")
+            row(method, "captum forward_in_tokens=False", t_ref, 0.0, t_ours, ref="captum (same seed)")
+        elif method in ("integrated_gradients", "input_x_gradient"):
+            cls = LayerIntegratedGradients if method == "integrated_gradients" else LayerGradientXActivation
+            ref, t_ref = timed(lambda: captum_gradient(lm, cls, prompt, inp.target_ids, **kw))
+            row(method, f"ours {kw}", t_ours, maxdiff(ours.token_attr, ref.token_attr), None, ours.info, "captum")
+            row(method, "captum LLMGradientAttribution", t_ref, 0.0, t_ours, ref="captum")
+        else:
+            row(method, f"ours {kw}", t_ours, None, None, ours.info, "")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[32, 64, 128], help="prompt lengths in tokens")
+    parser.add_argument("--target-len", type=int, default=16, help="target length in tokens")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--quick", action="store_true", help="one length (32), fewer samples and steps")
+    parser.add_argument("--captum-default-max-n", type=int, default=64,
+                        help="skip captum's slow default FeatureAblation path above this prompt length")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--out", help="write the rows as JSON here")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    lengths = [32] if args.quick else args.lengths
+    lm = load_model(args.threads)
+    print(f"model {lm.name}, torch threads {torch.get_num_threads()}, lengths {lengths}, target {args.target_len}")
+    rows: list[dict] = []
+    for n in lengths:
+        rows += bench_length(lm, n, args.target_len, list(args.methods), settings(args.quick), args)
+    header = ["n", "m", "method", "implementation", "seconds", "time / ours", "max abs diff", "vs", "fwd passes"]
+    table = [[r["n"], r["m"], r["method"], r["impl"], r["seconds"], r["speedup_of_ours"], r["max_abs_diff"],
+              r["reference"], r["forward_passes"]] for r in rows]
+    print()
+    print(markdown_table(header, table))
+    write_json(args.out, rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Faithfulness of every attribution method: deletion curves and AOPC on the embedded model.
+
+For each built-in prompt the model first generates its greedy answer (the target). Each method
+ranks the prompt tokens by their attribution to the whole target (``seq_attr``); the top k are
+replaced by the baseline token (id 0) for k = ceil(f * n), f = 0.1 .. 0.5, and the drop in the
+target's log-probability is measured. AOPC is the mean drop over those k (higher = the method
+found the tokens the answer depends on). A random ranking (mean of 3 orders) is the floor.
+
+Usage:
+    python benchmarks/faithfulness.py --n-prompts 30
+    python benchmarks/faithfulness.py --methods ablation attention --n-prompts 10 --out faith.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from _common import load_model, markdown_table, write_json
+
+PROMPTS = [
+    "The capital of France is",
+    "The chemical symbol for gold is",
+    "Water boils at a temperature of",
+    "The largest planet in our solar system is",
+    "Shakespeare wrote the play Romeo and",
+    "The Great Wall is located in",
+    "The author of the Harry Potter books is",
+    "The currency used in Japan is the",
+    "Photosynthesis takes place in the",
+    "The first man to walk on the moon was",
+    "Mount Everest is the highest mountain in",
+    "The Mona Lisa was painted by",
+    "The speed of light is approximately",
+    "The human heart has four",
+    "The longest river in Africa is the",
+    "Albert Einstein developed the theory of",
+    "The main ingredient of guacamole is",
+    "A triangle with three equal sides is called",
+    "The opposite of hot is",
+    "The Statue of Liberty was a gift from",
+    "Bees make honey from the nectar of",
+    "The freezing point of water in Fahrenheit is",
+    "The planet known as the Red Planet is",
+    "Tokyo is the capital city of",
+    "The smallest prime number is",
+    "Penguins mostly live in the",
+    "In chess, the piece that can only move diagonally is the",
+    "The language spoken in Brazil is",
+    "The tallest animal in the world is the",
+    "An octopus has eight",
+    "The inventor of the telephone was",
+    "The Pacific Ocean is the largest",
+]
+FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5)
+METHODS = {
+    "ablation": {},
+    "shapley": {"n_samples": 5},
+    "kernelshap": {"n_samples": 200},
+    "lime": {"n_samples": 200},
+    "integrated_gradients": {"n_steps": 20},
+    "input_x_gradient": {},
+    "attention": {},
+    "shap": {"max_evals": 500},
+}
+
+
+def deletion_drops(lm: Any, inp: Any, order: np.ndarray) -> np.ndarray:
+    """Drop of the total target log-prob when the first k features of ``order`` are removed, per fraction."""
+    from explain.attribution.batched_forward import BatchedForward
+
+    fwd = BatchedForward(lm, inp, baseline=0)
+    keep = torch.ones(len(FRACTIONS), inp.n, dtype=torch.bool)
+    for r, f in enumerate(FRACTIONS):
+        keep[r, order[: max(1, math.ceil(f * inp.n))]] = False
+    return (fwd.original.detach().sum() - fwd(keep).sum(1)).numpy()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from explain import attribute
+    from explain.attribution import build_input
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-prompts", type=int, default=30, help=f"number of prompts (up to {len(PROMPTS)})")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--target-len", type=int, default=8, help="greedy target length in tokens")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--out", help="write per-method results as JSON here")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    lm = load_model(args.threads)
+    prompts = PROMPTS[: args.n_prompts]
+    inputs = [build_input(lm, p, None, max_new_tokens=args.target_len) for p in prompts]
+    print(f"model {lm.name}, {len(inputs)} prompts, mean n={np.mean([i.n for i in inputs]):.1f}, "
+          f"mean m={np.mean([i.m for i in inputs]):.1f}, torch threads {torch.get_num_threads()}")
+    curves: dict[str, list[np.ndarray]] = {name: [] for name in [*args.methods, "random"]}
+    cost: dict[str, list[tuple[float, int]]] = {name: [] for name in curves}
+    rng = np.random.default_rng(0)
+    for k, (prompt, inp) in enumerate(zip(prompts, inputs)):
+        for name in args.methods:
+            start = time.perf_counter()
+            res = attribute(lm, prompt, inp.target, method=name, progress=False, **METHODS[name])
+            cost[name].append((time.perf_counter() - start, int(res.info.get("forward_passes") or 0)))
+            order = np.argsort(-res.seq_attr, kind="stable")
+            curves[name].append(deletion_drops(lm, inp, order))
+        curves["random"].append(np.mean([deletion_drops(lm, inp, rng.permutation(inp.n)) for _ in range(3)], 0))
+        cost["random"].append((0.0, 0))
+        print(f"  prompt {k + 1}/{len(prompts)}: {prompt!r} -> {inp.target!r}", flush=True)
+    rows, payload = [], {}
+    for name, per_prompt in curves.items():
+        curve = np.mean(per_prompt, 0)
+        secs = float(np.mean([c[0] for c in cost[name]]))
+        passes = float(np.mean([c[1] for c in cost[name]]))
+        rows.append([name, float(curve.mean()), *[float(v) for v in curve], secs, passes])
+        payload[name] = {"aopc": float(curve.mean()), "curve": curve.tolist(), "seconds_per_prompt": secs,
+                         "forward_passes_per_prompt": passes}
+    rows.sort(key=lambda r: -r[1])
+    header = ["method", "AOPC (nats)", *[f"drop @{int(f * 100)}%" for f in FRACTIONS], "s / prompt", "fwd passes"]
+    print()
+    print(markdown_table(header, rows))
+    write_json(args.out, payload)
+
+
+if __name__ == "__main__":
+    main()
