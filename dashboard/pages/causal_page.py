@@ -265,11 +265,15 @@ def _check_section(state: dict[str, Any], pg: Any, uploaded: Any) -> None:
                          column_config={"p_value": st.column_config.NumberColumn(format="%.2e")})
         if cd.get("per_node"):
             st.markdown("**Per node**")
-            st.dataframe([{"node": n, **{k: (v if isinstance(v, (int, float, str)) else str(v))
-                                         for k, v in info.items()}}
-                          for n, info in cd["per_node"].items()], hide_index=True, width="stretch")
+            st.dataframe(_rows(cd["per_node"], "node"), hide_index=True, width="stretch")
         json_download("Download check (JSON)", json.dumps(cd, ensure_ascii=False, default=str),
                       "whylm-check.json", key="cz_dl_check")
+
+
+def _rows(table: dict[str, dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Rows for ``st.dataframe`` from {name: {field: value}}; non-scalar values become text."""
+    return [{key: name, **{k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in fields.items()}}
+            for name, fields in table.items()]
 
 
 def _run_check(pg: Any, uploaded: Any, test: str, alpha: float) -> Any:
@@ -312,9 +316,7 @@ def _effect_section(state: dict[str, Any], pg: Any, uploaded: Any) -> None:
             st.code(state["effect_summary"], language=None, wrap_lines=True)
         refs = ed.get("refutations") or {}
         if refs:
-            st.dataframe([{"refuter": k, **{kk: (vv if isinstance(vv, (int, float, str, bool)) else str(vv))
-                                            for kk, vv in v.items()}} for k, v in refs.items()],
-                         hide_index=True, width="stretch")
+            st.dataframe(_rows(refs, "refuter"), hide_index=True, width="stretch")
         json_download("Download effect (JSON)", json.dumps(ed, ensure_ascii=False, default=str),
                       "whylm-effect.json", key="cz_dl_effect")
 
