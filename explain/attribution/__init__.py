@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from typing import Any, Mapping
 
@@ -78,17 +79,16 @@ def attribute(
     vocab = lm.model.get_input_embeddings().num_embeddings
     if not 0 <= int(baseline) < vocab:
         raise ExplainError(f"baseline token id {baseline} is outside the vocabulary (0..{vocab - 1})")
+    params = inspect.signature(info.fn).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        for name in kwargs:
+            if name not in params or name in ("lm", "inp", "baseline", "progress"):
+                raise ExplainError(f"method '{method}' takes no option '{name}'")
     inp = build_input(lm, prompt, target, chat=chat, max_new_tokens=max_new_tokens)
     if progress is None:
         progress = inp.n * inp.m > PROGRESS_THRESHOLD * 8
     start = time.perf_counter()
-    try:
-        token_attr, details = info.fn(lm, inp, baseline=int(baseline), progress=bool(progress), **kwargs)
-    except TypeError as exc:
-        if "unexpected keyword argument" in str(exc):
-            bad = str(exc).split("argument")[-1].strip(" '\"")
-            raise ExplainError(f"method '{method}' takes no option '{bad}'") from None
-        raise
+    token_attr, details = info.fn(lm, inp, baseline=int(baseline), progress=bool(progress), **kwargs)
     seconds = time.perf_counter() - start
     token_attr = np.asarray(token_attr, dtype=np.float64).reshape(inp.m, inp.n)
     logprobs = details.pop("target_logprobs", None)
