@@ -1,17 +1,24 @@
-"""Errors raised by :mod:`causal`: one class, one line, naming the problem."""
+"""Errors raised by :mod:`causal`: one class, one line, naming the problem.
+
+Example:
+    >>> raise CausalError("graph has a cycle: a -> b -> a")
+    Traceback (most recent call last):
+    ...
+    causal.errors.CausalError: graph has a cycle: a -> b -> a
+    >>> from explain.errors import WhylmError
+    >>> issubclass(CausalError, WhylmError)
+    True
+"""
 
 from __future__ import annotations
 
+import difflib
 
-class CausalError(ValueError):
-    """Bad input, an unusable graph or an unreachable LLM: the message is one line for the user.
+from explain.errors import WhylmError
 
-    Example:
-        >>> raise CausalError("graph has a cycle: a -> b -> a")
-        Traceback (most recent call last):
-        ...
-        causal.errors.CausalError: graph has a cycle: a -> b -> a
-    """
+
+class CausalError(WhylmError):
+    """Bad input, an unusable graph or an unreachable LLM: the message is one line for the user."""
 
 
 def did_you_mean(name: str, options: list[str]) -> str:
@@ -24,8 +31,6 @@ def did_you_mean(name: str, options: list[str]) -> str:
         >>> did_you_mean("age", ["Age", "sex"])
         "; did you mean 'Age'?"
     """
-    import difflib
-
     if not options:
         return ""
     same = [o for o in options if o.lower() == str(name).lower()]

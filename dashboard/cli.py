@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from explain.errors import WhylmError, one_line, report_internal_error
+
 APP = Path(__file__).resolve().parent / "app.py"
 
 EPILOG = """examples:
@@ -36,7 +38,7 @@ API keys for LLM backends come from the environment (OPENAI_API_KEY) and are nev
 def dashboard_command(args: argparse.Namespace) -> int:
     """Run the Streamlit app in this process's Python; return its exit status."""
     if not 0 < args.port < 65536:
-        raise ValueError(f"port {args.port} is out of range 1-65535")
+        raise WhylmError(f"port {args.port} is out of range 1-65535")
     env = dict(os.environ)
     if args.model:
         path = Path(args.model).expanduser()
@@ -46,7 +48,7 @@ def dashboard_command(args: argparse.Namespace) -> int:
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ValueError(f"cannot create data dir {data_dir}: {exc.strerror or exc}") from None
+            raise WhylmError(f"cannot create data dir {data_dir}: {exc.strerror or exc}") from None
         env["WHYLM_DATA_DIR"] = str(data_dir)
     root = str(APP.parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -126,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``whylm`` console script; returns the exit status.
 
-    Bad input (a ``ValueError`` from a command) prints ``error: <message>`` and returns 2.
+    Exit status: 0 success, 1 a negative verdict where the command has one (a rejected graph),
+    2 bad input (a :class:`explain.WhylmError`: ``error: <one line>``), 3 an internal error (one line
+    with the path of the log file holding the traceback), 130 interrupted.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -136,11 +140,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(func(args) or 0)
-    except ValueError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
+    except WhylmError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
-
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in whylm, not the user's input: say so, keep the traceback
+        print(f"error: {report_internal_error(exc, f'whylm {args.command}')}", file=sys.stderr)
+        return 3
 
 if __name__ == "__main__":
     sys.exit(main())

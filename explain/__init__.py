@@ -9,14 +9,13 @@ Example:
 """
 
 from explain.attribution import METHODS, attribute
-from explain.errors import ExplainError
+from explain.budget import Cost, check_budget
+from explain.errors import ExplainError, WhylmError
 from explain.model import LanguageModel
 from explain.result import AttributionResult
+from explain.signals import SignalReport, signals
 
-try:  # signals lands in its own module; keep attribution usable while it is absent
-    from explain.signals import SignalReport, signals
-except ModuleNotFoundError as _exc:  # pragma: no cover
-    if _exc.name != "explain.signals":
-        raise
-
-__all__ = ["METHODS", "AttributionResult", "ExplainError", "LanguageModel", "SignalReport", "attribute", "signals"]
+__all__ = [
+    "METHODS", "AttributionResult", "Cost", "ExplainError", "LanguageModel", "SignalReport", "WhylmError",
+    "attribute", "check_budget", "signals",
+]
