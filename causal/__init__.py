@@ -6,11 +6,13 @@ Example:
     >>> print(check_graph(g.graph, df).summary())                       # doctest: +SKIP
 """
 
-from causal.check import EffectEstimate, GraphCheck, check_graph, estimate_effect
+from causal.check import GraphCheck, check_graph
+from causal.effect import EffectEstimate, estimate_effect
+from causal.graph import ProposedGraph
 from causal.errors import CausalError
 from causal.llm import LLMBackend, LocalBackend, OpenAIBackend, ReplayBackend, get_backend
 from causal.metrics import compare_graphs, edge_scores, orientation_accuracy, shd
-from causal.propose import ProposedGraph, orient_pair, propose_graph
+from causal.propose import orient_pair, propose_graph
 
 __all__ = [
     "propose_graph", "orient_pair", "check_graph", "estimate_effect", "ProposedGraph",

@@ -1,4 +1,4 @@
-"""Check a causal graph against data with DoWhy, and estimate an effect with refutations.
+"""Falsify a causal graph against data with DoWhy.
 
 :func:`check_graph` runs DoWhy's ``falsify_graph`` (permutation test of the graph's local Markov
 conditions against random node relabelings) with a fast vectorised CI test, and adds what the
@@ -6,8 +6,6 @@ yes/no verdict misses: the violation rate against the significance level (a bino
 "more violations than alpha explains") and Bonferroni-strong violations, per-node results, edges
 the data do not support, edges whose direction no independence test can see (Markov
 equivalence), and suggested edge changes.
-
-:func:`estimate_effect` runs DoWhy's identify / estimate / refute workflow in one call.
 
 Example:
     >>> chk = check_graph(nx.DiGraph([("x", "y"), ("y", "z")]), df)     # doctest: +SKIP
@@ -19,85 +17,15 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
-import networkx as nx
-import numpy as np
 import pandas as pd
 from scipy import stats
 
-from causal.citests import TESTS, is_discrete
-from causal.errors import CausalError, did_you_mean
-
-MIN_ROWS = 10
-
-
-# --------------------------------------------------------------------------- validation
-def validate_data(data: Any, allow_categorical: bool = False, min_rows: int = MIN_ROWS) -> pd.DataFrame:
-    """Raise :class:`CausalError` for data a test cannot use: not a table, too few rows, missing
-    values, non-numeric columns (unless ``allow_categorical``).
-
-    Returns:
-        the data unchanged.
-
-    Example:
-        >>> validate_data(pd.DataFrame({"a": [1.0, None] * 10}))
-        Traceback (most recent call last):
-        ...
-        causal.errors.CausalError: column 'a' has 10 missing values: drop or impute them first
-    """
-    if not isinstance(data, pd.DataFrame):
-        raise CausalError("data must be a pandas DataFrame (one column per variable)")
-    if data.shape[1] == 0:
-        raise CausalError("data has no columns")
-    for col in data.columns:
-        missing = int(data[col].isna().sum())
-        if missing:
-            raise CausalError(f"column '{col}' has {missing} missing values: drop or impute them first")
-    if not allow_categorical:
-        for col in data.columns:
-            if not pd.api.types.is_numeric_dtype(data[col]) or pd.api.types.is_bool_dtype(data[col]):
-                if pd.api.types.is_bool_dtype(data[col]):
-                    continue
-                raise CausalError(
-                    f"column '{col}' is not numeric ({data[col].dtype}): encode it as numbers, "
-                    "or use test='chi2' for discrete data"
-                )
-    if len(data) < min_rows:
-        raise CausalError(f"data has {len(data)} rows: need at least {min_rows}")
-    return data
-
-
-def as_digraph(graph: Any) -> nx.DiGraph:
-    """Accept a DiGraph, a :class:`ProposedGraph`, or a path to a GML / JSON graph file.
-
-    Returns:
-        a ``networkx.DiGraph`` with string node names.
-
-    Raises:
-        CausalError: not a directed graph, or a cycle (named).
-    """
-    from causal.io import load_graph
-
-    if hasattr(graph, "graph") and isinstance(getattr(graph, "graph"), nx.DiGraph):
-        graph = graph.graph
-    elif isinstance(graph, (str, bytes)) or hasattr(graph, "__fspath__"):
-        graph = load_graph(graph)
-    if not isinstance(graph, nx.DiGraph):
-        raise CausalError(f"graph must be a networkx.DiGraph, got {type(graph).__name__}")
-    g = nx.relabel_nodes(graph, {n: str(n) for n in graph.nodes}, copy=True)
-    if not nx.is_directed_acyclic_graph(g):
-        cycle = nx.find_cycle(g)
-        path = " -> ".join([str(u) for u, _ in cycle] + [str(cycle[0][0])])
-        raise CausalError(f"graph has a cycle: {path}")
-    return g
-
-
-def _match_nodes(graph: nx.DiGraph, data: pd.DataFrame) -> None:
-    cols = [str(c) for c in data.columns]
-    for n in graph.nodes:
-        if n not in cols:
-            raise CausalError(f"graph node '{n}' is not a column of the data{did_you_mean(n, cols)}")
+from causal.citests import TESTS, FisherZ, is_discrete
+from causal.data import match_nodes, validate_data
+from causal.errors import CausalError
+from causal.graph import as_digraph, compelled_edges
 
 
 # --------------------------------------------------------------------------- result
@@ -215,44 +143,6 @@ class GraphCheck:
         }
 
 
-# --------------------------------------------------------------------------- helpers
-def compelled_edges(graph: nx.DiGraph) -> set[tuple[str, str]]:
-    """Edges whose direction is fixed by the graph's independences (v-structures + Meek rules 1-2).
-
-    Returns:
-        the set of compelled ``(u, v)`` edges; the others are reversible within the Markov
-        equivalence class, so data alone cannot tell their direction.
-
-    Example:
-        >>> sorted(compelled_edges(nx.DiGraph([("a", "c"), ("b", "c"), ("c", "d")])))
-        [('a', 'c'), ('b', 'c'), ('c', 'd')]
-    """
-    und = graph.to_undirected()
-    directed: set[tuple[str, str]] = set()
-    for v in graph.nodes:
-        parents = list(graph.predecessors(v))
-        for i, a in enumerate(parents):
-            for b in parents[i + 1:]:
-                if not und.has_edge(a, b):
-                    directed.update({(a, v), (b, v)})
-    changed = True
-    while changed:
-        changed = False
-        for u, v in graph.edges:
-            if (u, v) in directed:
-                continue
-            # R1: a -> u - v with a, v not adjacent  =>  u -> v
-            if any((a, u) in directed and not und.has_edge(a, v) for a in graph.predecessors(u)):
-                directed.add((u, v))
-                changed = True
-                continue
-            # R2: u -> w -> v  =>  u -> v
-            if any((u, w) in directed and (w, v) in directed for w in graph.successors(u)):
-                directed.add((u, v))
-                changed = True
-    return directed
-
-
 def _binom_excess(k: int, n: int, alpha: float) -> float:
     if n == 0 or k == 0:
         return 1.0
@@ -298,7 +188,7 @@ def check_graph(
         raise CausalError(f"alpha must be between 0 and 1, got {alpha}")
     if not isinstance(data, pd.DataFrame):
         raise CausalError("data must be a pandas DataFrame (one column per variable)")
-    _match_nodes(g, data)
+    match_nodes(g, data)
     nodes = list(g.nodes)
     df = data[nodes]
     if test == "auto":
@@ -312,8 +202,6 @@ def check_graph(
     fn = TESTS[test]
     frame: Any = df
     if test == "fisher_z":
-        from causal.citests import FisherZ
-
         fn = FisherZ(df)
         frame = fn.frame
     # local Markov conditions of the given graph, and DoWhy's permutation verdict
@@ -402,143 +290,4 @@ def check_graph(
         violations=violations, per_node=per_node, unsupported_edges=unsupported,
         untestable_edges=untestable, suggestions=suggestions, test=test,
         seconds=time.perf_counter() - t0,
-    )
-
-
-# --------------------------------------------------------------------------- effects
-@dataclass
-class EffectEstimate:
-    """The result of :func:`estimate_effect`.
-
-    Attributes:
-        value: the estimated average effect of a unit change in ``treatment`` on ``outcome``.
-        treatment, outcome, method: what was estimated and how.
-        estimand: DoWhy's identified estimand, as text.
-        adjustment_set: the backdoor variables adjusted for.
-        refutations: per refuter: ``new_effect``, ``p_value`` and ``passed``.
-    """
-
-    value: float
-    treatment: str
-    outcome: str
-    method: str
-    estimand: str
-    adjustment_set: list[str]
-    refutations: dict[str, dict] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        """True when every refutation passed."""
-        return all(r.get("passed") for r in self.refutations.values())
-
-    def summary(self) -> str:
-        """A readable report.
-
-        Returns:
-            text.
-        """
-        adj = ", ".join(self.adjustment_set) if self.adjustment_set else "nothing"
-        lines = [
-            f"effect of {self.treatment} on {self.outcome}: {self.value:.4g} ({self.method}, adjusting for {adj})"
-        ]
-        for name, r in self.refutations.items():
-            status = "passed" if r["passed"] else "FAILED"
-            lines.append(f"  {name}: new effect {r['new_effect']:.4g}, p={r['p_value']:.2g} -> {status} ({r['meaning']})")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict. Returns: dict."""
-        return {
-            "value": self.value, "treatment": self.treatment, "outcome": self.outcome,
-            "method": self.method, "estimand": self.estimand, "adjustment_set": self.adjustment_set,
-            "refutations": self.refutations, "passed": self.passed, "seconds": self.seconds,
-        }
-
-
-_REFUTERS = {
-    "placebo": ("placebo_treatment_refuter", "the effect should vanish when the treatment is permuted"),
-    "random_common_cause": ("random_common_cause", "the effect should not move when a random confounder is added"),
-    "data_subset": ("data_subset_refuter", "the effect should not move on random 80% subsets"),
-}
-
-
-def estimate_effect(
-    graph: Any,
-    data: pd.DataFrame,
-    treatment: str,
-    outcome: str,
-    method: str = "backdoor.linear_regression",
-    refuters: Sequence[str] = ("placebo", "random_common_cause", "data_subset"),
-    simulations: int = 20,
-    seed: int = 0,
-) -> EffectEstimate:
-    """Identify, estimate and refute the effect of ``treatment`` on ``outcome`` with DoWhy.
-
-    Returns:
-        an :class:`EffectEstimate` with ``.value`` and ``.refutations``.
-
-    Example:
-        >>> eff = estimate_effect(nx.DiGraph([("z", "x"), ("z", "y"), ("x", "y")]), df, "x", "y")  # doctest: +SKIP
-        >>> round(eff.value, 1)                                                                  # doctest: +SKIP
-        2.0
-    """
-    t0 = time.perf_counter()
-    g = as_digraph(graph)
-    if not isinstance(data, pd.DataFrame):
-        raise CausalError("data must be a pandas DataFrame (one column per variable)")
-    for role, name in (("treatment", treatment), ("outcome", outcome)):
-        if name not in g.nodes:
-            hint = did_you_mean(str(name), [str(n) for n in g.nodes])
-            raise CausalError(f"{role} '{name}' is not a node of the graph{hint}")
-    if treatment == outcome:
-        raise CausalError("treatment and outcome must differ")
-    _match_nodes(g, data)
-    if not nx.has_path(g, treatment, outcome):
-        raise CausalError(
-            f"the graph has no directed path from '{treatment}' to '{outcome}': it implies no effect to estimate"
-        )
-    unknown = set(refuters) - set(_REFUTERS)
-    if unknown:
-        raise CausalError(f"unknown refuter(s) {sorted(unknown)}: use {sorted(_REFUTERS)}")
-    df = validate_data(data[list(g.nodes)], min_rows=max(MIN_ROWS, g.number_of_nodes() + 5))
-    df = df.astype({c: float for c in df.columns if pd.api.types.is_bool_dtype(df[c])})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import logging
-
-        logging.getLogger("dowhy").setLevel(logging.ERROR)
-        from dowhy import CausalModel
-
-        model = CausalModel(data=df, treatment=treatment, outcome=outcome, graph=g)
-        estimand = model.identify_effect(proceed_when_unidentifiable=True)
-        try:
-            estimate = model.estimate_effect(estimand, method_name=method)
-        except Exception as exc:  # noqa: BLE001 - DoWhy raises many types for a bad method
-            raise CausalError(f"DoWhy could not estimate with '{method}': {str(exc).splitlines()[0][:160]}") from None
-        if estimate.value is None:
-            raise CausalError(f"DoWhy returned no estimate for {treatment} -> {outcome} ({method})")
-        value = float(np.asarray(estimate.value).reshape(-1)[0])
-        backdoor = estimand.get_backdoor_variables() if hasattr(estimand, "get_backdoor_variables") else []
-        refutations: dict[str, dict] = {}
-        for name in refuters:
-            dowhy_name, meaning = _REFUTERS[name]
-            kwargs: dict[str, Any] = {"num_simulations": simulations, "random_seed": seed}
-            if name == "placebo":
-                kwargs["placebo_type"] = "permute"
-            if name == "data_subset":
-                kwargs["subset_fraction"] = 0.8
-            ref = model.refute_estimate(estimand, estimate, method_name=dowhy_name, **kwargs)
-            new = float(np.asarray(ref.new_effect).reshape(-1)[0])
-            p = float((ref.refutation_result or {}).get("p_value", float("nan")))
-            scale = max(abs(value), 1e-8)
-            if name == "placebo":
-                passed = abs(new) <= 0.1 * scale + 1e-6 or p <= 0.05
-            else:
-                passed = abs(new - value) <= 0.1 * scale + 1e-6 or (p > 0.05)
-            refutations[name] = {"new_effect": new, "p_value": p, "passed": bool(passed), "meaning": meaning}
-    return EffectEstimate(
-        value=value, treatment=treatment, outcome=outcome, method=method,
-        estimand=str(estimand).strip(), adjustment_set=sorted(str(b) for b in (backdoor or [])),
-        refutations=refutations, seconds=time.perf_counter() - t0,
     )

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Callable
+from typing import Any, Callable
 
 import networkx as nx
 import numpy as np

@@ -100,7 +100,7 @@ def _write_json(path: str | None, payload: dict) -> None:
 
 def run_propose(args: argparse.Namespace) -> int:
     """Handle ``whylm causal propose``. Returns: exit code 0."""
-    from causal.io import load_csv
+    from causal.data import load_csv
     from causal.propose import propose_graph
 
     descriptions = None
@@ -132,7 +132,8 @@ def run_propose(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     """Handle ``whylm causal check``. Returns: 0 when the graph is not rejected, 1 when it is."""
     from causal.check import check_graph
-    from causal.io import load_csv, load_graph
+    from causal.data import load_csv
+    from causal.graph import load_graph
 
     res = check_graph(load_graph(args.graph), load_csv(args.data), test=args.test, alpha=args.alpha)
     _write_json(args.json, res.to_dict())
@@ -143,8 +144,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_effect(args: argparse.Namespace) -> int:
     """Handle ``whylm causal effect``. Returns: exit code 0."""
-    from causal.check import estimate_effect
-    from causal.io import load_csv, load_graph
+    from causal.data import load_csv
+    from causal.effect import estimate_effect
+    from causal.graph import load_graph
 
     res = estimate_effect(load_graph(args.graph), load_csv(args.data), args.treatment, args.outcome,
                           method=args.method)

@@ -19,20 +19,20 @@ Example:
 
 from __future__ import annotations
 
-import json
 import string
 import time
-from dataclasses import dataclass, field
 from functools import cmp_to_key
 from itertools import combinations
 from typing import Any, Mapping, Sequence
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from causal.citests import TESTS, is_discrete, skeleton
+from causal.data import match_columns, validate_data
 from causal.errors import CausalError, did_you_mean
+from causal.graph import ProposedGraph, to_dag
 from causal.llm import backend_label, get_backend
 
 PAIR_HEADER = "Which cause-and-effect relationship is more likely?"
@@ -163,163 +163,6 @@ def orient_pair(
 
 
 # --------------------------------------------------------------------------- result
-@dataclass
-class ProposedGraph:
-    """A proposed causal graph and how it was obtained.
-
-    Attributes:
-        graph: ``networkx.DiGraph``, always acyclic; edge attributes ``confidence`` (in [0, 1])
-            and ``evidence`` (where the edge came from).
-        dropped: edges removed to break cycles, as ``(cause, effect, attrs)``.
-        flagged: LLM edges removed because the data say the two variables are (conditionally)
-            independent, as ``(cause, effect, attrs)`` with the p-value and separating set.
-        queries: questions asked to the LLM (cached answers included).
-        strategy: the strategy used.
-        llm: the backend's ``name:model`` label.
-        seconds: wall time.
-    """
-
-    graph: nx.DiGraph
-    dropped: list[tuple[str, str, dict]] = field(default_factory=list)
-    flagged: list[tuple[str, str, dict]] = field(default_factory=list)
-    queries: int = 0
-    strategy: str = ""
-    llm: str = ""
-    seconds: float = 0.0
-
-    def to_json(self) -> str:
-        """Serialise graph, dropped and flagged edges and metadata.
-
-        Returns:
-            a JSON string readable by :meth:`from_json`.
-        """
-        return json.dumps(
-            {
-                "nodes": list(self.graph.nodes),
-                "edges": [
-                    {"source": u, "target": v, **_jsonable(d)} for u, v, d in self.graph.edges(data=True)
-                ],
-                "dropped": [{"source": u, "target": v, **_jsonable(d)} for u, v, d in self.dropped],
-                "flagged": [{"source": u, "target": v, **_jsonable(d)} for u, v, d in self.flagged],
-                "queries": self.queries,
-                "strategy": self.strategy,
-                "llm": self.llm,
-                "seconds": self.seconds,
-            },
-            indent=1,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> "ProposedGraph":
-        """Read what :meth:`to_json` wrote.
-
-        Returns:
-            a :class:`ProposedGraph`.
-        """
-        try:
-            d = json.loads(text)
-            g = nx.DiGraph()
-            g.add_nodes_from(d["nodes"])
-            for e in d["edges"]:
-                e = dict(e)
-                g.add_edge(e.pop("source"), e.pop("target"), **e)
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CausalError(f"not a proposed-graph JSON: {exc}") from None
-
-        def triples(key: str) -> list[tuple[str, str, dict]]:
-            out = []
-            for e in d.get(key, []):
-                e = dict(e)
-                out.append((e.pop("source"), e.pop("target"), e))
-            return out
-
-        return cls(
-            graph=g,
-            dropped=triples("dropped"),
-            flagged=triples("flagged"),
-            queries=int(d.get("queries", 0)),
-            strategy=str(d.get("strategy", "")),
-            llm=str(d.get("llm", "")),
-            seconds=float(d.get("seconds", 0.0)),
-        )
-
-    def to_gml(self) -> str:
-        """The graph in GML (edge attributes kept).
-
-        Returns:
-            GML text.
-        """
-        g = nx.DiGraph()
-        g.add_nodes_from(self.graph.nodes)
-        for u, v, d in self.graph.edges(data=True):
-            g.add_edge(u, v, **{k: (x if isinstance(x, (int, float, str)) else str(x)) for k, x in d.items()})
-        return "\n".join(nx.generate_gml(g))
-
-    def figure(self, check: Any = None, title: str | None = None):
-        """A plotly drawing: edges coloured by confidence, or by a :class:`GraphCheck`'s result.
-
-        Returns:
-            a ``plotly.graph_objects.Figure``.
-        """
-        from causal.plot import graph_figure
-
-        return graph_figure(self.graph, check=check, title=title or f"proposed graph ({self.llm})")
-
-    def summary(self) -> str:
-        """A few lines: edges with confidence, dropped and flagged edges.
-
-        Returns:
-            text.
-        """
-        lines = [f"{self.graph.number_of_edges()} edges over {self.graph.number_of_nodes()} variables "
-                 f"({self.strategy}, {self.queries} LLM questions, {self.llm})"]
-        for u, v, d in sorted(self.graph.edges(data=True), key=lambda e: -e[2].get("confidence", 0)):
-            lines.append(f"  {u} -> {v}  confidence {d.get('confidence', 0):.2f}  [{d.get('evidence', '')}]")
-        for u, v, d in self.dropped:
-            lines.append(f"  dropped (cycle) {u} -> {v}  confidence {d.get('confidence', 0):.2f}")
-        for u, v, d in self.flagged:
-            lines.append(f"  removed (independent in data, p={d.get('p_value', float('nan')):.3g}) {u} -> {v}")
-        return "\n".join(lines)
-
-
-def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, (np.floating, np.integer)):
-            v = v.item()
-        elif isinstance(v, (list, tuple)):
-            v = [str(x) for x in v]
-        elif not isinstance(v, (int, float, str, bool)) and v is not None:
-            v = str(v)
-        out[k] = v
-    return out
-
-
-def to_dag(edges: Sequence[tuple[str, str, dict]], nodes: Sequence[str]) -> tuple[nx.DiGraph, list]:
-    """Build a DAG adding edges most-confident first; an edge closing a cycle is dropped.
-
-    Returns:
-        (DAG, dropped edges as ``(u, v, attrs)``).
-
-    Example:
-        >>> g, dropped = to_dag([("a", "b", {"confidence": .9}), ("b", "a", {"confidence": .6})], ["a", "b"])
-        >>> list(g.edges), [(u, v) for u, v, _ in dropped]
-        ([('a', 'b')], [('b', 'a')])
-    """
-    g = nx.DiGraph()
-    g.add_nodes_from(nodes)
-    dropped = []
-    for u, v, d in sorted(edges, key=lambda e: (-float(e[2].get("confidence", 0.0)), e[0], e[1])):
-        if u == v or g.has_edge(u, v):
-            continue
-        if g.has_node(v) and g.has_node(u) and nx.has_path(g, v, u):
-            dropped.append((u, v, dict(d, reason="would close a cycle")))
-            continue
-        g.add_edge(u, v, **d)
-    return g, dropped
-
-
-# --------------------------------------------------------------------------- strategies
 def _pairwise(variables: list[str], asker: _Asker, progress: bool) -> list[tuple[str, str, dict]]:
     edges = []
     pairs = list(combinations(variables, 2))
@@ -386,8 +229,6 @@ def _ordering(variables: list[str], asker: _Asker, progress: bool) -> list[tuple
 def _hybrid(
     variables: list[str], data: pd.DataFrame, asker: _Asker, progress: bool, alpha: float, max_cond: int
 ) -> list[tuple[str, str, dict]]:
-    from causal.citests import skeleton
-
     skel, _, colliders = skeleton(data[variables], alpha=alpha, max_cond=max_cond)
     edges = []
     for a, b in tqdm(sorted(tuple(sorted(e)) for e in skel.edges), desc="orienting", disable=not progress, leave=False):
@@ -408,24 +249,6 @@ def _hybrid(
 
 
 # --------------------------------------------------------------------------- entry
-def match_columns(variables: Sequence[str], data: pd.DataFrame) -> None:
-    """Raise :class:`CausalError` unless every variable is a data column (exact match).
-
-    Returns:
-        None.
-
-    Example:
-        >>> match_columns(["age"], pd.DataFrame({"Age": [1]}))
-        Traceback (most recent call last):
-        ...
-        causal.errors.CausalError: variable 'age' is not a column of the data; did you mean 'Age'?
-    """
-    cols = [str(c) for c in data.columns]
-    for v in variables:
-        if v not in cols:
-            raise CausalError(f"variable '{v}' is not a column of the data{did_you_mean(v, cols)}")
-
-
 def propose_graph(
     variables: Sequence[str],
     llm: Any = None,
@@ -474,8 +297,6 @@ def propose_graph(
         if not isinstance(data, pd.DataFrame):
             raise CausalError("data must be a pandas DataFrame")
         match_columns(variables, data)
-        from causal.check import validate_data
-
         validate_data(data[variables], allow_categorical=True)
     if strategy not in {"auto", "pairwise", "ordering", "hybrid"}:
         raise CausalError(f"unknown strategy '{strategy}': use auto, pairwise, ordering or hybrid")
@@ -491,8 +312,6 @@ def propose_graph(
     else:
         edges = _pairwise(variables, asker, progress) if strategy == "pairwise" else _ordering(variables, asker, progress)
         if data is not None:
-            from causal.citests import skeleton
-
             skel, sepsets, _ = skeleton(data[variables], alpha=alpha, max_cond=max_cond)
             kept = []
             for u, v, d in edges:
@@ -516,8 +335,6 @@ def propose_graph(
 
 
 def _indep_p(data: pd.DataFrame, u: str, v: str, sep: Sequence[str]) -> float:
-    from causal.citests import TESTS, is_discrete
-
     cols = [u, v, *sep]
     test = TESTS["chi2" if is_discrete(data[cols]) else "fisher_z"]
     z = data[list(sep)].to_numpy() if sep else None

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from causal import CausalError, check_graph, estimate_effect
-from causal.check import compelled_edges
+from causal.graph import compelled_edges
 from causal.citests import FisherZ, chi2, fisher_z, skeleton
 
 

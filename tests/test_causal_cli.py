@@ -75,7 +75,7 @@ def test_propose_with_replay_backend(files, capsys):
     code = _run(["causal", "propose", "x", "y", "z", "--llm", f"replay:{rec}", "--out", str(out),
                  "--json", str(tmp / "full.json"), "--no-progress"])
     assert code == 0
-    from causal.io import load_graph
+    from causal.graph import load_graph
 
     assert set(load_graph(out).edges) == {("z", "x"), ("z", "y"), ("x", "y")}
     gml = tmp / "g.gml"

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from causal import CausalError, ProposedGraph, orient_pair, propose_graph
-from causal.propose import pair_prompt, to_dag
+from causal.graph import to_dag
+from causal.propose import pair_prompt
 
 PAIR = re.compile(r"^A\. changing (.+) causes a change in (.+)\.$", re.M)
 TARGET = re.compile(r"is a direct cause of (.+?)\? ")

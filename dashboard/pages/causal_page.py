@@ -194,7 +194,7 @@ def render() -> None:
 
 
 def _proposed(state: dict[str, Any]) -> Any:
-    from causal.propose import ProposedGraph
+    from causal.graph import ProposedGraph
 
     return ProposedGraph.from_json(state["graph"])
 
@@ -322,7 +322,7 @@ def _effect_section(state: dict[str, Any], pg: Any, uploaded: Any) -> None:
 
 
 def _run_effect(pg: Any, uploaded: Any, treatment: str, outcome: str) -> Any:
-    from causal.check import estimate_effect
+    from causal.effect import estimate_effect
 
     df = read_csv(uploaded)
     with st.spinner("Identifying, estimating and refuting the effect (DoWhy)…"):
