@@ -180,7 +180,7 @@ def test_api_key_sent_but_never_stored(server, tmp_path, monkeypatch):
     script.steps = [("text", "B")]
     llm = _backend(url, tmp_path)
     llm.choose("Which is more likely?", ["A", "B"])
-    llm.complete("Say hi", max_tokens=5)
+    llm.choose("Another question?", ["A", "B"])
     assert script.headers[0]["Authorization"] == "Bearer " + secret
     assert secret.encode() not in (tmp_path / "c.sqlite").read_bytes()
     assert secret not in repr(llm) and secret not in json.dumps(vars(llm), default=str)
@@ -196,8 +196,11 @@ def test_openai_spec_needs_key(monkeypatch):
 # --------------------------------------------------------------------------- specs, parsing
 def test_get_backend_specs():
     assert get_backend("ollama:llama3.1").base_url == "http://127.0.0.1:11434/v1"
-    b = get_backend("http://127.0.0.1:8000/v1:qwen2.5:7b")
+    b = get_backend("http://127.0.0.1:8000/v1", model="qwen2.5:7b")
     assert (b.base_url, b.model) == ("http://127.0.0.1:8000/v1", "qwen2.5:7b")
+    for bare in ("http://127.0.0.1:9/v1", "http://127.0.0.1:8000/v1:qwen2.5:7b"):
+        with pytest.raises(CausalError, match="server URL without a model.*--llm-url URL --llm-model"):
+            get_backend(bare)
     assert get_backend("openai:gpt-4o-mini").base_url.startswith("https://api.openai.com")
     with pytest.raises(CausalError, match="unknown LLM backend"):
         get_backend("claude:x")
@@ -232,13 +235,12 @@ def test_cache_honours_env(tmp_path, monkeypatch):
 
 def test_replay_backend(tmp_path):
     path = tmp_path / "answers.json"
-    path.write_text(json.dumps({"Q1": "B", "Q2": [0.7, 0.3], "Q3": 1, "Q4": "maybe", "T": "hello"}))
+    path.write_text(json.dumps({"Q1": "B", "Q2": [0.7, 0.3], "Q3": 1, "Q4": "maybe"}))
     llm = get_backend(f"replay:{path}")
     assert llm.choose("Q1", ["A", "B"])[0] == 1
     idx, probs = llm.choose("Q2", ["A", "B"])
     assert idx == 0 and np.allclose(probs, [0.7, 0.3])
     assert llm.choose("Q3", ["A", "B"])[0] == 1
-    assert llm.complete("T") == "hello"
     with pytest.raises(CausalError, match="not one of"):
         llm.choose("Q4", ["A", "B"])
     with pytest.raises(CausalError, match="no recorded answer"):
@@ -252,7 +254,7 @@ def test_invalid_probabilities_are_not_cached(tmp_path):
     llm = ReplayBackend({"Q": [float("nan"), 1.0]}, cache=cache)
     with pytest.raises(CausalError, match="invalid answer"):
         llm.choose("Q", ["A", "B"])
-    assert cache.get(llm._key("choose", "Q", ["A", "B"])) is None
+    assert cache.get(llm.cache_key("Q", ["A", "B"])) is None
 
 
 def test_local_backend_on_tiny_model(tiny_lm, tmp_path):
@@ -263,4 +265,3 @@ def test_local_backend_on_tiny_model(tiny_lm, tmp_path):
     assert np.allclose(probs, np.exp(expected - expected.max()) / np.exp(expected - expected.max()).sum(), atol=1e-6)
     llm.choose("Which is more likely? A. x B. y", ["A", "B", "C"])
     assert llm.calls == 2 and llm.uncached_calls == 1
-    assert isinstance(llm.complete("Hello", max_tokens=3), str)
