@@ -7,22 +7,22 @@ Example:
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
-import socket
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import numpy as np
 
 from causal.errors import CausalError
+from causal.llm import transport
 from causal.llm.answers import parse_choice, probs_from_logprobs
 from causal.llm.base import CachedBackend
 from causal.llm.cache import AnswerCache
+from causal.llm.keys import OPENAI_URL, check_url, key_env_for, redact
 
-OPENAI_URL = "https://api.openai.com/v1"
+__all__ = ["OpenAIBackend", "OPENAI_URL"]
 
 
 class OpenAIBackend(CachedBackend):
@@ -30,19 +30,32 @@ class OpenAIBackend(CachedBackend):
 
     Multiple-choice answers use the returned top log-probs of the first answer token when the
     server gives them; otherwise the answer must be exactly one option label (strict parsing:
-    anything else is an error and is not cached). The API key is read from ``api_key_env`` at
-    request time and never stored.
+    anything else is an error and is not cached).
+
+    Keys: ``$OPENAI_API_KEY`` is sent only to OpenAI's own https endpoint. Any other server gets a
+    key only from the variable named by ``api_key_env``, and never over plain http to a host that
+    is not this machine. The key is read at request time and never stored or shown.
+
+    Deadline: every call ends within ``timeout x (max_retries + 1) + backoff x (2**max_retries - 1)``
+    seconds (each try has ``timeout`` seconds in total for connecting, sending and reading the whole
+    answer; the waits between tries are ``backoff``, doubled each time).
 
     Args:
         base_url: e.g. ``"http://127.0.0.1:8000/v1"``.
         model: the served model's name.
-        api_key_env: environment variable holding the key (optional for local servers).
-        timeout: seconds per request.
+        timeout: seconds per try, in total.
         max_retries: retries after the first try on timeouts, connection errors, 429 and 5xx.
-        backoff: first wait in seconds, doubled after each retry.
+        backoff: first wait in seconds between tries, doubled after each retry.
+        cache: True (on-disk cache), False, or an :class:`AnswerCache`.
+        api_key_env: the environment variable holding this server's key (None: no key, except
+            ``$OPENAI_API_KEY`` for OpenAI's own endpoint).
+        require_key: fail (one line) when the key's variable is unset.
 
     Example:
-        >>> llm = OpenAIBackend("http://127.0.0.1:8000/v1", "qwen2.5-7b")   # doctest: +SKIP
+        >>> llm = OpenAIBackend("http://127.0.0.1:8000/v1", "qwen2.5-7b", timeout=2, max_retries=1,
+        ...                     cache=False)
+        >>> llm.deadline
+        4.5
         >>> llm.choose("Is rain wet? A. yes B. no", ["A", "B"])              # doctest: +SKIP
         (0, array([0.99, 0.01]))
     """
@@ -53,86 +66,97 @@ class OpenAIBackend(CachedBackend):
         self,
         base_url: str,
         model: str,
-        api_key_env: str = "OPENAI_API_KEY",
         timeout: float = 30.0,
         max_retries: int = 3,
         backoff: float = 0.5,
         cache: bool | AnswerCache = True,
+        api_key_env: str | None = None,
         require_key: bool = False,
     ) -> None:
-        super().__init__(cache)
-        if not model:
+        if not model or not str(model).strip():
             raise CausalError("OpenAI-compatible backend needs a model name")
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.api_key_env = api_key_env
-        self.timeout = float(timeout)
-        self.max_retries = max(0, int(max_retries))
-        self.backoff = float(backoff)
-        self.require_key = require_key
+        try:
+            timeout, max_retries, backoff = float(timeout), int(max_retries), float(backoff)
+        except (TypeError, ValueError):
+            raise CausalError("timeout and backoff must be numbers, max_retries an integer") from None
+        if not timeout > 0 or max_retries < 0 or backoff < 0:
+            raise CausalError(f"need timeout > 0, max_retries >= 0, backoff >= 0; got {timeout:g}, "
+                              f"{max_retries}, {backoff:g}")
+        self.base_url = check_url(base_url)
+        self.api_key_env = key_env_for(self.base_url, api_key_env)
+        super().__init__(cache)
+        self.model = str(model).strip()
+        self.timeout, self.max_retries, self.backoff = timeout, max_retries, backoff
+        self.require_key = require_key or bool(api_key_env)
         self._logprobs_ok: bool | None = None
 
+    @property
+    def deadline(self) -> float:
+        """The longest a call can take, in seconds: timeout x tries + the waits between them."""
+        return self.timeout * (self.max_retries + 1) + self.backoff * (2**self.max_retries - 1)
+
     def settings(self) -> dict[str, Any]:
+        """Decoding settings in the cache key. Returns: the server URL and temperature 0."""
         return {"url": self.base_url, "temperature": 0}
 
     # -- transport
+    def _key(self) -> str | None:
+        key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
+        if not key and self.require_key:
+            raise CausalError(f"no API key: set the environment variable {self.api_key_env}")
+        return key or None
+
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         url = self.base_url + "/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env or "", "")
+        key = self._key()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if key:
             headers["Authorization"] = "Bearer " + key
-        elif self.require_key:
-            raise CausalError(f"no API key: set the environment variable {self.api_key_env}")
         body = json.dumps(payload).encode()
+        tries = self.max_retries + 1
         last = "no answer"
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(tries):
             if attempt:
-                time.sleep(self.backoff * (2 ** (attempt - 1)))
-            req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+                time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    raw = resp.read()
-            except urllib.error.HTTPError as exc:
-                detail = _http_detail(exc)
-                if exc.code == 429 or exc.code >= 500:
-                    last = f"HTTP {exc.code}{detail}"
-                    continue
-                if exc.code == 400 and payload.get("logprobs") and self._logprobs_ok is None:
-                    raise _LogprobsRefused() from None
-                if exc.code in (401, 403):
-                    raise CausalError(
-                        f"LLM server at {self.base_url} refused the request (HTTP {exc.code}): "
-                        f"check the key in ${self.api_key_env}"
-                    ) from None
-                raise CausalError(
-                    f"LLM server at {self.base_url} answered HTTP {exc.code}{detail}"
-                ) from None
-            except (socket.timeout, TimeoutError):
-                last = f"timed out after {self.timeout:g} s"
+                status, raw = transport.post(url, body, headers, self.timeout)
+            except transport.DeadlineExceeded:
+                last = f"timed out (no complete answer within {self.timeout:g} s)"
                 continue
-            except urllib.error.URLError as exc:
-                reason = exc.reason
-                if isinstance(reason, (socket.timeout, TimeoutError)):
-                    last = f"timed out after {self.timeout:g} s"
-                else:
-                    last = f"not reachable ({reason})"
+            except transport.TooLarge as exc:
+                raise CausalError(f"LLM server at {self.base_url}: {exc}") from None
+            except (OSError, http.client.HTTPException) as exc:
+                last = f"not reachable ({type(exc).__name__}: {redact(str(exc), key)[:80]})"
                 continue
-            except (ConnectionError, OSError) as exc:
-                last = f"connection failed ({type(exc).__name__})"
+            if status == 429 or status >= 500:
+                last = f"HTTP {status}{_detail(raw, key)}"
                 continue
+            if 300 <= status < 400:
+                raise CausalError(f"LLM server at {self.base_url} answered a redirect (HTTP {status}); "
+                                  "redirects are not followed: give the final URL") from None
+            if status == 400 and payload.get("logprobs") and self._logprobs_ok is None:
+                raise _LogprobsRefused()
+            if status in (401, 403):
+                hint = f"check the key in ${self.api_key_env}" if self.api_key_env else (
+                    "no key is sent to this server unless you name its variable with api_key_env "
+                    "(--api-key-env)")
+                raise CausalError(f"LLM server at {self.base_url} refused the request (HTTP {status}): "
+                                  f"{hint}")
+            if status >= 400:
+                raise CausalError(f"LLM server at {self.base_url} answered HTTP {status}{_detail(raw, key)}")
             try:
                 data = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
-                raise CausalError(
-                    f"LLM server at {self.base_url} answered something that is not JSON: "
-                    f"{raw[:80]!r}"
-                ) from None
+                raise CausalError(f"LLM server at {self.base_url} answered something that is not JSON: "
+                                  f"{redact(raw[:200].decode('utf-8', 'replace'), key)[:80]!r}") from None
             if not isinstance(data, dict) or not data.get("choices"):
                 raise CausalError(f"LLM server at {self.base_url} answered without 'choices'")
             return data
+        plural = "try" if tries == 1 else "tries"
         raise CausalError(
-            f"LLM server at {self.base_url} failed after {self.max_retries + 1} tries: {last}"
+            f"LLM server at {self.base_url} failed after {tries} {plural} within the call's deadline "
+            f"of {self.deadline:g} s ({self.timeout:g} s x {tries} {plural} + "
+            f"{self.deadline - self.timeout * tries:g} s backoff): {last}"
         )
 
     def _chat(self, prompt: str, max_tokens: int, logprobs: bool) -> dict[str, Any]:
@@ -155,17 +179,16 @@ class OpenAIBackend(CachedBackend):
         except _LogprobsRefused:
             self._logprobs_ok = False
             data = self._chat(question, 4, logprobs=False)
-        choice = data["choices"][0]
+        choice = data["choices"][0] if isinstance(data["choices"][0], dict) else {}
         probs = probs_from_logprobs(choice.get("logprobs"), options)
         if probs is not None:
             self._logprobs_ok = True
             return probs
-        text = ((choice.get("message") or {}).get("content") or "")
+        text = (choice.get("message") or {}).get("content") or ""
         index = parse_choice(text, options)
         if index is None:
-            raise CausalError(
-                f"LLM answered {text[:60]!r}, not one of {options} (answer not cached)"
-            )
+            shown = redact(str(text), os.environ.get(self.api_key_env or "", "") or None)
+            raise CausalError(f"LLM answered {shown[:60]!r}, not one of {options} (answer not cached)")
         out = np.zeros(len(options))
         out[index] = 1.0
         return out
@@ -175,10 +198,6 @@ class _LogprobsRefused(Exception):
     """The server rejected the log-probs request (HTTP 400): retry without it."""
 
 
-def _http_detail(exc: urllib.error.HTTPError) -> str:
-    try:
-        body = exc.read(300).decode("utf-8", "replace")
-    except Exception:  # noqa: BLE001 - a detail is optional
-        return ""
-    body = " ".join(body.split())[:120]
+def _detail(raw: bytes, key: str | None) -> str:
+    body = " ".join(redact(raw[:2000].decode("utf-8", "replace"), key).split())[:120]
     return f": {body}" if body else ""
