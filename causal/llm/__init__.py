@@ -12,7 +12,7 @@ Example:
     (0, array([0.8, 0.2]))
 """
 
-from causal.llm.answers import parse_choice
+from causal.llm.answers import NonAnswerError, parse_choice
 from causal.llm.base import CachedBackend, LLMBackend
 from causal.llm.cache import AnswerCache, cache_path
 from causal.llm.local import LocalBackend, default_backend
@@ -25,5 +25,5 @@ from causal.llm.replay import ReplayBackend
 __all__ = [
     "LLMBackend", "CachedBackend", "AnswerCache", "cache_path", "LocalBackend", "default_backend",
     "OpenAIBackend", "OPENAI_URL", "ReplayBackend", "get_backend", "backend_label",
-    "register_backend", "unregister_backend", "backends", "BackendEntry", "parse_choice",
+    "register_backend", "unregister_backend", "backends", "BackendEntry", "parse_choice", "NonAnswerError",
 ]

@@ -72,21 +72,46 @@ def parse_choice(text: str, options: Sequence[str]) -> int | None:
     return upper.index(t.upper()) if t.upper() in upper else None
 
 
+class NonAnswerError(CausalError):
+    """The LLM's reply is not one of the options (never cached; asking again may succeed)."""
+
+
+def _label(token: Any) -> str:
+    return str(token).strip().strip("*_`'\"().:").upper()
+
+
 def probs_from_logprobs(logprobs: Any, options: Sequence[str]) -> np.ndarray | None:
-    """Option probabilities from the first answer token's top log-probs, or None."""
+    """Option probabilities from the first answer token's top log-probs, used only when that token
+    (the one the model actually produced) is an option label.
+
+    Returns:
+        unnormalised probabilities over ``options`` (options missing from the top list get 1e-6),
+        or None when there are no log-probs or the first token is not an option label (then the
+        text must be parsed).
+
+    Example:
+        >>> lp = lambda tok, tops: {"content": [{"token": tok, "logprob": tops[0][1],
+        ...     "top_logprobs": [{"token": t, "logprob": v} for t, v in tops]}]}
+        >>> probs_from_logprobs(lp("B", [("B", -0.1), ("A", -2.4)]), ["A", "B"]).round(2).tolist()
+        [0.09, 0.9]
+        >>> probs_from_logprobs(lp("The", [("The", -0.01), ("A", -9.0)]), ["A", "B"]) is None
+        True
+    """
     try:
-        content = logprobs["content"]
-        first = content[0]
+        first = logprobs["content"][0]
+        produced = first["token"]
         tops = first.get("top_logprobs") or [first]
     except (TypeError, KeyError, IndexError, AttributeError):
         return None
     upper = [o.strip().upper() for o in options]
+    if _label(produced) not in upper:
+        return None
     mass = np.zeros(len(options))
     for entry in tops:
         try:
-            tok = str(entry["token"]).strip().strip("*_`'\"().:").upper()
+            tok = _label(entry["token"])
             lp = float(entry["logprob"])
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, AttributeError):
             continue
         if tok in upper and math.isfinite(lp):
             mass[upper.index(tok)] += math.exp(lp)

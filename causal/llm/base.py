@@ -21,6 +21,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from causal.errors import CausalError
 from causal.llm.answers import check_probs, validate_options
 from causal.llm.cache import AnswerCache
 
@@ -99,7 +100,8 @@ class CachedBackend:
         return (self.name, self.model, "choose", prompt, list(options), self.settings())
 
     def choose(self, prompt: str, options: Sequence[str]) -> tuple[int, np.ndarray]:
-        """Answer a multiple-choice question.
+        """Answer a multiple-choice question; only valid answers are cached, a corrupt cache entry
+        is ignored and overwritten.
 
         Returns:
             (index of the most probable option, probabilities over ``options``).
@@ -115,8 +117,12 @@ class CachedBackend:
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                probs = check_probs(hit, len(opts))
-                return int(np.argmax(probs)), probs
+                try:
+                    probs = check_probs(hit, len(opts))
+                except CausalError:
+                    pass  # a corrupt entry: ask again and overwrite it
+                else:
+                    return int(np.argmax(probs)), probs
         self.uncached_calls += 1
         probs = check_probs(self._choose(prompt, opts), len(opts))
         if self.cache is not None:

@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,6 +50,7 @@ class AnswerCache:
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = str(path) if path is not None else str(cache_path())
         self._conn: sqlite3.Connection | None = None
+        self._warned = False
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -77,7 +79,7 @@ class AnswerCache:
         """The cached value for ``parts``.
 
         Returns:
-            the decoded JSON value, or None when there is none.
+            the decoded JSON value, or None when there is none or the entry is corrupt.
 
         Example:
             >>> AnswerCache(":memory:").get(("nothing",)) is None
@@ -88,9 +90,15 @@ class AnswerCache:
                 row = self._db().execute(
                     "SELECT value FROM answers WHERE key = ?", (self.key(parts),)
                 ).fetchone()
-            except sqlite3.Error:
+            except sqlite3.Error as exc:
+                self._unusable(exc)
                 return None
-        return json.loads(row[0]) if row else None
+        if not row:
+            return None
+        try:
+            return json.loads(row[0])
+        except (TypeError, ValueError):
+            return None  # a corrupt entry is a miss; the next answer overwrites it
 
     def put(self, parts: Sequence[Any], value: Any) -> None:
         """Store ``value`` (JSON-serialisable) under ``parts``; a locked or read-only cache is skipped.
@@ -110,5 +118,11 @@ class AnswerCache:
                     (self.key(parts), json.dumps(value)),
                 )
                 db.commit()
-            except sqlite3.Error:
-                pass  # a read-only or locked cache must not break a run
+            except sqlite3.Error as exc:
+                self._unusable(exc)  # a read-only, locked or corrupt cache must not break a run
+
+    def _unusable(self, exc: sqlite3.Error) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"LLM answer cache {self.path} is not usable ({exc}); answers are not "
+                          "cached", RuntimeWarning, stacklevel=3)

@@ -17,7 +17,7 @@ import numpy as np
 
 from causal.errors import CausalError
 from causal.llm import transport
-from causal.llm.answers import parse_choice, probs_from_logprobs
+from causal.llm.answers import NonAnswerError, parse_choice, probs_from_logprobs
 from causal.llm.base import CachedBackend
 from causal.llm.cache import AnswerCache
 from causal.llm.keys import OPENAI_URL, check_url, key_env_for, redact
@@ -28,9 +28,9 @@ __all__ = ["OpenAIBackend", "OPENAI_URL"]
 class OpenAIBackend(CachedBackend):
     """An OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp server, Ollama).
 
-    Multiple-choice answers use the returned top log-probs of the first answer token when the
-    server gives them; otherwise the answer must be exactly one option label (strict parsing:
-    anything else is an error and is not cached).
+    Multiple-choice answers use the top log-probs of the first answer token when the server gives
+    them and that token is itself an option label; otherwise the answer text must be exactly one
+    option label (strict parsing). Anything else raises :class:`NonAnswerError` and is not cached.
 
     Keys: ``$OPENAI_API_KEY`` is sent only to OpenAI's own https endpoint. Any other server gets a
     key only from the variable named by ``api_key_env``, and never over plain http to a host that
@@ -188,7 +188,7 @@ class OpenAIBackend(CachedBackend):
         index = parse_choice(text, options)
         if index is None:
             shown = redact(str(text), os.environ.get(self.api_key_env or "", "") or None)
-            raise CausalError(f"LLM answered {shown[:60]!r}, not one of {options} (answer not cached)")
+            raise NonAnswerError(f"LLM answered {shown[:60]!r}, not one of {options} (answer not cached)")
         out = np.zeros(len(options))
         out[index] = 1.0
         return out
