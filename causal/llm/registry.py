@@ -175,7 +175,18 @@ def _need_model(kind: str, rest: str) -> str:
     return rest
 
 
+def _only(kind: str, kwargs: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    extra = sorted(k for k, v in kwargs.items() if k not in allowed and v is not None)
+    if extra:
+        raise CausalError(f"the {kind} backend takes no {', '.join(extra)}")
+    return {k: v for k, v in kwargs.items() if k in allowed}
+
+
+_HTTP_OPTIONS = ("timeout", "max_retries", "backoff", "cache", "api_key_env")
+
+
 def _local(rest: str, **kwargs: Any) -> LLMBackend:
+    kwargs = _only("local", kwargs, ("cache", "chat"))
     if rest:
         from explain.model import LanguageModel
 
@@ -184,6 +195,7 @@ def _local(rest: str, **kwargs: Any) -> LLMBackend:
 
 
 def _openai(rest: str, **kwargs: Any) -> LLMBackend:
+    kwargs = _only("openai", kwargs, _HTTP_OPTIONS)
     return OpenAIBackend(OPENAI_URL, _need_model("openai", rest), require_key=True, **kwargs)
 
 
@@ -193,13 +205,13 @@ def _ollama(rest: str, **kwargs: Any) -> LLMBackend:
     if host:
         host = host if host.startswith("http") else "http://" + host
         url = host.rstrip("/") + "/v1"
-    return OpenAIBackend(url, _need_model("ollama", rest), **kwargs)
+    return OpenAIBackend(url, _need_model("ollama", rest), **_only("ollama", kwargs, _HTTP_OPTIONS))
 
 
 def _replay(rest: str, **kwargs: Any) -> LLMBackend:
     if not rest:
         raise CausalError("the replay backend needs a file: replay:answers.json")
-    return ReplayBackend(rest, **kwargs)
+    return ReplayBackend(rest, **_only("replay", kwargs, ("cache",)))
 
 
 register_backend("local", _local, label="Local model", example="local")
