@@ -4,6 +4,7 @@ A backend answers multiple-choice questions: ``choose(prompt, options)`` returns
 and a probability per option. Modules: ``base`` (the :class:`LLMBackend` protocol and
 :class:`CachedBackend`), ``cache`` (the SQLite answer cache), ``answers`` (strict answer parsing),
 ``local`` (an :class:`explain.model.LanguageModel`), ``openai`` (any OpenAI-compatible server),
+``keys`` (which key may go to which endpoint), ``transport`` (one POST under a total deadline),
 ``replay`` (recorded answers), ``registry`` (:func:`register_backend`, :func:`get_backend`).
 
 Example:
