@@ -66,6 +66,7 @@ class OpenAIBackend(CachedBackend):
         self,
         base_url: str,
         model: str,
+        *,
         timeout: float = 30.0,
         max_retries: int = 3,
         backoff: float = 0.5,

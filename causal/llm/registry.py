@@ -217,5 +217,5 @@ def _replay(rest: str, **kwargs: Any) -> LLMBackend:
 register_backend("local", _local, label="Local model", example="local")
 register_backend("openai", _openai, label="OpenAI", example="openai:gpt-4o-mini",
                  offer=lambda: bool(os.environ.get("OPENAI_API_KEY")))
-register_backend("ollama", _ollama, label="Ollama", example="ollama:llama3.1")
+register_backend("ollama", _ollama, label="Ollama", example="ollama:llama3.1", offer=lambda: True)
 register_backend("replay", _replay, label="Recorded answers", example="replay:answers.json")
