@@ -26,8 +26,10 @@ from causal.errors import CausalError
 PROPOSE_EXAMPLE = """example:
   whylm causal propose smoking "tar deposits" "lung cancer" --out graph.gml
   whylm causal propose x y z --data data.csv --llm ollama:llama3.1 --json proposal.json
-  (--llm: openai:gpt-4o-mini | ollama:MODEL | http://host:port/v1:MODEL | replay:answers.json;
-   the key comes from $OPENAI_API_KEY; default: the embedded SmolLM2-135M)"""
+  whylm causal propose x y z --llm-url http://127.0.0.1:8000/v1 --llm-model qwen2.5-7b
+  (--llm: openai:gpt-4o-mini (key from $OPENAI_API_KEY) | ollama:MODEL | replay:answers.json;
+   default: the embedded SmolLM2-135M. Any other server: --llm-url URL --llm-model NAME, with
+   --api-key-env NAME if it needs a key: only that variable's key is sent to it)"""
 
 CHECK_EXAMPLE = """example:
   whylm causal check graph.gml data.csv --test fisher_z --alpha 0.05 --json check.json
@@ -55,7 +57,7 @@ def add_parser(subparsers: Any) -> None:
     p = sub.add_parser("propose", help="propose a causal DAG over named variables",
                        formatter_class=fmt, epilog=PROPOSE_EXAMPLE)
     p.add_argument("variables", nargs="+", metavar="VAR", help="variable names (with --data: column names)")
-    p.add_argument("--llm", default=None, help="LLM backend (default: embedded model)")
+    add_llm_arguments(p)
     p.add_argument("--descriptions", default=None, metavar="F",
                    help="JSON file {variable: description}")
     p.add_argument("--data", default=None, metavar="CSV", help="data for the hybrid proposal")
@@ -83,6 +85,59 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--method", default="backdoor.linear_regression")
     e.add_argument("--json", default=None, metavar="OUT")
     e.set_defaults(func=run_effect)
+
+
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--llm``, ``--llm-url``, ``--llm-model`` and ``--api-key-env`` to a subcommand.
+
+    Returns:
+        None.
+
+    Example:
+        >>> p = argparse.ArgumentParser(); add_llm_arguments(p)
+        >>> a = p.parse_args(["--llm-url", "http://127.0.0.1:9/v1", "--llm-model", "m"])
+        >>> a.llm_url, a.llm_model, a.llm
+        ('http://127.0.0.1:9/v1', 'm', None)
+    """
+    g = parser.add_argument_group("LLM backend")
+    g.add_argument("--llm", default=None, metavar="SPEC",
+                   help="openai:MODEL | ollama:MODEL | replay:FILE.json (default: the embedded model)")
+    g.add_argument("--llm-url", default=None, metavar="URL",
+                   help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (with --llm-model)")
+    g.add_argument("--llm-model", default=None, metavar="NAME", help="the model served at --llm-url")
+    g.add_argument("--api-key-env", default=None, metavar="NAME",
+                   help="environment variable holding the key for this server (https, or a server on "
+                        "this machine); no other key is ever sent to it")
+
+
+def llm_from_args(args: argparse.Namespace) -> Any:
+    """The LLM backend the ``--llm*`` options select (``None``: the embedded model).
+
+    Returns:
+        a backend, or None.
+
+    Example:
+        >>> ns = argparse.Namespace(llm=None, llm_url="http://127.0.0.1:9/v1", llm_model="m:7b",
+        ...                         api_key_env=None)
+        >>> llm_from_args(ns).model
+        'm:7b'
+    """
+    from causal.llm import OpenAIBackend, get_backend
+
+    url, model, key_env = args.llm_url, args.llm_model, args.api_key_env
+    if url:
+        if args.llm:
+            raise CausalError("give either --llm or --llm-url, not both")
+        if not model:
+            raise CausalError("--llm-url needs --llm-model NAME (the model the server serves)")
+        return OpenAIBackend(url, model, api_key_env=key_env)
+    if model:
+        raise CausalError("--llm-model goes with --llm-url (for OpenAI or Ollama write --llm openai:MODEL)")
+    if args.llm is None:
+        if key_env:
+            raise CausalError("--api-key-env goes with --llm-url or --llm openai:MODEL")
+        return None
+    return get_backend(args.llm, api_key_env=key_env) if key_env else get_backend(args.llm)
 
 
 def _write_json(path: str | None, payload: dict) -> None:
@@ -114,7 +169,7 @@ def run_propose(args: argparse.Namespace) -> int:
         if not isinstance(descriptions, dict):
             raise CausalError("descriptions file must hold a JSON object {variable: description}")
     data = load_csv(args.data) if args.data else None
-    res = propose_graph(args.variables, llm=args.llm, descriptions=descriptions, data=data,
+    res = propose_graph(args.variables, llm=llm_from_args(args), descriptions=descriptions, data=data,
                         strategy=args.strategy, progress=not args.no_progress)
     if args.out:
         text = res.to_json() if args.out.lower().endswith(".json") else res.to_gml()

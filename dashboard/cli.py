@@ -30,9 +30,24 @@ EPILOG = """examples:
 DASHBOARD_EPILOG = """example:
   whylm dashboard --host 127.0.0.1 --port 8501 --model /path/to/hf-model --data-dir ~/whylm-audits
 
+  whylm dashboard --llm-endpoint http://127.0.0.1:8000/v1 --llm-endpoint https://llm.example/v1 --api-key-env LAB_KEY
+
 The history (audit store) is saved in DATA_DIR/audits.sqlite (default: the user data folder).
-API keys for LLM backends come from the environment (OPENAI_API_KEY) and are never stored.
+LLM servers for the Causal page are fixed here, never typed in the browser; --api-key-env NAME
+gives the --llm-endpoint before it the key in $NAME (https, or a server on this machine). OpenAI
+is offered when $OPENAI_API_KEY is set, and that key goes only to OpenAI. Keys are never stored.
 """
+
+
+class _InOrder(argparse.Action):
+    """Collect --llm-endpoint and --api-key-env in the order given, so each key variable pairs
+    with the endpoint before it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append((option_string, str(values)))
+        setattr(namespace, self.dest, items)
 
 
 def dashboard_command(args: argparse.Namespace) -> int:
@@ -50,6 +65,10 @@ def dashboard_command(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise WhylmError(f"cannot create data dir {data_dir}: {exc.strerror or exc}") from None
         env["WHYLM_DATA_DIR"] = str(data_dir)
+    if getattr(args, "llm_endpoints", None):
+        from dashboard.llm_picker import ENDPOINTS_ENV, endpoints_env, endpoints_from_options
+
+        env[ENDPOINTS_ENV] = endpoints_env(endpoints_from_options(args.llm_endpoints))
     root = str(APP.parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [
@@ -97,6 +116,10 @@ def add_dashboard_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParse
                    help="default model: a local folder with a Hugging Face causal LM (default: embedded)")
     p.add_argument("--data-dir", default=None,
                    help="folder for the history database audits.sqlite (default: user data dir)")
+    p.add_argument("--llm-endpoint", dest="llm_endpoints", action=_InOrder, metavar="URL",
+                   help="an OpenAI-compatible server the Causal page may use (repeatable)")
+    p.add_argument("--api-key-env", dest="llm_endpoints", action=_InOrder, metavar="NAME",
+                   help="environment variable holding the key of the --llm-endpoint before it")
     p.set_defaults(func=dashboard_command)
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 from causal.errors import CausalError
+from llm_server import answer, send, serve
 from causal.llm import (
     AnswerCache, LocalBackend, OpenAIBackend, ReplayBackend, cache_path, get_backend, parse_choice,
 )
@@ -20,72 +19,38 @@ from causal.llm import (
 
 # --------------------------------------------------------------------------- a scripted server
 class Script:
-    """Behaviours served in order (the last one repeats); requests are recorded."""
+    """Behaviours served in order (the last one repeats)."""
 
     def __init__(self, *steps):
         self.steps = list(steps)
-        self.requests: list[dict] = []
-        self.headers: list[dict] = []
 
     def next(self):
         return self.steps.pop(0) if len(self.steps) > 1 else self.steps[0]
-
-
-def _answer(content, logprobs=None):
-    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-    if logprobs is not None:
-        choice["logprobs"] = {"content": [{"token": logprobs[0][0], "logprob": logprobs[0][1],
-                                           "top_logprobs": [{"token": t, "logprob": lp} for t, lp in logprobs]}]}
-    return {"id": "x", "object": "chat.completion", "choices": [choice]}
 
 
 @pytest.fixture
 def server():
     script = Script(("text", "A"))
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *a):  # keep test output clean
-            pass
+    def respond(handler, body, rec):
+        kind, arg = script.next()
+        if kind == "sleep":
+            time.sleep(arg)
+            kind, arg = "text", "A"
+        if kind == "status":
+            send(handler, arg, b'{"error": "boom"}')
+        elif kind == "raw":
+            send(handler, 200, arg.encode())
+        elif kind == "logprobs":
+            send(handler, 200, answer(arg[0][0], arg))
+        elif kind == "nologprobs400" and body.get("logprobs"):
+            send(handler, 400, b'{"error": "logprobs not supported"}')
+        else:
+            send(handler, 200, answer(arg))
 
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            script.requests.append(body)
-            script.headers.append(dict(self.headers))
-            kind, arg = script.next()
-            if kind == "sleep":
-                time.sleep(arg)
-                kind, arg = "text", "A"
-            if kind == "status":
-                self.send_response(arg)
-                self.end_headers()
-                self.wfile.write(b'{"error": "boom"}')
-                return
-            if kind == "raw":
-                payload = arg.encode()
-            elif kind == "logprobs":
-                payload = json.dumps(_answer(arg[0][0], arg)).encode()
-            elif kind == "nologprobs400":
-                if body.get("logprobs"):
-                    self.send_response(400)
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "logprobs not supported"}')
-                    return
-                payload = json.dumps(_answer(arg)).encode()
-            else:
-                payload = json.dumps(_answer(arg)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    yield url, script
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(respond) as (url, rec):
+        script.requests, script.headers = rec.requests, rec.headers
+        yield url, script
 
 
 def _backend(url, tmp_path, **kw):
@@ -130,7 +95,7 @@ def test_http_500_then_success(server, tmp_path):
 def test_http_retries_are_capped(server, tmp_path):
     url, script = server
     script.steps = [("status", 500)]
-    with pytest.raises(CausalError, match="failed after 3 tries: HTTP 500"):
+    with pytest.raises(CausalError, match=r"failed after 3 tries within .* \(30 s x 3 tries \+ 0.03 s backoff\): HTTP 500"):
         _backend(url, tmp_path, max_retries=2).choose("Q?", ["A", "B"])
     assert len(script.requests) == 3
 
@@ -176,12 +141,12 @@ def test_http_401_names_the_env_var_not_the_key(server, tmp_path, monkeypatch):
 def test_api_key_sent_but_never_stored(server, tmp_path, monkeypatch):
     url, script = server
     secret = "sk-test-SECRET-0123456789"
-    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    monkeypatch.setenv("MY_SERVER_KEY", secret)
     script.steps = [("text", "B")]
-    llm = _backend(url, tmp_path)
+    llm = _backend(url, tmp_path, api_key_env="MY_SERVER_KEY")
     llm.choose("Which is more likely?", ["A", "B"])
-    llm.complete("Say hi", max_tokens=5)
-    assert script.headers[0]["Authorization"] == "Bearer " + secret
+    llm.choose("Another question?", ["A", "B"])
+    assert script.headers[0]["authorization"] == "Bearer " + secret
     assert secret.encode() not in (tmp_path / "c.sqlite").read_bytes()
     assert secret not in repr(llm) and secret not in json.dumps(vars(llm), default=str)
 
@@ -196,8 +161,11 @@ def test_openai_spec_needs_key(monkeypatch):
 # --------------------------------------------------------------------------- specs, parsing
 def test_get_backend_specs():
     assert get_backend("ollama:llama3.1").base_url == "http://127.0.0.1:11434/v1"
-    b = get_backend("http://127.0.0.1:8000/v1:qwen2.5:7b")
+    b = get_backend("http://127.0.0.1:8000/v1", model="qwen2.5:7b")
     assert (b.base_url, b.model) == ("http://127.0.0.1:8000/v1", "qwen2.5:7b")
+    for bare in ("http://127.0.0.1:9/v1", "http://127.0.0.1:8000/v1:qwen2.5:7b"):
+        with pytest.raises(CausalError, match="server URL without a model.*--llm-url URL --llm-model"):
+            get_backend(bare)
     assert get_backend("openai:gpt-4o-mini").base_url.startswith("https://api.openai.com")
     with pytest.raises(CausalError, match="unknown LLM backend"):
         get_backend("claude:x")
@@ -232,13 +200,12 @@ def test_cache_honours_env(tmp_path, monkeypatch):
 
 def test_replay_backend(tmp_path):
     path = tmp_path / "answers.json"
-    path.write_text(json.dumps({"Q1": "B", "Q2": [0.7, 0.3], "Q3": 1, "Q4": "maybe", "T": "hello"}))
+    path.write_text(json.dumps({"Q1": "B", "Q2": [0.7, 0.3], "Q3": 1, "Q4": "maybe"}))
     llm = get_backend(f"replay:{path}")
     assert llm.choose("Q1", ["A", "B"])[0] == 1
     idx, probs = llm.choose("Q2", ["A", "B"])
     assert idx == 0 and np.allclose(probs, [0.7, 0.3])
     assert llm.choose("Q3", ["A", "B"])[0] == 1
-    assert llm.complete("T") == "hello"
     with pytest.raises(CausalError, match="not one of"):
         llm.choose("Q4", ["A", "B"])
     with pytest.raises(CausalError, match="no recorded answer"):
@@ -252,7 +219,7 @@ def test_invalid_probabilities_are_not_cached(tmp_path):
     llm = ReplayBackend({"Q": [float("nan"), 1.0]}, cache=cache)
     with pytest.raises(CausalError, match="invalid answer"):
         llm.choose("Q", ["A", "B"])
-    assert cache.get(llm._key("choose", "Q", ["A", "B"])) is None
+    assert cache.get(llm.cache_key("Q", ["A", "B"])) is None
 
 
 def test_local_backend_on_tiny_model(tiny_lm, tmp_path):
@@ -263,4 +230,3 @@ def test_local_backend_on_tiny_model(tiny_lm, tmp_path):
     assert np.allclose(probs, np.exp(expected - expected.max()) / np.exp(expected - expected.max()).sum(), atol=1e-6)
     llm.choose("Which is more likely? A. x B. y", ["A", "B", "C"])
     assert llm.calls == 2 and llm.uncached_calls == 1
-    assert isinstance(llm.complete("Hello", max_tokens=3), str)

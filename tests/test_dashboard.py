@@ -248,7 +248,7 @@ def test_causal_widgets_and_errors(data_dir):
     at = page("causal_page").run()
     no_traceback(at)
     assert at.text_area(key="cz_vars").value
-    assert "OpenAI-compatible server" in at.radio(key="cz_backend").options
+    assert at.radio(key="cz_backend").options[:2] == ["Embedded SmolLM2-135M-Instruct", "Local model folder"]
     # no field for an API key anywhere
     assert not [t for t in at.text_input if "key" in (t.label or "").lower()]
     at.text_area(key="cz_vars").set_value("only one")
@@ -257,11 +257,11 @@ def test_causal_widgets_and_errors(data_dir):
     assert errors(at) and "at least two" in errors(at)[0]
 
 
-def test_causal_backend_down_shows_message(data_dir):
+def test_causal_backend_down_shows_message(data_dir, monkeypatch):
+    monkeypatch.setenv("WHYLM_LLM_ENDPOINTS", '[{"url": "http://127.0.0.1:9/v1"}]')  # --llm-endpoint
     at = page("causal_page").run()
     at.text_area(key="cz_vars").set_value("a\nb")
-    at.radio(key="cz_backend").set_value("OpenAI-compatible server").run()
-    at.text_input(key="cz_url").set_value("http://127.0.0.1:9/v1")
+    at.radio(key="cz_backend").set_value("Server http://127.0.0.1:9/v1").run()
     at.text_input(key="cz_llm_model").set_value("m")
     at.run()
     at.button(key="cz_propose").click().run()

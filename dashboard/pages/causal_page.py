@@ -1,7 +1,8 @@
 """Causal page: an LLM proposes a causal graph over named variables; data check it (``causal``).
 
-Variables (optionally with descriptions), LLM backend (embedded, a local model folder, OpenAI, or
-any OpenAI-compatible server; the key comes from ``$OPENAI_API_KEY`` and is never stored), propose;
+Variables (optionally with descriptions), LLM backend (picked with :mod:`dashboard.llm_picker`:
+the embedded model, a local folder, OpenAI when the server has a key, servers configured at start;
+keys stay on the server and are never stored), propose;
 the graph drawn with confidences; upload a CSV to check it (colours by the check), estimate an
 effect with refutations; download GML/JSON. Every propose/check/estimate is saved to History.
 """
@@ -10,23 +11,20 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from typing import Any
 
 import streamlit as st
 
+from dashboard import llm_picker
 from dashboard.common import json_download, progress_bar, run_safely, save_run, take_reopen
-from dashboard.models import EMBEDDED_LABEL, load_model
 
 KIND = "causal"
 STATE = "cz_state"
-BACKENDS = (EMBEDDED_LABEL, "Local model folder", "OpenAI-compatible server", "OpenAI")
 STRATEGIES = ("auto", "pairwise", "ordering", "hybrid")
 TESTS = ("fisher_z", "chi2", "kernel", "auto")
-KEY_ENV = "OPENAI_API_KEY"
 EXAMPLE = "smoking: cigarettes per day\ntar deposits: tar in the lungs\nlung cancer"
-INPUT_KEYS = ("cz_vars", "cz_backend", "cz_strategy", "cz_folder", "cz_url", "cz_llm_model",
-    "cz_openai_model", "cz_use_data", "cz_test", "cz_alpha", "cz_treatment", "cz_outcome")
+INPUT_KEYS = ("cz_vars", *llm_picker.input_keys("cz"), "cz_strategy", "cz_use_data", "cz_test",
+    "cz_alpha", "cz_treatment", "cz_outcome")
 
 
 
@@ -50,35 +48,6 @@ def parse_variables(text: str) -> tuple[list[str], dict[str, str]]:
         if sep and desc.strip():
             descriptions[name] = desc.strip()
     return names, descriptions
-
-
-def backend_spec(choice: str, folder: str, url: str, model: str) -> str | None:
-    """The backend spec string for the widgets' values (``None`` = a local model object)."""
-    if choice == "OpenAI":
-        if not model.strip():
-            raise ValueError("enter the OpenAI model name, e.g. gpt-4o-mini")
-        return f"openai:{model.strip()}"
-    if choice == "OpenAI-compatible server":
-        if not url.strip() or not model.strip():
-            raise ValueError("enter the server URL (e.g. http://127.0.0.1:8000/v1) and the model name")
-        if not url.strip().startswith(("http://", "https://")):
-            raise ValueError(f"server URL must start with http:// or https://, got '{url.strip()}'")
-        return f"{url.strip().rstrip('/')}:{model.strip()}"
-    return None
-
-
-def make_llm(choice: str, folder: str, url: str, model: str) -> tuple[Any, str]:
-    """The LLM object to pass to ``propose_graph`` and a label for History (no key in either)."""
-    from causal.llm import get_backend
-
-    if choice == EMBEDDED_LABEL:
-        return load_model(None), "embedded SmolLM2-135M-Instruct"
-    if choice == "Local model folder":
-        if not folder.strip():
-            raise ValueError("enter a model folder, or pick the embedded model")
-        return load_model(folder), folder.strip()
-    spec = backend_spec(choice, folder, url, model)
-    return get_backend(spec, timeout=30.0, max_retries=1), spec or ""
 
 
 def read_csv(uploaded: Any) -> Any:
@@ -111,11 +80,7 @@ def _apply_reopen() -> None:
         return
     inp = run.inputs
     st.session_state["cz_vars"] = str(inp.get("variables_text") or "\n".join(inp.get("variables", [])))
-    if inp.get("backend_choice") in BACKENDS:
-        st.session_state["cz_backend"] = inp["backend_choice"]
-    for key in ("folder", "url", "llm_model"):
-        if inp.get(key):
-            st.session_state[f"cz_{key}"] = str(inp[key])
+    llm_picker.restore(inp, "cz")
     if inp.get("strategy") in STRATEGIES:
         st.session_state["cz_strategy"] = inp["strategy"]
     st.session_state[STATE] = {
@@ -133,8 +98,7 @@ def _propose(inputs: dict[str, Any], df: Any) -> dict[str, Any]:
     if len(names) < 2:
         raise ValueError("enter at least two variables, one per line")
     with progress_bar("Preparing the LLM…") as bar:
-        llm, label = make_llm(inputs["backend_choice"], inputs.get("folder", ""),
-                              inputs.get("url", ""), inputs.get("llm_model", ""))
+        llm, label = llm_picker.make_llm(inputs)
         bar.progress(0.2, text=f"Asking {label} about {len(names)} variables…")
         graph = propose_graph(names, llm=llm, descriptions=descriptions or None, data=df,
                               strategy=inputs["strategy"], progress=False)
@@ -151,31 +115,17 @@ def render() -> None:
     text = st.text_area("Variables, one per line (optionally `name: description`)", key="cz_vars",
                         height=120)
     c1, c2 = st.columns(2)
-    choice = c1.radio("LLM", BACKENDS, key="cz_backend")
     strategy = c2.selectbox("Strategy", STRATEGIES, key="cz_strategy",
                             help="auto: pairwise questions up to 12 variables, else a causal order; "
                                  "hybrid (needs data): skeleton from data, directions from the LLM.")
-    folder = url = llm_model = ""
-    if choice == "Local model folder":
-        folder = c2.text_input("Model folder", key="cz_folder", placeholder="/path/to/hf-causal-lm")
-    elif choice == "OpenAI-compatible server":
-        url = c2.text_input("Server URL", key="cz_url", placeholder="http://127.0.0.1:8000/v1")
-        llm_model = c2.text_input("Model name", key="cz_llm_model", placeholder="qwen2.5-7b-instruct")
-    elif choice == "OpenAI":
-        st.session_state.setdefault("cz_openai_model", "gpt-4o-mini")
-        llm_model = c2.text_input("Model name", key="cz_openai_model")
-    if choice in ("OpenAI-compatible server", "OpenAI"):
-        have = "is set" if os.environ.get(KEY_ENV) else "is not set"
-        c2.caption(f"The API key is read from ${KEY_ENV} on the server ({have}); it is never "
-                   "typed here and never stored.")
+    picked = llm_picker.pick_llm(c1, c2, "cz")
 
     uploaded = st.file_uploader("Data (CSV, one column per variable) — to check the graph and "
                                 "estimate effects", type=["csv"], key="cz_csv")
     use_data = st.checkbox("Use the data when proposing (drops edges the data call independent)",
                            key="cz_use_data")
     if st.button("Propose graph", type="primary", key="cz_propose"):
-        inputs = {"variables_text": text, "variables": parse_variables(text)[0],
-                  "backend_choice": choice, "folder": folder, "url": url, "llm_model": llm_model,
+        inputs = {"variables_text": text, "variables": parse_variables(text)[0], **picked,
                   "strategy": strategy}
         df = run_safely("Reading the CSV", read_csv, uploaded) if use_data else None
         if df is not None or not use_data:
