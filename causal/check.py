@@ -162,6 +162,10 @@ class GraphCheck(Result):
                     f"of its nodes (p={self.permutation_p_value:.2f}), although the {name} test alone "
                     f"would not reject it ({counts})."
                     )
+        if self.n_tests == 0:
+            return ("not rejected, but not tested either: the graph implies no independence the data could "
+                    f"contradict (every pair of variables is adjacent), so neither the {name} test nor "
+                    "DoWhy's permutation test can falsify it.")
         return (f"not rejected: {counts} under the {name} test, as many as chance explains; "
                 f"{self._dowhy_words()}.")
 
