@@ -33,7 +33,7 @@ from causal.citests import TESTS, FisherZ, Mixed, choose_test, column_kinds
 from causal.data import match_columns, quote, validate_data
 from causal.errors import CausalError
 from causal.graph import as_digraph, compelled_edges
-from explain.serialize import Result
+from explain.serialize import Result, from_jsonable_array
 
 TEST_NAMES = {
     "fisher_z": "Fisher-z partial-correlation",
@@ -45,7 +45,7 @@ TEST_NAMES = {
 
 def _num(value: Any) -> float:
     """A float from JSON, ``None`` (NaN or infinity written as null) back to NaN."""
-    return float("nan") if value is None else float(value)
+    return float(from_jsonable_array(value))
 
 
 # --------------------------------------------------------------------------- result

@@ -4,6 +4,10 @@
   one least-squares solve for all variables at once, so a test costs microseconds, not seconds.
 - :func:`chi2`: the G-test of conditional independence for discrete data, stratified by the
   conditioning set, with contingency tables built by one ``bincount``.
+- :class:`Mixed` / :func:`mixed`: continuous and categorical columns together, by nested
+  regressions (F-test for a continuous response, likelihood ratio of multinomial logistic
+  regressions, or the G-test when everything is categorical); :func:`choose_test` picks
+  ``fisher_z``, ``chi2`` or ``mixed`` from the column kinds.
 - :func:`skeleton`: PC-stable adjacency search (conditioning sets up to ``max_cond``) returning the
   undirected skeleton, separating sets and unshielded-collider orientations.
 
@@ -377,7 +381,11 @@ def skeleton(
         oriented by the data).
 
     Example:
-        >>> g, sep, coll = skeleton(df)          # doctest: +SKIP
+        >>> rng = np.random.default_rng(0); a, b = rng.normal(size=(2, 500))
+        >>> df = pd.DataFrame({"a": a, "b": b, "c": a + b + rng.normal(size=500)})
+        >>> g, sep, coll = skeleton(df)
+        >>> sorted(g.edges), sep[frozenset(("a", "b"))], sorted(coll)
+        ([('a', 'c'), ('b', 'c')], (), [('a', 'c'), ('b', 'c')])
     """
     cols = [str(c) for c in data.columns]
     if test == "auto":

@@ -3,8 +3,11 @@
 :func:`estimate_effect` runs DoWhy's identify / estimate / refute workflow in one call.
 
 Example:
-    >>> eff = estimate_effect(nx.DiGraph([("x", "y")]), df, treatment="x", outcome="y")   # doctest: +SKIP
-    >>> print(eff.summary())                                                            # doctest: +SKIP
+    >>> rng = np.random.default_rng(0); x = rng.normal(size=300)
+    >>> df = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(size=300)})
+    >>> eff = estimate_effect(nx.DiGraph([("x", "y")]), df, treatment="x", outcome="y", refuters=())
+    >>> print(eff.summary())
+    effect of x on y: 3.04 (backdoor.linear_regression, adjusting for nothing)
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pandas as pd
 from causal.data import MIN_ROWS, match_columns, quote, validate_data
 from causal.errors import CausalError, did_you_mean
 from causal.graph import as_digraph
-from explain.serialize import Result
+from explain.serialize import Result, from_jsonable_array
 
 MIN_VARIED_ROWS = 5
 
@@ -96,7 +99,7 @@ class EffectEstimate(Result):
             an :class:`EffectEstimate`.
         """
         def num(v: Any) -> float:
-            return float("nan") if v is None else float(v)
+            return float(from_jsonable_array(v))  # null (NaN or infinity) back to NaN
 
         try:
             refs = {
@@ -173,9 +176,11 @@ def estimate_effect(
         an :class:`EffectEstimate` with ``.value`` and ``.refutations``.
 
     Example:
-        >>> eff = estimate_effect(nx.DiGraph([("z", "x"), ("z", "y"), ("x", "y")]), df, "x", "y")  # doctest: +SKIP
-        >>> round(eff.value, 1)                                                                  # doctest: +SKIP
-        2.0
+        >>> rng = np.random.default_rng(0); z = rng.normal(size=500); x = z + rng.normal(size=500)
+        >>> df = pd.DataFrame({"z": z, "x": x, "y": 2 * x - z + rng.normal(size=500)})
+        >>> eff = estimate_effect(nx.DiGraph([("z", "x"), ("z", "y"), ("x", "y")]), df, "x", "y", simulations=2)
+        >>> round(eff.value, 1), eff.adjustment_set, sorted(eff.refutations)
+        (2.0, ['z'], ['data_subset', 'placebo', 'random_common_cause'])
     """
     t0 = time.perf_counter()
     g = as_digraph(graph)
