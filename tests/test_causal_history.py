@@ -105,3 +105,23 @@ def test_reopen_shows_a_stored_effect_and_tolerates_an_old_check_dict(data_dir):
     assert any(m.label == "effect of a on b" and m.value == "2" for m in at.metric)
     assert any(c.value == eff.summary() for c in at.code)
     assert at.success[0].value == "Graph not rejected by the data."  # an old dict: no verdict sentence
+
+
+def test_history_details_show_the_saved_check_summary(data_dir):
+    from causal.check import GraphCheck
+
+    chk = GraphCheck(falsified=True, dowhy_falsified=None, falsifiable=None, violation_rate=1.0, n_tests=1,
+                     n_violations=1, alpha=0.05, excess_p_value=0.05 ** 1, permutation_p_value=None,
+                     strong_violations=1, nodes=["<i>a</i>", "b"], edges=[],
+                     violations=[{"statement": "<i>a</i> _||_ b", "node": "<i>a</i>", "independent_of": "b",
+                                  "given": [], "p_value": 1e-9, "statements": ["<i>a</i> _||_ b"]}])
+    store = AuditStore(data_dir / "audits.sqlite")
+    store.save("causal", {"variables": ["<i>a</i>", "b"]},
+               {"graph": {"nodes": ["<i>a</i>", "b"], "edges": []}, "check": json.loads(chk.to_json())},
+               model="replay", method="check (fisher_z)")
+    at = AppTest.from_string("from dashboard.pages import history_page\nhistory_page.render()\n",
+                             default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    body = "".join(h.proto.body for h in at.get("html"))
+    assert "Saved check summary" in body and chk.verdict.split(":")[0] in body
+    assert "violated: &lt;i&gt;a&lt;/i&gt; _||_ b" in body and "<i>a</i>" not in body
