@@ -35,6 +35,8 @@ from causal.errors import CausalError
 from causal.graph import as_digraph, compelled_edges
 from explain.serialize import Result, from_jsonable_array
 
+MAX_LABELS = 50  # a text column with more labels (and more than rows/5) is an identifier, not a variable
+
 TEST_NAMES = {
     "fisher_z": "Fisher-z partial-correlation",
     "chi2": "chi-square (G) contingency",
@@ -287,6 +289,15 @@ def _prepare(g: nx.DiGraph, data: Any, test: str) -> tuple[pd.DataFrame, str]:
     if test not in TESTS:
         raise CausalError(f"unknown test {quote(test)}: use {', '.join(TESTS)} or auto")
     validate_data(df, allow_categorical=test in ("chi2", "mixed"))
+    if test in ("chi2", "mixed"):
+        limit = max(MAX_LABELS, len(df) // 5)
+        for col in df.columns:
+            labels = df[col].nunique()
+            if not pd.api.types.is_numeric_dtype(df[col]) and labels > limit:
+                raise CausalError(
+                    f"column {quote(col)} has {labels} distinct labels in {len(df)} rows: too many categories "
+                    "for an independence test; drop it or group its labels"
+                )
     if test == "chi2":
         for col, kind in column_kinds(df).items():
             if kind == "continuous":

@@ -213,6 +213,9 @@ def test_chi2_is_never_run_on_continuous_columns():
         check_graph(CHAIN, df, test="chi2")
     with pytest.raises(CausalError, match="column 'tar' is not numeric.*mixed"):
         check_graph(CHAIN, df, test="fisher_z")
+    ids = df.assign(tar=[f"id{i}" for i in range(len(df))])
+    with pytest.raises(CausalError, match="column 'tar' has 1000 distinct labels in 1000 rows: too many"):
+        check_graph(CHAIN, ids)
 
 
 def test_mixed_test_matches_statsmodels_regressions():
