@@ -22,9 +22,14 @@ MIN_ROWS = 10
 
 
 # --------------------------------------------------------------------------- validation
-def validate_data(data: Any, allow_categorical: bool = False, min_rows: int = MIN_ROWS) -> pd.DataFrame:
+NUMERIC_HINT = "or use test='mixed' (mixed data) or test='chi2' (all columns discrete)"
+
+
+def validate_data(data: Any, allow_categorical: bool = False, min_rows: int = MIN_ROWS,
+                  hint: str = NUMERIC_HINT) -> pd.DataFrame:
     """Raise :class:`CausalError` for data a test cannot use: not a table, too few rows, missing
-    or infinite values, non-numeric columns (unless ``allow_categorical``).
+    or infinite values, non-numeric columns (unless ``allow_categorical``; ``hint`` ends that
+    message with what else the caller can do).
 
     Returns:
         the data unchanged.
@@ -59,8 +64,7 @@ def validate_data(data: Any, allow_categorical: bool = False, min_rows: int = MI
                 continue
             if not pd.api.types.is_numeric_dtype(data[col]):
                 raise CausalError(
-                    f"column {quote(col)} is not numeric ({data[col].dtype}): encode it as numbers, "
-                    "or use test='mixed' (mixed data) or test='chi2' (all columns discrete)"
+                    f"column {quote(col)} is not numeric ({data[col].dtype}): encode it as numbers, {hint}"
                 )
     if len(data) < min_rows:
         raise CausalError(f"data has {len(data)} rows: need at least {min_rows}")

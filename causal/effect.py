@@ -201,7 +201,8 @@ def estimate_effect(
     unknown = set(refuters) - set(_REFUTERS)
     if unknown:
         raise CausalError(f"unknown refuter(s) {sorted(unknown)}: use {sorted(_REFUTERS)}")
-    df = validate_data(df, min_rows=max(MIN_ROWS, g.number_of_nodes() + 5))
+    df = validate_data(df, min_rows=max(MIN_ROWS, g.number_of_nodes() + 5),
+                       hint="e.g. 0/1 for two levels or one 0/1 column per level (as graph nodes)")
     check_treatment(df[treatment], treatment)
     df = df.astype({c: float for c in df.columns if pd.api.types.is_bool_dtype(df[c])})
     with warnings.catch_warnings():

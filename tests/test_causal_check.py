@@ -161,8 +161,9 @@ def test_estimate_effect_errors():
     with pytest.raises(CausalError, match="cycle"):
         estimate_effect(nx.DiGraph([("x", "y"), ("y", "x")]), df, "x", "y")
     txt = df.assign(z=df.z.astype(str))
-    with pytest.raises(CausalError, match="not numeric"):
+    with pytest.raises(CausalError, match="not numeric") as err:
         estimate_effect(g, txt, "x", "y")
+    assert "test=" not in str(err.value)  # no hint about check_graph's tests here
 
 
 def test_estimate_effect_without_directed_path_is_a_clear_error():
@@ -285,3 +286,19 @@ def test_constant_treatment_is_an_error_not_an_effect():
         estimate_effect(g, near, "x", "y")
     with pytest.raises(CausalError, match="nearly constant .*spread"):
         estimate_effect(g, df.assign(x=1e6 + 1e-6 * df.x), "x", "y")
+
+
+def test_mixed_test_sees_a_category_effect_that_number_codes_hide():
+    # y depends on which of three labels x has, not on any order of them: coded 0, 1, 2 the
+    # linear correlation is zero by construction, the regression on the labels is not fooled
+    rng = np.random.default_rng(0)
+    x = rng.choice(["a", "b", "c"], size=900)
+    y = (x == "b") + 0.5 * rng.normal(size=900)
+    df = pd.DataFrame({"x": x, "y": y, "w": rng.normal(size=900)})
+    empty = nx.DiGraph()
+    empty.add_nodes_from(["x", "y", "w"])
+    chk = check_graph(empty, df, permutation_test=False)
+    assert chk.test == "mixed" and chk.falsified
+    assert {frozenset((v["node"], v["independent_of"])) for v in chk.violations} == {frozenset(("x", "y"))}
+    coded = df.assign(x=pd.factorize(df.x, sort=True)[0].astype(float))
+    assert fisher_z(coded.x.values, coded.y.values) > 0.05  # the codes hide the dependence
