@@ -184,8 +184,6 @@ def estimate_effect(
     """
     t0 = time.perf_counter()
     g = as_digraph(graph)
-    if not isinstance(data, pd.DataFrame):
-        raise CausalError("data must be a pandas DataFrame (one column per variable)")
     treatment, outcome = str(treatment), str(outcome)  # node names are text (integer columns too)
     for role, name in (("treatment", treatment), ("outcome", outcome)):
         if name not in g.nodes:
