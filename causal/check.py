@@ -289,6 +289,12 @@ def _prepare(g: nx.DiGraph, data: Any, test: str) -> tuple[pd.DataFrame, str]:
     if test not in TESTS:
         raise CausalError(f"unknown test {quote(test)}: use {', '.join(TESTS)} or auto")
     validate_data(df, allow_categorical=test in ("chi2", "mixed"))
+    for col in df.columns:
+        if df[col].nunique() == 1:
+            raise CausalError(
+                f"column {quote(col)} is constant ({df[col].iloc[0]} in every row): no independence test can "
+                "say anything about it; drop it from the graph"
+            )
     if test in ("chi2", "mixed"):
         limit = max(MAX_LABELS, len(df) // 5)
         for col in df.columns:

@@ -128,6 +128,8 @@ def test_check_errors():
         check_graph(TRUE, df.head(5))
     with pytest.raises(CausalError, match="unknown test"):
         check_graph(TRUE, df, test="magic")
+    with pytest.raises(CausalError, match="column 'w' is constant \\(1.5 in every row\\)"):
+        check_graph(TRUE, df.assign(w=1.5))
 
 
 def _effect_data(n=2000, seed=0):
