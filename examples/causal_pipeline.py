@@ -7,8 +7,9 @@ from smoking to cancer is reported as implying no effect (the effect is then est
 true graph only, for reference).
 
 Runs offline on the embedded SmolLM2-135M (a weak judge of causality: treat its graph as a
-draft). Point it at a stronger model with e.g. ``--llm ollama:llama3.1``, or at a local model
-folder with ``--model DIR``.
+draft). Point it at a stronger model with e.g. ``--llm ollama:llama3.1`` or
+``--llm-url http://127.0.0.1:8000/v1 --llm-model qwen2.5-7b`` (the same options as
+``whylm causal propose``), or at a local model folder with ``--model DIR``.
 
 Example:
     python examples/causal_pipeline.py
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from causal import CausalError, check_graph, compare_graphs, estimate_effect, propose_graph
+from causal.cli import add_llm_arguments, llm_from_args
 from explain.errors import WhylmError, one_line
 
 TRUE_GRAPH = nx.DiGraph([("genotype", "smoking"), ("smoking", "tar"), ("tar", "cancer"),
@@ -78,13 +80,13 @@ def report(graph: nx.DiGraph, data: pd.DataFrame, treatment: str = "smoking", ou
 
 
 def main(argv: Sequence[str] | None = None, llm: Any = None) -> int:
-    """Run the pipeline; ``llm`` (a backend object) overrides ``--llm`` / ``--model``.
+    """Run the pipeline; ``llm`` (a backend object) overrides the ``--llm*`` options and ``--model``.
 
     Returns:
         the exit status: 0 the proposal is not rejected, 1 rejected, 2 an error (one line).
     """
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--llm", default=None, help="backend spec (default: the embedded model)")
+    add_llm_arguments(p)
     p.add_argument("--model", default=None, metavar="DIR", help="a local Hugging Face model folder")
     p.add_argument("--rows", type=int, default=2000, help="simulated rows (default 2000)")
     p.add_argument("--simulations", type=int, default=20, help="refuter simulations (default 20)")
@@ -94,8 +96,10 @@ def main(argv: Sequence[str] | None = None, llm: Any = None) -> int:
             from explain import LanguageModel
 
             llm = LanguageModel.load(args.model)
+        if llm is None:
+            llm = llm_from_args(args)
         data = simulated_data(args.rows)
-        proposal = propose_graph(list(data.columns), llm=llm if llm is not None else args.llm,
+        proposal = propose_graph(list(data.columns), llm=llm,
                                  descriptions=DESCRIPTIONS, data=data, progress=False)
         print(proposal.summary(), end="\n\n")
         return report(proposal.graph, data, simulations=args.simulations)

@@ -78,3 +78,9 @@ def test_causal_pipeline_on_the_embedded_model(capsys) -> None:
     module = runpy.run_path(str(ROOT / "examples/causal_pipeline.py"))
     assert module["main"](["--rows", "1000", "--simulations", "2"]) in (0, 1)
     assert "For reference, along the true graph:" in capsys.readouterr().out
+
+
+def test_causal_pipeline_llm_options_are_the_cli_ones(capsys) -> None:
+    module = runpy.run_path(str(ROOT / "examples/causal_pipeline.py"))
+    assert module["main"](["--llm-model", "m"]) == 2
+    assert capsys.readouterr().err.startswith("error: --llm-model goes with --llm-url")
