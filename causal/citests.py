@@ -157,9 +157,7 @@ def is_categorical(values: Any) -> bool:
         >>> is_categorical(np.array(["low", "high"] * 5)), is_categorical(np.arange(100) / 7)
         (True, False)
     """
-    s = pd.Series(np.asarray(values).reshape(-1))
-    if s.dtype == object:
-        s = pd.to_numeric(s, errors="coerce") if not s.map(lambda v: isinstance(v, str)).any() else s
+    s = pd.Series(np.asarray(values).reshape(-1)).infer_objects()  # numbers in an object array count as numbers
     if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         return True
     return int(s.nunique()) <= max_levels(len(s))
