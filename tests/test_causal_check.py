@@ -39,6 +39,7 @@ def test_true_graph_passes():
     assert not chk.falsified and chk.n_tests > 0
     assert chk.violation_rate <= 0.25 and not chk.unsupported_edges
     assert "not rejected" in chk.summary()
+    assert "not calibrated as a probability" in chk.summary()
     assert set(chk.per_node["z"]["parents"]) == {"x", "y"}
 
 
