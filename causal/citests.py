@@ -4,6 +4,10 @@
   one least-squares solve for all variables at once, so a test costs microseconds, not seconds.
 - :func:`chi2`: the G-test of conditional independence for discrete data, stratified by the
   conditioning set, with contingency tables built by one ``bincount``.
+- :class:`Mixed` / :func:`mixed`: continuous and categorical columns together, by nested
+  regressions (F-test for a continuous response, likelihood ratio of multinomial logistic
+  regressions, or the G-test when everything is categorical); :func:`choose_test` picks
+  ``fisher_z``, ``chi2`` or ``mixed`` from the column kinds.
 - :func:`skeleton`: PC-stable adjacency search (conditioning sets up to ``max_cond``) returning the
   undirected skeleton, separating sets and unshielded-collider orientations.
 
@@ -128,7 +132,203 @@ def kernel(x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> float:
     return float(kernel_based(x, y, z) if _as2d(z) is not None else kernel_based(x, y))
 
 
-TESTS: dict[str, CITest] = {"fisher_z": fisher_z, "chi2": chi2, "kernel": kernel}
+# --------------------------------------------------------------------------- mixed data
+def max_levels(n_rows: int) -> int:
+    """The most distinct values a numeric column may have and still count as categorical.
+
+    Returns:
+        ``max(2, min(10, n_rows // 2))``.
+
+    Example:
+        >>> max_levels(1000), max_levels(6)
+        (10, 3)
+    """
+    return max(2, min(10, n_rows // 2))
+
+
+def is_categorical(values: Any) -> bool:
+    """True for a column of labels: non-numeric, boolean, or numeric with at most
+    :func:`max_levels` distinct values.
+
+    Returns:
+        whether the column is categorical.
+
+    Example:
+        >>> is_categorical(np.array(["low", "high"] * 5)), is_categorical(np.arange(100) / 7)
+        (True, False)
+    """
+    s = pd.Series(np.asarray(values).reshape(-1)).infer_objects()  # numbers in an object array count as numbers
+    if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return True
+    return int(s.nunique()) <= max_levels(len(s))
+
+
+def column_kinds(data: pd.DataFrame) -> dict[str, str]:
+    """Each column's kind: ``"categorical"`` (see :func:`is_categorical`) or ``"continuous"``.
+
+    Returns:
+        ``{column: kind}``.
+
+    Example:
+        >>> column_kinds(pd.DataFrame({"t": ["lo", "hi"] * 50, "x": np.arange(100.0)}))
+        {'t': 'categorical', 'x': 'continuous'}
+    """
+    return {str(c): "categorical" if is_categorical(data[c]) else "continuous" for c in data.columns}
+
+
+def choose_test(data: pd.DataFrame) -> str:
+    """The test ``test="auto"`` uses: ``"fisher_z"`` when every column is continuous, ``"chi2"``
+    when every column is categorical, else ``"mixed"``.
+
+    Returns:
+        the test name.
+
+    Example:
+        >>> choose_test(pd.DataFrame({"t": ["lo", "hi"] * 50, "x": np.arange(100.0)}))
+        'mixed'
+    """
+    kinds = set(column_kinds(data).values())
+    if kinds == {"continuous"}:
+        return "fisher_z"
+    if kinds == {"categorical"}:
+        return "chi2"
+    return "mixed"
+
+
+def _block(values: np.ndarray, categorical: bool) -> np.ndarray:
+    """Design columns of one variable: one-hot codes (first level dropped) or the float values."""
+    if not categorical:
+        return values.astype(float).reshape(-1, 1)
+    codes, levels = pd.factorize(pd.Series(values), sort=True)
+    return np.eye(max(1, len(levels)))[codes][:, 1:]
+
+
+def _design(blocks: list[np.ndarray], n: int) -> np.ndarray:
+    return np.hstack([np.ones((n, 1)), *blocks]) if blocks else np.ones((n, 1))
+
+
+def _f_test(x: np.ndarray, d0: np.ndarray, d1: np.ndarray) -> float:
+    """Nested linear regressions of continuous ``x``: does ``d1`` explain more than ``d0``?"""
+    n = len(x)
+    rss = []
+    for d in (d0, d1):
+        coef, *_ = np.linalg.lstsq(d, x, rcond=None)
+        r = x - d @ coef
+        rss.append(float(r @ r))
+    p0, p1 = np.linalg.matrix_rank(d0), np.linalg.matrix_rank(d1)
+    df1, df2 = p1 - p0, n - p1
+    scale = max(rss[0], 1e-300)
+    if df1 <= 0 or df2 <= 0 or rss[0] <= 1e-12 * max(1.0, float(x @ x)):
+        return 1.0  # nothing added, or x already fully explained: no evidence of dependence
+    if rss[1] <= 1e-15 * scale:
+        return 0.0
+    f = max(0.0, (rss[0] - rss[1]) / df1) / (rss[1] / df2)
+    return float(stats.f.sf(f, df1, df2))
+
+
+def _logit_lr_test(x: np.ndarray, d0: np.ndarray, d1: np.ndarray) -> float:
+    """Likelihood-ratio test of nested multinomial logistic regressions of categorical ``x``."""
+    from sklearn.linear_model import LogisticRegression
+
+    codes = pd.factorize(pd.Series(x), sort=True)[0]
+    k = codes.max() + 1
+    if k < 2:
+        return 1.0
+    ll = []
+    for d in (d0, d1):
+        if d.shape[1] == 1:  # intercept only: the marginal frequencies
+            freq = np.bincount(codes) / len(codes)
+            ll.append(float(np.log(freq[codes]).sum()))
+            continue
+        model = LogisticRegression(penalty=None, max_iter=2000).fit(d[:, 1:], codes)
+        prob = np.clip(model.predict_proba(d[:, 1:])[np.arange(len(codes)), codes], 1e-300, 1.0)
+        ll.append(float(np.log(prob).sum()))
+    dof = (k - 1) * (np.linalg.matrix_rank(d1) - np.linalg.matrix_rank(d0))
+    if dof <= 0:
+        return 1.0
+    return float(stats.chi2.sf(max(0.0, 2.0 * (ll[1] - ll[0])), dof))
+
+
+class Mixed:
+    """Conditional-independence test for mixed continuous and categorical data, bound to one table.
+
+    ``x ⊥ y | z`` by nested regressions: when ``x`` (or ``y``) is continuous it is regressed on
+    ``z`` with and without the other variable (categorical regressors one-hot coded) and an F-test
+    compares the fits; when both are categorical, the G-test :func:`chi2` is used if ``z`` is
+    categorical too, else a likelihood-ratio test of multinomial logistic regressions. A
+    categorical column is never treated as a number, and a continuous one is never put in a
+    contingency table. Arrays from :attr:`frame` (a :class:`FastFrame`) carry their column
+    indices, so the column kinds come from the whole table; other arrays are classified with
+    :func:`is_categorical`.
+
+    Example:
+        >>> rng = np.random.default_rng(0); s = rng.normal(size=600)
+        >>> t = np.where(s + rng.normal(size=600) > 0, "high", "low")
+        >>> c = (t == "high") + rng.normal(size=600)
+        >>> m = Mixed(pd.DataFrame({"s": s, "t": t, "c": c})); f = m.frame
+        >>> m(f["c"].values, f["s"].values) < 1e-3, m(f["c"].values, f["s"].values, f[["t"]].values) > 0.01
+        (True, True)
+    """
+
+    def __init__(self, data: pd.DataFrame | None = None) -> None:
+        self.frame = FastFrame(data) if data is not None else None
+        self.kinds = [k == "categorical" for k in column_kinds(data).values()] if data is not None else []
+
+    def _split(self, a: Any) -> list[tuple[np.ndarray, bool]]:
+        """(values, is categorical) per variable (column) of an array argument."""
+        if a is None:
+            return []
+        arr = _as2d(np.asarray(a))
+        if arr is None:
+            return []
+        cols = getattr(a, "cols", None)
+        if not self.kinds or cols is None or len(cols) != arr.shape[1]:
+            return [(arr[:, j], is_categorical(arr[:, j])) for j in range(arr.shape[1])]
+        return [(arr[:, j], self.kinds[c]) for j, c in enumerate(cols)]
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> float:
+        return _mixed_test(self._split(x), self._split(y), self._split(z))
+
+
+Var = tuple[np.ndarray, bool]
+
+
+def _mixed_test(xs: list[Var], ys: list[Var], zs: list[Var]) -> float:
+    if len(xs) != 1 and len(ys) == 1:
+        xs, ys = ys, xs
+    if len(xs) != 1:  # several responses: Bonferroni over them
+        ps = [_mixed_test([xv], ys, zs) for xv in xs]
+        return float(min(1.0, min(ps) * len(ps)))
+    (xv, xcat), = xs
+    if xcat and len(ys) == 1 and not ys[0][1]:
+        xs, ys = ys, xs  # regress the continuous one
+        (xv, xcat), = xs
+    n = len(xv)
+    d0 = _design([_block(v, c) for v, c in zs], n)
+    d1 = np.hstack([d0, *[_block(v, c) for v, c in ys]])
+    if not xcat:
+        return _f_test(xv.astype(float), d0, d1)
+    if all(c for _, c in ys) and all(c for _, c in zs):
+        zz = np.column_stack([v for v, _ in zs]) if zs else None
+        return chi2(xv, np.column_stack([v for v, _ in ys]), zz)
+    return _logit_lr_test(xv, d0, d1)
+
+
+def mixed(x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> float:
+    """:class:`Mixed` on plain arrays (each column's kind from its own values).
+
+    Returns:
+        the p-value.
+
+    Example:
+        >>> rng = np.random.default_rng(0); a = rng.normal(size=300)
+        >>> mixed(np.where(a > 0, "hi", "lo"), a + rng.normal(size=300)) < 1e-3
+        True
+    """
+    return Mixed()(x, y, z)
+
+
+TESTS: dict[str, CITest] = {"fisher_z": fisher_z, "chi2": chi2, "kernel": kernel, "mixed": mixed}
 
 
 def is_discrete(data: pd.DataFrame) -> bool:
@@ -179,7 +379,11 @@ def skeleton(
         oriented by the data).
 
     Example:
-        >>> g, sep, coll = skeleton(df)          # doctest: +SKIP
+        >>> rng = np.random.default_rng(0); a, b = rng.normal(size=(2, 500))
+        >>> df = pd.DataFrame({"a": a, "b": b, "c": a + b + rng.normal(size=500)})
+        >>> g, sep, coll = skeleton(df)
+        >>> sorted(g.edges), sep[frozenset(("a", "b"))], sorted(coll)
+        ([('a', 'c'), ('b', 'c')], (), [('a', 'c'), ('b', 'c')])
     """
     cols = [str(c) for c in data.columns]
     if test == "auto":

@@ -32,8 +32,15 @@ PROPOSE_EXAMPLE = """example:
    --api-key-env NAME if it needs a key: only that variable's key is sent to it)"""
 
 CHECK_EXAMPLE = """example:
-  whylm causal check graph.gml data.csv --test fisher_z --alpha 0.05 --json check.json
-  (graph: GML, JSON from 'propose', or lines like 'a -> b'; node names = CSV columns)"""
+  whylm causal check graph.gml data.csv --alpha 0.05 --json check.json
+  (graph: GML, JSON from 'propose', or lines like 'a -> b'; node names = CSV columns)
+  (--test auto: fisher_z when every column is continuous, chi2 when every column is
+   categorical, mixed (regression tests) for a mix; chi2 never runs on continuous columns)"""
+
+CHECK_EXIT = """exit status:
+  0  not rejected: the data do not contradict the graph
+  1  rejected: the data contradict the graph (the first line says which test decided)
+  2  error: bad input (one line on stderr: missing file, unknown column, ...)"""
 
 EFFECT_EXAMPLE = """example:
   whylm causal effect graph.gml data.csv --treatment smoking --outcome "lung cancer" --json effect.json"""
@@ -68,11 +75,14 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run_propose)
 
     c = sub.add_parser("check", help="check a causal graph against data (DoWhy falsification)",
-                       formatter_class=fmt, epilog=CHECK_EXAMPLE)
+                       formatter_class=fmt, epilog=CHECK_EXAMPLE + "\n\n" + CHECK_EXIT)
     c.add_argument("graph", metavar="GRAPH", help="GML, JSON or edge-list file")
     c.add_argument("data", metavar="DATA.csv")
-    c.add_argument("--test", default="auto", choices=["auto", "fisher_z", "chi2", "kernel"])
-    c.add_argument("--alpha", type=float, default=0.05)
+    c.add_argument("--test", default="auto", choices=["auto", "fisher_z", "chi2", "mixed", "kernel"],
+                   help="independence test (default: auto, chosen from the column types)")
+    c.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    c.add_argument("--no-permutation", action="store_true",
+                   help="skip DoWhy's permutation test (only the local independence tests)")
     c.add_argument("--json", default=None, metavar="OUT")
     c.set_defaults(func=run_check)
 
@@ -185,13 +195,18 @@ def run_propose(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Handle ``whylm causal check``. Returns: 0 when the graph is not rejected, 1 when it is."""
+    """Handle ``whylm causal check``.
+
+    Returns:
+        0 when the graph is not rejected, 1 when it is (errors raise :class:`CausalError`: exit 2).
+    """
     from causal.check import check_graph
     from causal.data import load_csv
     from causal.graph import load_graph
 
-    res = check_graph(load_graph(args.graph), load_csv(args.data), test=args.test, alpha=args.alpha)
-    _write_json(args.json, res.to_dict())
+    res = check_graph(load_graph(args.graph), load_csv(args.data), test=args.test, alpha=args.alpha,
+                      permutation_test=not getattr(args, "no_permutation", False))
+    _write_json(args.json, json.loads(res.to_json()))
     if args.json != "-":
         print(res.summary())
     return 1 if res.falsified else 0
@@ -205,7 +220,7 @@ def run_effect(args: argparse.Namespace) -> int:
 
     res = estimate_effect(load_graph(args.graph), load_csv(args.data), args.treatment, args.outcome,
                           method=args.method)
-    _write_json(args.json, res.to_dict())
+    _write_json(args.json, json.loads(res.to_json()))
     if args.json != "-":
         print(res.summary())
     return 0

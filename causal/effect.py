@@ -3,8 +3,11 @@
 :func:`estimate_effect` runs DoWhy's identify / estimate / refute workflow in one call.
 
 Example:
-    >>> eff = estimate_effect(nx.DiGraph([("x", "y")]), df, treatment="x", outcome="y")   # doctest: +SKIP
-    >>> print(eff.summary())                                                            # doctest: +SKIP
+    >>> rng = np.random.default_rng(0); x = rng.normal(size=300)
+    >>> df = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(size=300)})
+    >>> eff = estimate_effect(nx.DiGraph([("x", "y")]), df, treatment="x", outcome="y", refuters=())
+    >>> print(eff.summary())
+    effect of x on y: 3.04 (backdoor.linear_regression, adjusting for nothing)
 """
 
 from __future__ import annotations
@@ -12,19 +15,22 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 
-from causal.data import MIN_ROWS, match_nodes, validate_data
+from causal.data import MIN_ROWS, match_columns, quote, validate_data
 from causal.errors import CausalError, did_you_mean
 from causal.graph import as_digraph
+from explain.serialize import Result, from_jsonable_array
+
+MIN_VARIED_ROWS = 5
 
 # --------------------------------------------------------------------------- effects
 @dataclass
-class EffectEstimate:
+class EffectEstimate(Result):
     """The result of :func:`estimate_effect`.
 
     Attributes:
@@ -32,7 +38,15 @@ class EffectEstimate:
         treatment, outcome, method: what was estimated and how.
         estimand: DoWhy's identified estimand, as text.
         adjustment_set: the backdoor variables adjusted for.
-        refutations: per refuter: ``new_effect``, ``p_value`` and ``passed``.
+        refutations: per refuter: ``new_effect``, ``p_value``, ``passed`` and ``meaning``.
+
+    Example:
+        >>> eff = EffectEstimate(2.0, "x", "y", "backdoor.linear_regression", "", ["z"],
+        ...                      {"placebo": {"new_effect": 0.01, "p_value": float("nan"), "passed": True,
+        ...                                   "meaning": "the effect should vanish"}})
+        >>> back = EffectEstimate.from_json(eff.to_json())
+        >>> back.value, back.refutations["placebo"]["passed"], back.refutations["placebo"]["p_value"]
+        (2.0, True, nan)
     """
 
     value: float
@@ -65,12 +79,78 @@ class EffectEstimate:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict. Returns: dict."""
+        """JSON-ready dict (with ``passed`` and ``summary`` as computed fields).
+
+        Returns:
+            dict readable by :meth:`from_dict`.
+        """
         return {
             "value": self.value, "treatment": self.treatment, "outcome": self.outcome,
-            "method": self.method, "estimand": self.estimand, "adjustment_set": self.adjustment_set,
+            "method": self.method, "estimand": self.estimand, "adjustment_set": list(self.adjustment_set),
             "refutations": self.refutations, "passed": self.passed, "seconds": self.seconds,
+            "summary": self.summary(),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "EffectEstimate":
+        """Rebuild an estimate from :meth:`to_dict` (or its JSON; null numbers back to NaN).
+
+        Returns:
+            an :class:`EffectEstimate`.
+        """
+        def num(v: Any) -> float:
+            return float(from_jsonable_array(v))  # null (NaN or infinity) back to NaN
+
+        try:
+            refs = {
+                str(name): {**r, "new_effect": num(r.get("new_effect")), "p_value": num(r.get("p_value")),
+                            "passed": bool(r.get("passed"))}
+                for name, r in (d.get("refutations") or {}).items()
+            }
+            return cls(
+                value=num(d["value"]), treatment=str(d["treatment"]), outcome=str(d["outcome"]),
+                method=str(d.get("method", "")), estimand=str(d.get("estimand", "")),
+                adjustment_set=[str(a) for a in d.get("adjustment_set", [])], refutations=refs,
+                seconds=float(d.get("seconds") or 0.0),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CausalError(f"not an effect-estimate dict: {type(exc).__name__} {exc}") from None
+
+
+def check_treatment(values: pd.Series, name: str) -> None:
+    """Raise :class:`CausalError` when a treatment column varies too little to estimate an effect:
+    one value in every row, all but fewer than ``MIN_VARIED_ROWS`` rows equal, or a spread that
+    vanishes next to its level (below 1e-9 of it).
+
+    Returns:
+        None.
+
+    Example:
+        >>> check_treatment(pd.Series([3.0] * 50), "dose")
+        Traceback (most recent call last):
+        ...
+        causal.errors.CausalError: treatment 'dose' is constant (3.0 in all 50 rows): no effect can be estimated; pick a treatment that varies
+    """
+    counts = values.value_counts()
+    if len(counts) <= 1:
+        level = counts.index[0] if len(counts) else "no value"
+        raise CausalError(
+            f"treatment {quote(name)} is constant ({level} in all {len(values)} rows): no effect can be "
+            "estimated; pick a treatment that varies"
+        )
+    others = int(len(values) - counts.iloc[0])
+    if others < MIN_VARIED_ROWS:
+        raise CausalError(
+            f"treatment {quote(name)} is nearly constant ({counts.index[0]} in all but {others} of "
+            f"{len(values)} rows): too little variation to estimate an effect"
+        )
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        x = values.to_numpy(dtype=float)
+        if float(np.std(x)) <= 1e-9 * max(float(np.abs(x).max()), 1e-300):
+            raise CausalError(
+                f"treatment {quote(name)} is nearly constant (spread {np.std(x):.3g} around {np.mean(x):.6g}): "
+                "too little variation to estimate an effect"
+            )
 
 
 _REFUTERS = {
@@ -96,29 +176,32 @@ def estimate_effect(
         an :class:`EffectEstimate` with ``.value`` and ``.refutations``.
 
     Example:
-        >>> eff = estimate_effect(nx.DiGraph([("z", "x"), ("z", "y"), ("x", "y")]), df, "x", "y")  # doctest: +SKIP
-        >>> round(eff.value, 1)                                                                  # doctest: +SKIP
-        2.0
+        >>> rng = np.random.default_rng(0); z = rng.normal(size=500); x = z + rng.normal(size=500)
+        >>> df = pd.DataFrame({"z": z, "x": x, "y": 2 * x - z + rng.normal(size=500)})
+        >>> eff = estimate_effect(nx.DiGraph([("z", "x"), ("z", "y"), ("x", "y")]), df, "x", "y", simulations=2)
+        >>> round(eff.value, 1), eff.adjustment_set, sorted(eff.refutations)
+        (2.0, ['z'], ['data_subset', 'placebo', 'random_common_cause'])
     """
     t0 = time.perf_counter()
     g = as_digraph(graph)
-    if not isinstance(data, pd.DataFrame):
-        raise CausalError("data must be a pandas DataFrame (one column per variable)")
+    treatment, outcome = str(treatment), str(outcome)  # node names are text (integer columns too)
     for role, name in (("treatment", treatment), ("outcome", outcome)):
         if name not in g.nodes:
             hint = did_you_mean(str(name), [str(n) for n in g.nodes])
-            raise CausalError(f"{role} '{name}' is not a node of the graph{hint}")
+            raise CausalError(f"{role} {quote(name)} is not a node of the graph{hint}")
     if treatment == outcome:
         raise CausalError("treatment and outcome must differ")
-    match_nodes(g, data)
+    df = match_columns(list(g.nodes), data)
     if not nx.has_path(g, treatment, outcome):
         raise CausalError(
-            f"the graph has no directed path from '{treatment}' to '{outcome}': it implies no effect to estimate"
+            f"the graph has no directed path from {quote(treatment)} to {quote(outcome)}: it implies no effect to estimate"
         )
     unknown = set(refuters) - set(_REFUTERS)
     if unknown:
         raise CausalError(f"unknown refuter(s) {sorted(unknown)}: use {sorted(_REFUTERS)}")
-    df = validate_data(data[list(g.nodes)], min_rows=max(MIN_ROWS, g.number_of_nodes() + 5))
+    df = validate_data(df, min_rows=max(MIN_ROWS, g.number_of_nodes() + 5),
+                       hint="e.g. 0/1 for two levels or one 0/1 column per level (as graph nodes)")
+    check_treatment(df[treatment], treatment)
     df = df.astype({c: float for c in df.columns if pd.api.types.is_bool_dtype(df[c])})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -39,6 +39,7 @@ def test_true_graph_passes():
     assert not chk.falsified and chk.n_tests > 0
     assert chk.violation_rate <= 0.25 and not chk.unsupported_edges
     assert "not rejected" in chk.summary()
+    assert "not calibrated as a probability" in chk.summary()
     assert set(chk.per_node["z"]["parents"]) == {"x", "y"}
 
 
@@ -128,6 +129,8 @@ def test_check_errors():
         check_graph(TRUE, df.head(5))
     with pytest.raises(CausalError, match="unknown test"):
         check_graph(TRUE, df, test="magic")
+    with pytest.raises(CausalError, match="column 'w' is constant \\(1.5 in every row\\)"):
+        check_graph(TRUE, df.assign(w=1.5))
 
 
 def _effect_data(n=2000, seed=0):
@@ -161,11 +164,144 @@ def test_estimate_effect_errors():
     with pytest.raises(CausalError, match="cycle"):
         estimate_effect(nx.DiGraph([("x", "y"), ("y", "x")]), df, "x", "y")
     txt = df.assign(z=df.z.astype(str))
-    with pytest.raises(CausalError, match="not numeric"):
+    with pytest.raises(CausalError, match="not numeric") as err:
         estimate_effect(g, txt, "x", "y")
+    assert "test=" not in str(err.value)  # no hint about check_graph's tests here
 
 
 def test_estimate_effect_without_directed_path_is_a_clear_error():
     g = nx.DiGraph([("z", "x"), ("z", "y")])  # x and y share a cause, x does not cause y
     with pytest.raises(CausalError, match="no directed path from 'x' to 'y'"):
         estimate_effect(g, _effect_data(), "x", "y")
+
+
+# ------------------------------------------------------------------------- mixed data (issue 10.9)
+def _smoking_mixed(n=1000, seed=0):
+    """Truth on the observed columns: smoking -> tar -> cancer, tar recorded as "low"/"high"
+    (cancer depends on the binned tar, so the chain holds for the columns the test sees)."""
+    rng = np.random.default_rng(seed)
+    smoking = rng.normal(size=n)
+    high = 1.5 * smoking + rng.normal(size=n) > 0
+    cancer = 1.0 * high + rng.normal(size=n)
+    return pd.DataFrame({"smoking": smoking, "tar": np.where(high, "high", "low"), "cancer": cancer})
+
+
+CHAIN = nx.DiGraph([("smoking", "tar"), ("tar", "cancer")])
+FORK = nx.DiGraph([("smoking", "tar"), ("smoking", "cancer")])
+
+
+def test_mixed_data_rejects_the_fork_and_accepts_the_chain():
+    df = _smoking_mixed()
+    chain = check_graph(CHAIN, df)
+    fork = check_graph(FORK, df)
+    assert chain.test == fork.test == "mixed"
+    assert not chain.falsified and chain.n_violations == 0
+    assert fork.falsified and fork.local_rejects and fork.n_violations == 2
+    # tar _||_ cancer | smoking fails both ways: listed once
+    assert len(fork.violations) == 1
+    assert {fork.violations[0]["node"], fork.violations[0]["independent_of"]} == {"tar", "cancer"}
+    assert len(fork.violations[0]["statements"]) == 2
+    assert len([s for s in fork.suggestions if s.startswith("add edge")]) == 1
+    # the verdict is one sentence naming the deciding test and DoWhy's part
+    for chk in (chain, fork):
+        assert "\n" not in chk.verdict and chk.verdict.count(". ") == 0 and chk.verdict.endswith(".")
+        assert "mixed-data regression" in chk.verdict and "DoWhy's permutation test" in chk.verdict
+        assert chk.summary().splitlines()[0] == chk.verdict
+    assert fork.verdict.startswith("REJECTED by the mixed-data regression")
+    assert chain.verdict.startswith("not rejected")
+
+
+def test_chi2_is_never_run_on_continuous_columns():
+    df = _smoking_mixed()
+    with pytest.raises(CausalError, match="column 'smoking' is continuous .*chi2 needs categorical"):
+        check_graph(CHAIN, df, test="chi2")
+    with pytest.raises(CausalError, match="column 'tar' is not numeric.*mixed"):
+        check_graph(CHAIN, df, test="fisher_z")
+    ids = df.assign(tar=[f"id{i}" for i in range(len(df))])
+    with pytest.raises(CausalError, match="column 'tar' has 1000 distinct labels in 1000 rows: too many"):
+        check_graph(CHAIN, ids)
+
+
+def test_mixed_test_matches_statsmodels_regressions():
+    import statsmodels.api as sm
+    from scipy import stats as sps
+
+    from causal.citests import Mixed
+
+    df = _smoking_mixed(400, seed=3)
+    m = Mixed(df)
+    f = m.frame
+    high = (df.tar == "high").to_numpy(float)
+    # continuous response: nested OLS F-test, computed by statsmodels
+    full = sm.OLS(df.cancer, sm.add_constant(np.column_stack([high, df.smoking]))).fit()
+    small = sm.OLS(df.cancer, sm.add_constant(high)).fit()
+    p_ref = full.compare_f_test(small)[1]
+    assert m(f["cancer"].values, f["smoking"].values, f[["tar"]].values) == pytest.approx(p_ref, rel=1e-6)
+    # categorical response with a categorical partner and a continuous condition: logistic LR test
+    rng = np.random.default_rng(0)
+    grp = np.where(df.smoking + rng.normal(size=400) > 0.3, "a", "b")
+    d2 = df.assign(grp=grp)
+    m2 = Mixed(d2)
+    f2 = m2.frame
+    lo = sm.Logit(high, sm.add_constant(df.smoking.to_numpy())).fit(disp=0)
+    hi = sm.Logit(high, sm.add_constant(np.column_stack([df.smoking, grp == "b"]).astype(float))).fit(disp=0)
+    p_lr = sps.chi2.sf(2 * (hi.llf - lo.llf), 1)
+    assert m2(f2["tar"].values, f2["grp"].values, f2[["smoking"]].values) == pytest.approx(p_lr, rel=1e-3)
+
+
+# ------------------------------------------------------------------------- bad data (issue 9.12)
+def test_infinite_values_are_rejected_before_any_test():
+    df = _collider_data(300)
+    df.loc[7, "w"] = np.inf
+    with pytest.raises(CausalError, match="column 'w' has 1 infinite values"):
+        check_graph(TRUE, df)
+    with pytest.raises(CausalError, match="column 'w' has 1 infinite values"):
+        estimate_effect(TRUE, df, "z", "w", refuters=())
+
+
+def test_integer_column_names_work():
+    df = _collider_data(600)
+    df.columns = [0, 1, 2, 3]
+    g = nx.DiGraph([(0, 2), (1, 2), (2, 3)])
+    chk = check_graph(g, df)
+    assert not chk.falsified and chk.nodes == ["0", "2", "1", "3"]
+    eff = estimate_effect(g, df, 2, 3, refuters=())
+    assert eff.value == pytest.approx(0.8, abs=0.1)
+
+
+def test_newline_in_a_name_is_one_line_error():
+    df = _collider_data(100).rename(columns={"w": "w\nx"})
+    for g in (nx.DiGraph([("x", "z"), ("z", "w\nx")]), TRUE):
+        with pytest.raises(CausalError) as err:
+            check_graph(g, df)
+        msg = str(err.value)
+        assert "\n" not in msg and "'w\\nx'" in msg and "line break" in msg
+
+
+def test_constant_treatment_is_an_error_not_an_effect():
+    df = _effect_data(500)
+    g = nx.DiGraph([("z", "x"), ("z", "y"), ("x", "y")])
+    with pytest.raises(CausalError, match="treatment 'x' is constant .*all 500 rows"):
+        estimate_effect(g, df.assign(x=1.0), "x", "y")
+    near = df.assign(x=0.0)
+    near.loc[:2, "x"] = 1.0
+    with pytest.raises(CausalError, match="nearly constant .*all but 3 of 500"):
+        estimate_effect(g, near, "x", "y")
+    with pytest.raises(CausalError, match="nearly constant .*spread"):
+        estimate_effect(g, df.assign(x=1e6 + 1e-6 * df.x), "x", "y")
+
+
+def test_mixed_test_sees_a_category_effect_that_number_codes_hide():
+    # y depends on which of three labels x has, not on any order of them: coded 0, 1, 2 the
+    # linear correlation is zero by construction, the regression on the labels is not fooled
+    rng = np.random.default_rng(0)
+    x = rng.choice(["a", "b", "c"], size=900)
+    y = (x == "b") + 0.5 * rng.normal(size=900)
+    df = pd.DataFrame({"x": x, "y": y, "w": rng.normal(size=900)})
+    empty = nx.DiGraph()
+    empty.add_nodes_from(["x", "y", "w"])
+    chk = check_graph(empty, df, permutation_test=False)
+    assert chk.test == "mixed" and chk.falsified
+    assert {frozenset((v["node"], v["independent_of"])) for v in chk.violations} == {frozenset(("x", "y"))}
+    coded = df.assign(x=pd.factorize(df.x, sort=True)[0].astype(float))
+    assert fisher_z(coded.x.values, coded.y.values) > 0.05  # the codes hide the dependence

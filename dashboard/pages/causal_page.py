@@ -16,12 +16,12 @@ from typing import Any
 import streamlit as st
 
 from dashboard import llm_picker
-from dashboard.common import json_download, progress_bar, run_safely, save_run, take_reopen
+from dashboard.common import json_download, md_escape, progress_bar, run_safely, save_run, take_reopen
 
 KIND = "causal"
 STATE = "cz_state"
 STRATEGIES = ("auto", "pairwise", "ordering", "hybrid")
-TESTS = ("fisher_z", "chi2", "kernel", "auto")
+TESTS = ("auto", "fisher_z", "chi2", "mixed", "kernel")
 EXAMPLE = "smoking: cigarettes per day\ntar deposits: tar in the lungs\nlung cancer"
 INPUT_KEYS = ("cz_vars", *llm_picker.input_keys("cz"), "cz_strategy", "cz_use_data", "cz_test",
     "cz_alpha", "cz_treatment", "cz_outcome")
@@ -66,14 +66,6 @@ def read_csv(uploaded: Any) -> Any:
     return df
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:
-    if obj is None:
-        return {}
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    return {"summary": str(obj.summary()) if hasattr(obj, "summary") else str(obj)}
-
-
 def _apply_reopen() -> None:
     run = take_reopen(KIND)
     if run is None:
@@ -83,12 +75,31 @@ def _apply_reopen() -> None:
     llm_picker.restore(inp, "cz")
     if inp.get("strategy") in STRATEGIES:
         st.session_state["cz_strategy"] = inp["strategy"]
+    check_dict, effect_dict = run.result.get("check") or None, run.result.get("effect") or None
     st.session_state[STATE] = {
         "inputs": inp, "graph": json.dumps(run.result.get("graph", {})), "run_id": run.id,
-        "check": None, "check_dict": run.result.get("check") or None,
-        "effect_dict": run.result.get("effect") or None,
+        "check": _stored(check_dict, "check"), "check_dict": check_dict, "effect_dict": effect_dict,
     }
-    st.info(f"Reopened run {run.id} from History ({run.when}). Upload the data again to re-check.")
+    effect = _stored(effect_dict, "effect")
+    if effect is not None:
+        st.session_state[STATE]["effect_summary"] = effect.summary()
+    again = " Upload the data again to re-run a check or an estimate." if (check_dict or effect_dict) else ""
+    st.info(f"Reopened run {run.id} from History ({run.when}).{again}")
+
+
+def _stored(d: dict[str, Any] | None, kind: str) -> Any:
+    """The :class:`GraphCheck` or :class:`EffectEstimate` rebuilt from a stored dict (``None`` when
+    there is none, or it was saved in a form this version cannot read)."""
+    if not d:
+        return None
+    from causal.check import GraphCheck
+    from causal.effect import EffectEstimate
+    from causal.errors import CausalError
+
+    try:
+        return (GraphCheck if kind == "check" else EffectEstimate).from_dict(d)
+    except CausalError:
+        return None
 
 
 def _propose(inputs: dict[str, Any], df: Any) -> dict[str, Any]:
@@ -184,25 +195,29 @@ def _check_section(state: dict[str, Any], pg: Any, uploaded: Any) -> None:
     st.subheader("Check against data")
     c1, c2 = st.columns(2)
     test = c1.selectbox("Independence test", TESTS, key="cz_test",
-                        help="fisher_z: continuous, fast; chi2: discrete; kernel: nonlinear, slow.")
+                        help="auto: fisher_z when every column is continuous, chi2 when every column is "
+                             "categorical, mixed otherwise; mixed: regression tests for continuous and "
+                             "categorical columns together; kernel: nonlinear, slow.")
     st.session_state.setdefault("cz_alpha", 0.05)
     alpha = c2.number_input("alpha", min_value=0.001, max_value=0.5, step=0.01, key="cz_alpha")
     if st.button("Check graph", key="cz_check"):
         chk = run_safely("Check", _run_check, pg, uploaded, test, float(alpha))
         if chk is not None:
-            state["check"], state["check_dict"] = chk, _as_dict(chk)
+            state["check"], state["check_dict"] = chk, json.loads(chk.to_json())
             inputs = dict(state["inputs"], data=uploaded.name, test=test, alpha=float(alpha))
             state["run_id"] = save_run(
                 KIND, inputs, {"graph": json.loads(pg.to_json()), "check": state["check_dict"]},
-                model=str(state["inputs"].get("backend", "")), method=f"check ({test})",
+                model=str(state["inputs"].get("backend", "")), method=f"check ({chk.test})",
                 title=", ".join(pg.graph.nodes),
             ) or state.get("run_id")
             st.session_state[STATE] = state
             st.rerun()
     cd = state.get("check_dict")
     if cd:
-        verdict = "REJECTED by the data" if cd.get("falsified") else "not rejected by the data"
-        (st.error if cd.get("falsified") else st.success)(f"Graph {verdict}.")
+        chk = state.get("check")
+        verdict = chk.verdict if chk is not None else (
+            "REJECTED by the data." if cd.get("falsified") else "not rejected by the data.")
+        (st.error if cd.get("falsified") else st.success)(f"Graph {md_escape(verdict)}")
         m1, m2, m3 = st.columns(3)
         m1.metric("violation rate", f"{float(cd.get('violation_rate', 0)):.1%}")
         m2.metric("violations / tests", f"{cd.get('n_violations', '?')} / {cd.get('n_tests', '?')}")
@@ -210,13 +225,14 @@ def _check_section(state: dict[str, Any], pg: Any, uploaded: Any) -> None:
         if state.get("check") is not None:
             st.code(state["check"].summary(), language=None, wrap_lines=True)
         if cd.get("violations"):
-            st.markdown("**Violated independences**")
-            st.dataframe(cd["violations"], hide_index=True, width="stretch",
+            st.markdown("**Violated independences** (one row per pair of variables)")
+            st.dataframe(_rows({str(i): v for i, v in enumerate(cd["violations"], 1)}, "#"),
+                         hide_index=True, width="stretch",
                          column_config={"p_value": st.column_config.NumberColumn(format="%.2e")})
         if cd.get("per_node"):
             st.markdown("**Per node**")
             st.dataframe(_rows(cd["per_node"], "node"), hide_index=True, width="stretch")
-        json_download("Download check (JSON)", json.dumps(cd, ensure_ascii=False, default=str),
+        json_download("Download check (JSON)", json.dumps(cd, ensure_ascii=False),
                       "whylm-check.json", key="cz_dl_check")
 
 
@@ -249,7 +265,7 @@ def _effect_section(state: dict[str, Any], pg: Any, uploaded: Any) -> None:
     if st.button("Estimate effect", key="cz_effect"):
         eff = run_safely("Effect estimate", _run_effect, pg, uploaded, treatment, outcome)
         if eff is not None:
-            state["effect_dict"] = _as_dict(eff)
+            state["effect_dict"] = json.loads(eff.to_json())
             state["effect_summary"] = eff.summary()
             inputs = dict(state["inputs"], data=uploaded.name, treatment=treatment, outcome=outcome)
             state["run_id"] = save_run(
@@ -261,13 +277,15 @@ def _effect_section(state: dict[str, Any], pg: Any, uploaded: Any) -> None:
             st.session_state[STATE] = state
     ed = state.get("effect_dict")
     if ed:
-        st.metric(f"effect of {ed.get('treatment')} on {ed.get('outcome')}", f"{float(ed['value']):.4g}")
+        value = ed.get("value")
+        st.metric(f"effect of {ed.get('treatment')} on {ed.get('outcome')}",
+                  "n/a" if value is None else f"{float(value):.4g}")
         if state.get("effect_summary"):
             st.code(state["effect_summary"], language=None, wrap_lines=True)
         refs = ed.get("refutations") or {}
         if refs:
             st.dataframe(_rows(refs, "refuter"), hide_index=True, width="stretch")
-        json_download("Download effect (JSON)", json.dumps(ed, ensure_ascii=False, default=str),
+        json_download("Download effect (JSON)", json.dumps(ed, ensure_ascii=False),
                       "whylm-effect.json", key="cz_dl_effect")
 
 

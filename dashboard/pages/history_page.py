@@ -58,6 +58,10 @@ def _details(run: Run) -> None:
     escaped_text(run.title, label="Title")
     with st.expander("Inputs"):
         st.json(run.inputs)
+    for part in ("check", "effect"):  # a causal run's stored verdicts, readable without reopening
+        text = (run.result.get(part) or {}).get("summary") if isinstance(run.result, dict) else None
+        if text:
+            escaped_text(str(text), label=f"Saved {part} summary")
     c1, c2, c3 = st.columns(3)
     if c1.button("Reopen in its page", key="hi_reopen", type="primary"):
         request_reopen(run)
