@@ -18,6 +18,9 @@ from typing import Sequence
 
 from explain.errors import WhylmError, one_line, report_internal_error
 
+MODEL_ENV = "WHYLM_MODEL"            # dashboard.models reads these two
+MODEL_DIRS_ENV = "WHYLM_MODEL_DIRS"
+
 APP = Path(__file__).resolve().parent / "app.py"
 
 EPILOG = """examples:
@@ -28,8 +31,10 @@ EPILOG = """examples:
 """
 
 DASHBOARD_EPILOG = """example:
-  whylm dashboard --host 127.0.0.1 --port 8501 --model /path/to/hf-model --data-dir ~/whylm-audits
+  whylm dashboard --host 127.0.0.1 --port 8501 --model-dir ~/models --data-dir ~/whylm-audits
 
+Models: the dashboard loads only the embedded model and the folders under --model-dir (each
+subfolder with a config.json); nothing typed in the browser is opened as a path or a hub id.
 The history (audit store) is saved in DATA_DIR/audits.sqlite (default: the user data folder).
 API keys for LLM backends come from the environment (OPENAI_API_KEY) and are never stored.
 """
@@ -40,9 +45,14 @@ def dashboard_command(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise WhylmError(f"port {args.port} is out of range 1-65535")
     env = dict(os.environ)
+    if args.model_dir:
+        env[MODEL_DIRS_ENV] = os.pathsep.join(str(_folder(d, "--model-dir")) for d in args.model_dir)
     if args.model:
-        path = Path(args.model).expanduser()
-        env["WHYLM_MODEL"] = str(path.resolve()) if path.exists() else args.model
+        folder = _folder(args.model, "--model")
+        if not (folder / "config.json").is_file():
+            raise WhylmError(f"--model {args.model}: no config.json there; give a folder saved by "
+                             "save_pretrained (the dashboard loads no hub ids)")
+        env[MODEL_ENV] = str(folder)
     if args.data_dir:
         data_dir = Path(args.data_dir).expanduser().resolve()
         try:
@@ -62,6 +72,14 @@ def dashboard_command(args: argparse.Namespace) -> int:
     ]
     print(f"whylm dashboard on http://{args.host}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
     return run_child(cmd, env)
+
+
+def _folder(value: str, flag: str) -> Path:
+    """``value`` as a resolved existing folder, else a :class:`WhylmError` naming ``flag``."""
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise WhylmError(f"{flag} {value}: no such folder")
+    return path.resolve()
 
 
 def run_child(cmd: list[str], env: dict[str, str]) -> int:
@@ -95,6 +113,10 @@ def add_dashboard_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     p.add_argument("--model", default=None,
                    help="default model: a local folder with a Hugging Face causal LM (default: embedded)")
+    p.add_argument("--model-dir", action="append", default=None, metavar="DIR",
+                   help="offer the model folders in DIR (or DIR itself when it holds a model); "
+                        "repeatable; the only folders the dashboard loads models from "
+                        "(default: the embedded model and the whylm cache)")
     p.add_argument("--data-dir", default=None,
                    help="folder for the history database audits.sqlite (default: user data dir)")
     p.set_defaults(func=dashboard_command)

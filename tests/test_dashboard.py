@@ -15,6 +15,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard.store import REDACTED, AuditStore, scrub  # noqa: E402
+from explain.errors import WhylmError  # noqa: E402
 
 TIMEOUT = 60
 XSS = "<img src=x onerror=alert(1)>"
@@ -46,9 +47,18 @@ def htmls(at: AppTest) -> list[str]:
     return [h.proto.body for h in at.get("html")]
 
 
+@pytest.fixture
+def models(tiny_dir, monkeypatch) -> str:
+    """The dashboard started with ``--model-dir TINY``: the tiny model's resolved folder."""
+    monkeypatch.setenv("WHYLM_MODEL_DIRS", tiny_dir)
+    monkeypatch.delenv("WHYLM_MODEL", raising=False)
+    return str(Path(tiny_dir).resolve())
+
+
 def use_local_model(at: AppTest, prefix: str, folder: str) -> None:
-    at.radio(key=f"{prefix}_model_choice").set_value("Local folder").run()
-    at.text_input(key=f"{prefix}_model_path").set_value(folder)
+    box = at.selectbox(key=f"{prefix}_model_choice")
+    assert Path(folder).name in box.options, box.options  # options show the folder's name
+    box.set_value(folder)
 
 
 # ------------------------------------------------------------------------- store
@@ -112,7 +122,7 @@ def test_app_navigation_has_every_page(data_dir):
 def test_explain_widgets_present(data_dir):
     at = page("explain_page").run()
     no_traceback(at)
-    assert at.radio(key="ex_model_choice").value.startswith("Embedded")
+    assert at.selectbox(key="ex_model_choice").value.startswith("Embedded")
     assert "ablation" in at.selectbox(key="ex_method").options
     assert at.caption  # the method's note
     assert at.button(key="ex_run").label == "Explain"
@@ -126,19 +136,42 @@ def test_explain_empty_prompt_shows_message(data_dir):
     assert "\n" not in errors(at)[0]
 
 
-def test_explain_unknown_model_path_shows_message(data_dir, tmp_path):
+def test_model_picker_offers_only_the_started_folders(data_dir, models, tmp_path):
     at = page("explain_page").run()
-    use_local_model(at, "ex", str(tmp_path / "no-such-model"))
-    at.text_area(key="ex_prompt").set_value("hello")
-    at.run()
-    at.button(key="ex_run").click().run()
     no_traceback(at)
-    assert errors(at) and "no-such-model" in errors(at)[0]
+    assert at.selectbox(key="ex_model_choice").options == [
+        "Embedded SmolLM2-135M-Instruct", Path(models).name]
+    # a reopened run (or a forged session) naming a server path gets the embedded model, no read
+    for forged in ("/etc/shadow", str(tmp_path / "no-such-model"), "gpt2"):
+        at = page("explain_page")
+        at.session_state["ex_model_choice"] = "Local folder"
+        at.session_state["ex_model_path"] = forged
+        at.run()
+        no_traceback(at)
+        assert at.selectbox(key="ex_model_choice").value.startswith("Embedded")
+        assert at.warning and "not among this dashboard's model folders" in at.warning[0].value
 
 
-def test_explain_run_on_tiny_model(data_dir, tiny_dir):
+def test_model_paths_outside_the_roots_cannot_be_loaded(models, tmp_path):
+    from dashboard.models import load_model
+
+    not_a_model = Path(models) / "config.json"  # exists, inside the root, not a model folder
+    paths = ["/etc/shadow", "/etc", str(tmp_path / "missing"), str(not_a_model),
+             models + "/../" + Path(models).name, "HuggingFaceTB/SmolLM2-135M"]
+    messages = []
+    for path in paths:
+        with pytest.raises(WhylmError) as info:
+            load_model(path)
+        messages.append(str(info.value).replace(path, "PATH"))
+    # one message for an existing file, folder, missing path or hub id: existence is not revealed
+    assert set(messages) == {messages[0]}
+    assert "not one of this dashboard's model folders" in messages[0]
+    assert "no such" not in messages[0] and "JSON" not in messages[0]
+
+
+def test_explain_run_on_tiny_model(data_dir, models):
     at = page("explain_page").run()
-    use_local_model(at, "ex", tiny_dir)
+    use_local_model(at, "ex", models)
     at.text_area(key="ex_prompt").set_value(f"The capital of {XSS} is")
     at.slider(key="ex_max_new").set_value(3)
     at.run()
@@ -165,7 +198,7 @@ def test_explain_run_on_tiny_model(data_dir, tiny_dir):
     assert len(runs) == 1 and runs[0].kind == "explain" and XSS in runs[0].inputs["prompt"]
 
 
-def test_explain_compare_two_methods(data_dir, tiny_dir):
+def test_explain_compare_two_methods(data_dir, models):
     from dashboard.pages.explain_page import method_notes
 
     names = list(method_notes())
@@ -173,7 +206,7 @@ def test_explain_compare_two_methods(data_dir, tiny_dir):
         pytest.skip("only one attribution method registered")
     second = "attention" if "attention" in names else names[1]
     at = page("explain_page").run()
-    use_local_model(at, "ex", tiny_dir)
+    use_local_model(at, "ex", models)
     at.text_area(key="ex_prompt").set_value("The capital of France is")
     at.text_input(key="ex_target").set_value(" Paris")
     at.toggle(key="ex_compare").set_value(True).run()
@@ -197,9 +230,9 @@ def test_signals_widgets_and_errors(data_dir):
     assert errors(at) and "prompt is empty" in errors(at)[0]
 
 
-def test_signals_run_on_tiny_model(data_dir, tiny_dir):
+def test_signals_run_on_tiny_model(data_dir, models):
     at = page("signals_page").run()
-    use_local_model(at, "sg", tiny_dir)
+    use_local_model(at, "sg", models)
     at.text_area(key="sg_prompt").set_value(f"What is {XSS}?")
     at.text_area(key="sg_response").set_value(" Paris is the capital.")
     at.text_area(key="sg_context").set_value("The capital of France is Paris.")
@@ -269,11 +302,12 @@ def test_causal_backend_down_shows_message(data_dir):
     assert errors(at) and "127.0.0.1:9" in errors(at)[0], errors(at)
 
 
-def test_causal_propose_check_effect_on_tiny_model(data_dir, tiny_dir):
+def test_causal_propose_check_effect_on_tiny_model(data_dir, models):
     at = page("causal_page").run()
     at.text_area(key="cz_vars").set_value("a: the first\nb\nc")
     at.radio(key="cz_backend").set_value("Local model folder").run()
-    at.text_input(key="cz_folder").set_value(tiny_dir)
+    assert at.selectbox(key="cz_folder").options == [Path(models).name]
+    at.selectbox(key="cz_folder").set_value(models)
     at.run()
     at.button(key="cz_propose").click().run()
     no_traceback(at)
@@ -371,7 +405,9 @@ def test_cli_help_and_errors(capsys, monkeypatch):
     assert cli.main([]) == 2
 
 
-def test_cli_dashboard_command_line(monkeypatch, tmp_path):
+def test_cli_dashboard_command_line(monkeypatch, tmp_path, tiny_dir, capsys):
+    import os
+
     from dashboard import cli
 
     seen = {}
@@ -382,10 +418,20 @@ def test_cli_dashboard_command_line(monkeypatch, tmp_path):
 
     monkeypatch.setattr(cli, "run_child", fake_call)
     assert cli.main(["dashboard", "--port", "8765", "--data-dir", str(tmp_path / "d"),
-                     "--model", str(tmp_path)]) == 0
+                     "--model", tiny_dir, "--model-dir", str(tmp_path), "--model-dir", tiny_dir]) == 0
     cmd = seen["cmd"]
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("app.py")
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
     assert cmd[cmd.index("--server.port") + 1] == "8765"
     assert seen["env"]["WHYLM_DATA_DIR"] == str((tmp_path / "d").resolve())
-    assert seen["env"]["WHYLM_MODEL"] == str(tmp_path.resolve())
+    assert seen["env"]["WHYLM_MODEL"] == str(Path(tiny_dir).resolve())
+    assert seen["env"]["WHYLM_MODEL_DIRS"].split(os.pathsep) == [
+        str(tmp_path.resolve()), str(Path(tiny_dir).resolve())]
+    # a hub id or a folder without a model is refused before the server starts
+    seen.clear()
+    assert cli.main(["dashboard", "--model", "HuggingFaceTB/SmolLM2-135M"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert cli.main(["dashboard", "--model", str(tmp_path / "d")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+    assert cli.main(["dashboard", "--model-dir", str(tmp_path / "nope")]) == 2
+    assert "--model-dir" in capsys.readouterr().err and not seen

@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.common import json_download, progress_bar, run_safely, save_run, take_reopen
-from dashboard.models import EMBEDDED_LABEL, load_model
+from dashboard.models import EMBEDDED_LABEL, folder_picker, load_model
 
 KIND = "causal"
 STATE = "cz_state"
@@ -157,7 +157,8 @@ def render() -> None:
                                  "hybrid (needs data): skeleton from data, directions from the LLM.")
     folder = url = llm_model = ""
     if choice == "Local model folder":
-        folder = c2.text_input("Model folder", key="cz_folder", placeholder="/path/to/hf-causal-lm")
+        with c2:
+            folder = folder_picker("cz_folder")
     elif choice == "OpenAI-compatible server":
         url = c2.text_input("Server URL", key="cz_url", placeholder="http://127.0.0.1:8000/v1")
         llm_model = c2.text_input("Model name", key="cz_llm_model", placeholder="qwen2.5-7b-instruct")
