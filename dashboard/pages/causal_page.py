@@ -17,6 +17,7 @@ import streamlit as st
 
 from dashboard.common import json_download, progress_bar, run_safely, save_run, take_reopen
 from dashboard.models import EMBEDDED_LABEL, folder_picker, load_model
+from explain.errors import WhylmError
 
 KIND = "causal"
 STATE = "cz_state"
@@ -56,13 +57,13 @@ def backend_spec(choice: str, folder: str, url: str, model: str) -> str | None:
     """The backend spec string for the widgets' values (``None`` = a local model object)."""
     if choice == "OpenAI":
         if not model.strip():
-            raise ValueError("enter the OpenAI model name, e.g. gpt-4o-mini")
+            raise WhylmError("enter the OpenAI model name, e.g. gpt-4o-mini")
         return f"openai:{model.strip()}"
     if choice == "OpenAI-compatible server":
         if not url.strip() or not model.strip():
-            raise ValueError("enter the server URL (e.g. http://127.0.0.1:8000/v1) and the model name")
+            raise WhylmError("enter the server URL (e.g. http://127.0.0.1:8000/v1) and the model name")
         if not url.strip().startswith(("http://", "https://")):
-            raise ValueError(f"server URL must start with http:// or https://, got '{url.strip()}'")
+            raise WhylmError(f"server URL must start with http:// or https://, got '{url.strip()}'")
         return f"{url.strip().rstrip('/')}:{model.strip()}"
     return None
 
@@ -75,24 +76,24 @@ def make_llm(choice: str, folder: str, url: str, model: str) -> tuple[Any, str]:
         return load_model(None), "embedded SmolLM2-135M-Instruct"
     if choice == "Local model folder":
         if not folder.strip():
-            raise ValueError("enter a model folder, or pick the embedded model")
+            raise WhylmError("enter a model folder, or pick the embedded model")
         return load_model(folder), folder.strip()
     spec = backend_spec(choice, folder, url, model)
     return get_backend(spec, timeout=30.0, max_retries=1), spec or ""
 
 
 def read_csv(uploaded: Any) -> Any:
-    """A DataFrame from an uploaded CSV file; a one-line ``ValueError`` when it is not a table."""
+    """A DataFrame from an uploaded CSV file; a one-line ``WhylmError`` when it is not a table."""
     import pandas as pd
 
     if uploaded is None:
-        raise ValueError("upload a CSV file with one column per variable first")
+        raise WhylmError("upload a CSV file with one column per variable first")
     try:
         df = pd.read_csv(io.BytesIO(uploaded.getvalue()))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {uploaded.name} as CSV: {str(exc).splitlines()[0]}") from None
+        raise WhylmError(f"cannot read {uploaded.name} as CSV: {str(exc).splitlines()[0]}") from None
     if df.shape[1] < 2 or df.shape[0] < 1:
-        raise ValueError(f"{uploaded.name} has {df.shape[1]} column(s) and {df.shape[0]} row(s): "
+        raise WhylmError(f"{uploaded.name} has {df.shape[1]} column(s) and {df.shape[0]} row(s): "
                          "need one column per variable and rows of observations")
     return df
 
@@ -131,7 +132,7 @@ def _propose(inputs: dict[str, Any], df: Any) -> dict[str, Any]:
 
     names, descriptions = parse_variables(inputs["variables_text"])
     if len(names) < 2:
-        raise ValueError("enter at least two variables, one per line")
+        raise WhylmError("enter at least two variables, one per line")
     with progress_bar("Preparing the LLM…") as bar:
         llm, label = make_llm(inputs["backend_choice"], inputs.get("folder", ""),
                               inputs.get("url", ""), inputs.get("llm_model", ""))
