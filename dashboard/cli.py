@@ -16,6 +16,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from causal.cli import add_parser as add_causal_parser
+from explain.cli import add_parsers as add_explain_parsers
+from explain.cli_io import check_argv, check_outputs
 from explain.errors import WhylmError, one_line, report_internal_error
 
 MODEL_ENV = "WHYLM_MODEL"            # dashboard.models reads these two
@@ -123,7 +126,15 @@ def add_dashboard_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level ``whylm`` parser with every subcommand that is installed."""
+    """The top-level ``whylm`` parser with every subcommand.
+
+    Returns:
+        the parser (``dashboard``, ``explain``, ``signals``, ``causal``).
+
+    Example:
+        >>> sorted(build_parser()._subparsers._group_actions[0].choices)
+        ['causal', 'dashboard', 'explain', 'signals']
+    """
     parser = argparse.ArgumentParser(
         prog="whylm",
         description="Explain what a language model did and why: token attribution, hallucination "
@@ -132,18 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_dashboard_parser(sub)
-    try:
-        from explain.cli import add_parsers
-    except ImportError:
-        pass  # explain's commands not installed yet (development checkout)
-    else:
-        add_parsers(sub)
-    try:
-        from causal.cli import add_parser
-    except ImportError:
-        pass
-    else:
-        add_parser(sub)
+    add_explain_parsers(sub)
+    add_causal_parser(sub)
     return parser
 
 
@@ -154,6 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     2 bad input (a :class:`explain.WhylmError`: ``error: <one line>``), 3 an internal error (one line
     with the path of the log file holding the traceback), 130 interrupted.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        check_argv(argv)
+    except WhylmError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -161,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        check_outputs(args)  # before any work: an unwritable --json/--html/--out is one line now
         return int(func(args) or 0)
     except WhylmError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
