@@ -410,6 +410,16 @@ def test_history_lists_searches_reopens_deletes(data_dir):
     assert len(at.dataframe[0].value) == 1
 
 
+def test_browser_screenshots_go_to_the_docs_only_when_asked(tmp_path):
+    from test_dashboard_browser import ROOT, screenshot_dirs
+
+    docs = ROOT / "docs" / "screenshots"
+    assert screenshot_dirs(tmp_path, {}) == [tmp_path]
+    assert screenshot_dirs(tmp_path, {"WHYLM_UPDATE_SCREENSHOTS": "0"}) == [tmp_path]
+    assert screenshot_dirs(tmp_path, {"WHYLM_UPDATE_SCREENSHOTS": "1"}) == [tmp_path, docs]
+    assert screenshot_dirs(tmp_path, {"WHYLM_ARTIFACTS": "/a"}) == [tmp_path, Path("/a/screenshots")]
+
+
 # ------------------------------------------------------------------------- cli
 def test_cli_help_and_errors(capsys, monkeypatch):
     from dashboard import cli
