@@ -15,6 +15,8 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard.store import REDACTED, AuditStore, scrub  # noqa: E402
+from explain.attribution.ablation import leave_one_out_reference  # noqa: E402
+from explain.attribution.inputs import build_input  # noqa: E402
 from explain.errors import WhylmError  # noqa: E402
 
 TIMEOUT = 60
@@ -53,6 +55,19 @@ def models(tiny_dir, monkeypatch) -> str:
     monkeypatch.setenv("WHYLM_MODEL_DIRS", tiny_dir)
     monkeypatch.delenv("WHYLM_MODEL", raising=False)
     return str(Path(tiny_dir).resolve())
+
+
+def plotly_array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or plotly 6's ``{"dtype", "bdata", "shape"}`` typed array."""
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = value.get("shape")
+        if isinstance(shape, str):
+            shape = [int(x) for x in shape.split(",")]
+        return flat.reshape(shape) if shape else flat
+    return np.array(value, dtype=float)
 
 
 def use_local_model(at: AppTest, prefix: str, folder: str) -> None:
@@ -201,8 +216,14 @@ def test_explain_run_on_tiny_model(data_dir, models):
     assert not errors(at), errors(at)
     charts = at.get("plotly_chart")
     assert charts, "no heatmap"
-    spec = json.loads(charts[0].proto.spec)
-    assert spec["data"][0]["type"] == "heatmap"
+    heat = json.loads(charts[0].proto.spec)["data"][0]
+    assert heat["type"] == "heatmap"
+    # the heatmap shows the stored attributions (checked against a brute-force loop below)
+    (stored,) = AuditStore(data_dir / "audits.sqlite").list()
+    res = stored.result["results"][0]
+    z = plotly_array(heat["z"])
+    assert z.shape == (3, len(res["input_tokens"]))
+    np.testing.assert_allclose(z, np.array(res["token_attr"], dtype=float), atol=1e-6)
     bodies = htmls(at)
     assert any("whylm-highlight" in b for b in bodies)
     joined = "".join(bodies)
@@ -219,7 +240,7 @@ def test_explain_run_on_tiny_model(data_dir, models):
     assert len(runs) == 1 and runs[0].kind == "explain" and XSS in runs[0].inputs["prompt"]
 
 
-def test_explain_compare_two_methods(data_dir, models):
+def test_explain_compare_two_methods(data_dir, models, tiny_lm):
     from dashboard.pages.explain_page import method_notes
 
     names = list(method_notes())
@@ -237,6 +258,10 @@ def test_explain_compare_two_methods(data_dir, models):
     assert not errors(at), errors(at)
     assert len(at.get("plotly_chart")) == 3  # main heatmap + one per method
     assert at.subheader[-1].value == "Comparison"
+    # the first method's heatmap equals a brute-force loop: one plain forward pass per ablation
+    ref = leave_one_out_reference(tiny_lm, build_input(tiny_lm, "The capital of France is", " Paris"))
+    heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    np.testing.assert_allclose(plotly_array(heat["z"]), ref, atol=2e-4)
 
 
 # ------------------------------------------------------------------------- signals
