@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 
@@ -39,9 +40,11 @@ def main() -> None:
     print(proposal.summary(), end="\n\n")
     check = check_graph(proposal.graph, data, test="fisher_z")
     print(check.summary(), end="\n\n")
-    if proposal.graph.has_node("smoking") and proposal.graph.has_node("cancer"):
+    if nx.has_path(proposal.graph, "smoking", "cancer"):
         effect = estimate_effect(proposal.graph, data, treatment="smoking", outcome="cancer")
         print(effect.summary())
+    else:
+        print("the proposed graph has no directed path from smoking to cancer: no effect to estimate")
 
 
 if __name__ == "__main__":
