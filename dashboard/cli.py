@@ -48,6 +48,7 @@ def dashboard_command(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise WhylmError(f"port {args.port} is out of range 1-65535")
     env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")  # the server never fetches from the hub on a page's behalf
     if args.model_dir:
         env[MODEL_DIRS_ENV] = os.pathsep.join(str(_folder(d, "--model-dir")) for d in args.model_dir)
     if args.model:

@@ -509,6 +509,7 @@ def test_cli_dashboard_command_line(monkeypatch, tmp_path, tiny_dir, capsys):
         return 0
 
     monkeypatch.setattr(cli, "run_child", fake_call)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert cli.main(["dashboard", "--port", "8765", "--data-dir", str(tmp_path / "d"),
                      "--model", tiny_dir, "--model-dir", str(tmp_path), "--model-dir", tiny_dir]) == 0
     cmd = seen["cmd"]
@@ -517,6 +518,7 @@ def test_cli_dashboard_command_line(monkeypatch, tmp_path, tiny_dir, capsys):
     assert cmd[cmd.index("--server.port") + 1] == "8765"
     assert seen["env"]["WHYLM_DATA_DIR"] == str((tmp_path / "d").resolve())
     assert seen["env"]["WHYLM_MODEL"] == str(Path(tiny_dir).resolve())
+    assert seen["env"]["HF_HUB_OFFLINE"] == "1"
     assert seen["env"]["WHYLM_MODEL_DIRS"].split(os.pathsep) == [
         str(tmp_path.resolve()), str(Path(tiny_dir).resolve())]
     # a hub id or a folder without a model is refused before the server starts
