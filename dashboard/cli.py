@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import signal
 import subprocess
@@ -75,7 +76,30 @@ def dashboard_command(args: argparse.Namespace) -> int:
         "--client.toolbarMode", "minimal",
     ]
     print(f"whylm dashboard on http://{args.host}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
+    if not is_loopback(args.host):
+        print(f"warning: {args.host} is not a loopback address and the dashboard has no login: "
+              "anyone who reaches this port can run models and read the History; put an "
+              "authenticating proxy in front (README, 'Running the dashboard safely')",
+              file=sys.stderr)
     return run_child(cmd, env)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine.
+
+    Returns:
+        True for ``localhost`` and loopback IPs (``127.0.0.0/8``, ``::1``).
+
+    Example:
+        >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+        (True, True, False)
+    """
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _folder(value: str, flag: str) -> Path:

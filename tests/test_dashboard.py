@@ -521,6 +521,9 @@ def test_cli_dashboard_command_line(monkeypatch, tmp_path, tiny_dir, capsys):
     assert seen["env"]["HF_HUB_OFFLINE"] == "1"
     assert seen["env"]["WHYLM_MODEL_DIRS"].split(os.pathsep) == [
         str(tmp_path.resolve()), str(Path(tiny_dir).resolve())]
+    assert "warning" not in capsys.readouterr().err  # loopback: no warning
+    assert cli.main(["dashboard", "--host", "0.0.0.0"]) == 0
+    assert "no login: anyone who reaches this port" in capsys.readouterr().err
     # a hub id or a folder without a model is refused before the server starts
     seen.clear()
     assert cli.main(["dashboard", "--model", "HuggingFaceTB/SmolLM2-135M"]) == 2
