@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from causal.errors import CausalError
+from explain.cli_io import write_json
 
 PROPOSE_EXAMPLE = """example:
   whylm causal propose smoking "tar deposits" "lung cancer" --out graph.gml
@@ -151,16 +152,7 @@ def llm_from_args(args: argparse.Namespace) -> Any:
 
 
 def _write_json(path: str | None, payload: dict) -> None:
-    if not path:
-        return
-    text = json.dumps(payload, indent=1, default=str)
-    if path == "-":
-        sys.stdout.write(text + "\n")
-        return
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise CausalError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_json(path, payload)  # the one JSON writer of every whylm subcommand
 
 
 def run_propose(args: argparse.Namespace) -> int:

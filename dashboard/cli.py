@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import signal
 import subprocess
@@ -16,7 +17,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from causal.cli import add_parser as add_causal_parser
+from explain.cli import add_parsers as add_explain_parsers
+from explain.cli_io import check_argv, check_outputs
 from explain.errors import WhylmError, one_line, report_internal_error
+
+MODEL_ENV = "WHYLM_MODEL"            # dashboard.models reads these two
+MODEL_DIRS_ENV = "WHYLM_MODEL_DIRS"
 
 APP = Path(__file__).resolve().parent / "app.py"
 
@@ -28,10 +35,12 @@ EPILOG = """examples:
 """
 
 DASHBOARD_EPILOG = """example:
-  whylm dashboard --host 127.0.0.1 --port 8501 --model /path/to/hf-model --data-dir ~/whylm-audits
+  whylm dashboard --host 127.0.0.1 --port 8501 --model-dir ~/models --data-dir ~/whylm-audits
 
   whylm dashboard --llm-endpoint http://127.0.0.1:8000/v1 --llm-endpoint https://llm.example/v1 --api-key-env LAB_KEY
 
+Models: the dashboard loads only the embedded model and the folders under --model-dir (each
+subfolder with a config.json); nothing typed in the browser is opened as a path or a hub id.
 The history (audit store) is saved in DATA_DIR/audits.sqlite (default: the user data folder).
 LLM servers for the Causal page are fixed here, never typed in the browser; --api-key-env NAME
 gives the --llm-endpoint before it the key in $NAME (https, or a server on this machine). OpenAI
@@ -55,9 +64,15 @@ def dashboard_command(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise WhylmError(f"port {args.port} is out of range 1-65535")
     env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")  # the server never fetches from the hub on a page's behalf
+    if args.model_dir:
+        env[MODEL_DIRS_ENV] = os.pathsep.join(str(_folder(d, "--model-dir")) for d in args.model_dir)
     if args.model:
-        path = Path(args.model).expanduser()
-        env["WHYLM_MODEL"] = str(path.resolve()) if path.exists() else args.model
+        folder = _folder(args.model, "--model")
+        if not (folder / "config.json").is_file():
+            raise WhylmError(f"--model {args.model}: no config.json there; give a folder saved by "
+                             "save_pretrained (the dashboard loads no hub ids)")
+        env[MODEL_ENV] = str(folder)
     if args.data_dir:
         data_dir = Path(args.data_dir).expanduser().resolve()
         try:
@@ -80,7 +95,38 @@ def dashboard_command(args: argparse.Namespace) -> int:
         "--client.toolbarMode", "minimal",
     ]
     print(f"whylm dashboard on http://{args.host}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
+    if not is_loopback(args.host):
+        print(f"warning: {args.host} is not a loopback address and the dashboard has no login: "
+              "anyone who reaches this port can run models and read the History; put an "
+              "authenticating proxy in front (README, 'Running the dashboard safely')",
+              file=sys.stderr)
     return run_child(cmd, env)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine.
+
+    Returns:
+        True for ``localhost`` and loopback IPs (``127.0.0.0/8``, ``::1``).
+
+    Example:
+        >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+        (True, True, False)
+    """
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _folder(value: str, flag: str) -> Path:
+    """``value`` as a resolved existing folder, else a :class:`WhylmError` naming ``flag``."""
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise WhylmError(f"{flag} {value}: no such folder")
+    return path.resolve()
 
 
 def run_child(cmd: list[str], env: dict[str, str]) -> int:
@@ -114,6 +160,10 @@ def add_dashboard_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     p.add_argument("--model", default=None,
                    help="default model: a local folder with a Hugging Face causal LM (default: embedded)")
+    p.add_argument("--model-dir", action="append", default=None, metavar="DIR",
+                   help="offer the model folders in DIR (or DIR itself when it holds a model); "
+                        "repeatable; the only folders the dashboard loads models from "
+                        "(default: the embedded model and the whylm cache)")
     p.add_argument("--data-dir", default=None,
                    help="folder for the history database audits.sqlite (default: user data dir)")
     p.add_argument("--llm-endpoint", dest="llm_endpoints", action=_InOrder, metavar="URL",
@@ -124,7 +174,15 @@ def add_dashboard_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level ``whylm`` parser with every subcommand that is installed."""
+    """The top-level ``whylm`` parser with every subcommand.
+
+    Returns:
+        the parser (``dashboard``, ``explain``, ``signals``, ``causal``).
+
+    Example:
+        >>> sorted(build_parser()._subparsers._group_actions[0].choices)
+        ['causal', 'dashboard', 'explain', 'signals']
+    """
     parser = argparse.ArgumentParser(
         prog="whylm",
         description="Explain what a language model did and why: token attribution, hallucination "
@@ -133,18 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_dashboard_parser(sub)
-    try:
-        from explain.cli import add_parsers
-    except ImportError:
-        pass  # explain's commands not installed yet (development checkout)
-    else:
-        add_parsers(sub)
-    try:
-        from causal.cli import add_parser
-    except ImportError:
-        pass
-    else:
-        add_parser(sub)
+    add_explain_parsers(sub)
+    add_causal_parser(sub)
     return parser
 
 
@@ -155,6 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     2 bad input (a :class:`explain.WhylmError`: ``error: <one line>``), 3 an internal error (one line
     with the path of the log file holding the traceback), 130 interrupted.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        check_argv(argv)
+    except WhylmError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -162,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        check_outputs(args)  # before any work: an unwritable --json/--html/--out is one line now
         return int(func(args) or 0)
     except WhylmError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)

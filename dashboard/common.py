@@ -1,7 +1,9 @@
 """Helpers shared by the dashboard pages: the audit store, safe runs, escaped HTML, reopening runs.
 
 Nothing here computes results: it only wires ``explain``/``causal`` calls into Streamlit, turns
-their errors into one-line messages, and keeps model or user text escaped wherever it becomes HTML.
+their errors into one-line messages (a :class:`explain.errors.WhylmError` is the user's to fix;
+anything else is an internal error whose traceback goes to a log file), and keeps model or user
+text escaped wherever it becomes HTML.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import streamlit as st
 
-from dashboard.store import AuditStore, Run, default_path
+from dashboard.store import (
+    AuditStore, Run, StoreCorruptError, StoreError, default_path, move_aside,
+)
+from explain.errors import WhylmError, report_internal_error
 
 log = logging.getLogger("whylm.dashboard")
 T = TypeVar("T")
 REOPEN_KEY = "_whylm_reopen"
+NEW_STORE_KEY = "store_start_new"
 
 
 @st.cache_resource(show_spinner=False)
@@ -25,12 +31,54 @@ def _store(path: str) -> AuditStore:
 
 
 def get_store() -> AuditStore:
-    """The process's :class:`AuditStore` at :func:`dashboard.store.default_path` (``$WHYLM_DATA_DIR``)."""
+    """The process's :class:`AuditStore` at :func:`dashboard.store.default_path` (``$WHYLM_DATA_DIR``).
+
+    Returns:
+        the store, opened once per process.
+
+    Raises:
+        StoreError: it cannot be opened (``StoreCorruptError`` when the file is damaged).
+    """
     return _store(str(default_path()))
 
 
+def open_store() -> AuditStore | None:
+    """The store for the History page, or ``None`` after showing why it cannot be used.
+
+    A damaged store is shown as one line with a button that starts a new one; the old file is
+    moved aside (:func:`dashboard.store.move_aside`), never deleted.
+
+    Returns:
+        the store, or ``None`` when it is unusable and the page should stop.
+    """
+    try:
+        store = get_store()
+        store.count()  # a damaged page shows up on the first read, not always on open
+        return store
+    except StoreCorruptError as exc:
+        if st.session_state.get(NEW_STORE_KEY):  # the button below was clicked
+            kept = move_aside(exc.path)
+            _store.clear()
+            st.success(md_escape(f"Started a new history; the damaged file is kept as {kept}."))
+            return run_safely("Opening History", get_store)
+        st.error(md_escape(one_line(str(exc))))
+        st.button("Start a new history (keep the damaged file aside)", key=NEW_STORE_KEY)
+        return None
+    except StoreError as exc:
+        st.error(md_escape(one_line(str(exc))))
+        return None
+
+
 def one_line(text: str, limit: int = 300) -> str:
-    """The first non-empty line of ``text``, at most ``limit`` characters."""
+    """The first non-empty line of ``text``, at most ``limit`` characters.
+
+    Returns:
+        the line (``""`` when there is none).
+
+    Example:
+        >>> one_line("\\n  first\\nsecond", limit=4)
+        'fir…'
+    """
     for line in str(text).splitlines():
         if line.strip():
             line = line.strip()
@@ -52,16 +100,31 @@ def md_escape(text: str) -> str:
 
 
 def error_message(exc: BaseException, what: str) -> str:
-    """A one-line message for the user: the error's own text for bad input (``ValueError``), else
-    a generic line naming the exception type."""
-    if isinstance(exc, ValueError):
+    """The one line a page shows for an error.
+
+    Returns:
+        the message of a :class:`explain.errors.WhylmError` (bad input: the user's to fix); for
+        anything else (a bug in whylm or a library, whatever its type, ``ValueError`` included)
+        ``internal error in dashboard: <what> (...); the traceback is in <log file>``.
+
+    Example:
+        >>> error_message(WhylmError("prompt is empty\\nmore"), "Explain")
+        'prompt is empty'
+        >>> import os, tempfile; os.environ["WHYLM_LOG_DIR"] = tempfile.mkdtemp()
+        >>> error_message(ValueError("operands could not be broadcast"), "Explain").split(";")[0]
+        'internal error in dashboard: Explain (ValueError: operands could not be broadcast)'
+        >>> del os.environ["WHYLM_LOG_DIR"]
+    """
+    if isinstance(exc, WhylmError):
         return one_line(str(exc)) or f"{what} failed: invalid input"
-    detail = one_line(str(exc), 160)
-    return f"{what} failed with an unexpected {type(exc).__name__}" + (f": {detail}" if detail else "")
+    return one_line(report_internal_error(exc, f"dashboard: {what}"))
 
 
 def run_safely(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-    """Call ``fn``; on an error show ``st.error`` with one line (never a traceback) and return None.
+    """Call ``fn``; on an error show ``st.error`` with one line (never a traceback).
+
+    Returns:
+        ``fn``'s value, or ``None`` after an error (see :func:`error_message` for the line).
 
     Example:
         >>> run_safely("Explain", int, "x")   # doctest: +SKIP
@@ -69,8 +132,8 @@ def run_safely(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T 
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
-        if not isinstance(exc, ValueError):
-            log.exception("%s failed", what)
+        if not isinstance(exc, WhylmError):
+            log.error("%s failed: %s", what, one_line(str(exc)))
         st.error(md_escape(error_message(exc, what)))
         return None
 
@@ -87,12 +150,16 @@ def progress_bar(text: str) -> Iterator[Any]:
 
 def save_run(kind: str, inputs: dict[str, Any], result: dict[str, Any], model: str = "",
              method: str = "", title: str | None = None) -> int | None:
-    """Save a run in the audit store; a failure to save shows a warning, never breaks the page."""
+    """Save a run in the audit store; a failure to save shows a one-line warning, never breaks
+    the page.
+
+    Returns:
+        the run's id, or ``None`` when it was not saved.
+    """
     try:
         return get_store().save(kind, inputs=inputs, result=result, model=model, method=method,
                                 title=title)
     except Exception as exc:  # noqa: BLE001
-        log.exception("saving the run failed")
         st.warning(md_escape("The run was not saved to History: " + error_message(exc, "Saving")))
         return None
 

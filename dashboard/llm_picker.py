@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from causal.llm import OpenAIBackend, backends, get_backend
 from causal.llm.keys import check_url, key_env_for
-from dashboard.models import EMBEDDED_LABEL, load_model
+from dashboard.models import EMBEDDED_LABEL, folder_picker, load_model
 from explain.errors import WhylmError
 
 ENDPOINTS_ENV = "WHYLM_LLM_ENDPOINTS"
@@ -193,8 +193,8 @@ def pick_llm(radio_area: Any, field_area: Any, prefix: str = "cz") -> dict[str, 
     choice = options[labels.index(label)]
     folder = model = ""
     if choice.kind == "folder":
-        folder = field_area.text_input("Model folder", key=f"{prefix}_folder",
-                                       placeholder="/path/to/hf-causal-lm")
+        with field_area:
+            folder = folder_picker(f"{prefix}_folder")
     elif choice.kind in ("registry", "endpoint"):
         model = field_area.text_input("Model name", key=f"{prefix}_llm_model",
                                       placeholder=f"e.g. {choice.default_model or 'qwen2.5-7b-instruct'}")

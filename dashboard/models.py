@@ -1,30 +1,175 @@
-"""Model picking and loading for the dashboard: one load per process, and the page says so.
+"""Model picking and loading for the dashboard: only folders under the roots it was started with.
 
-The model is a ``st.cache_resource``: the embedded SmolLM2 (default) or a local folder loads once
-per server process and is shared by every session and page. ``whylm dashboard --model PATH`` sets
-``$WHYLM_MODEL``, which becomes the picker's default.
+The dashboard never opens a path or a hub id typed in the browser. Whoever starts it names the
+model roots (``whylm dashboard --model-dir DIR``, repeatable; ``$WHYLM_MODEL_DIRS``, joined with
+``os.pathsep``); default: the user's whylm cache (``<cache>/models``). Each root that is itself a
+model folder, and each direct subfolder holding a ``config.json``, is offered in a selectbox beside
+the embedded SmolLM2; ``--model PATH`` (``$WHYLM_MODEL``) adds one folder and preselects it.
+A spec that is not in that list is refused with the same message whether or not the path exists.
+
+The model is a ``st.cache_resource``: it loads once per server process and is shared by every
+session and page.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "tiny").mkdir(); (root / "tiny" / "config.json").write_text("{}")
+    2
+    >>> list(available_models([root]).values()) == [str((root / "tiny").resolve())]
+    True
+    >>> check_model_spec("/etc/shadow", [root])
+    Traceback (most recent call last):
+    ...
+    explain.errors.WhylmError: model '/etc/shadow' is not one of this dashboard's model folders: pick one from the list (whoever starts the dashboard adds folders with --model-dir DIR)
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable
 
 import streamlit as st
 
+from dashboard.common import md_escape
+from explain.errors import WhylmError
+
 MODEL_ENV = "WHYLM_MODEL"
+MODEL_DIRS_ENV = "WHYLM_MODEL_DIRS"
 EMBEDDED_LABEL = "Embedded SmolLM2-135M-Instruct"
-LOCAL_LABEL = "Local folder"
+LOCAL_LABEL = "Local folder"  # what older sessions and reopened runs store in the choice key
+_EMBEDDED_SPECS = (None, "", EMBEDDED_LABEL, "SmolLM2-135M-Instruct", "embedded")
+
+
+def model_roots() -> list[Path]:
+    """The folders the dashboard may load models from.
+
+    Returns:
+        ``$WHYLM_MODEL_DIRS`` split on ``os.pathsep`` (set by ``--model-dir``), else
+        ``[<whylm cache>/models]``; each resolved.
+
+    Example:
+        >>> os.environ[MODEL_DIRS_ENV] = os.pathsep.join(["/a", "/b"])
+        >>> [str(p) for p in model_roots()]
+        ['/a', '/b']
+        >>> del os.environ[MODEL_DIRS_ENV]
+    """
+    env = os.environ.get(MODEL_DIRS_ENV, "")
+    if env.strip():
+        return [Path(p).expanduser().resolve() for p in env.split(os.pathsep) if p.strip()]
+    from explain.model import cache_dir
+
+    return [(cache_dir() / "models").resolve()]
+
+
+def _is_model_folder(path: Path) -> bool:
+    try:
+        return path.is_dir() and (path / "config.json").is_file()
+    except OSError:
+        return False
+
+
+def available_models(roots: Iterable[Path] | None = None) -> dict[str, str]:
+    """The model folders the dashboard offers.
+
+    Args:
+        roots: the roots to scan; default :func:`model_roots`.
+
+    Returns:
+        ``{label: folder}`` (folder a resolved path string): every root that is a model folder,
+        every direct subfolder of a root with a ``config.json``, and ``$WHYLM_MODEL`` when it is a
+        model folder; the embedded model's converted copy in the cache is left out (it is the
+        embedded choice).
+
+    Example:
+        >>> available_models([Path("/no/such/root")])
+        {}
+    """
+    from explain.model import EMBEDDED_NAME, cache_dir
+
+    embedded_copy = (cache_dir() / "models" / EMBEDDED_NAME).resolve()
+    found: list[Path] = []
+    extra = os.environ.get(MODEL_ENV, "").strip()
+    if extra and _is_model_folder(Path(extra).expanduser()):
+        found.append(Path(extra).expanduser().resolve())
+    for root in model_roots() if roots is None else roots:
+        root = Path(root)
+        if _is_model_folder(root):
+            found.append(root.resolve())
+            continue
+        try:
+            children = sorted(root.iterdir()) if root.is_dir() else []
+        except OSError:
+            children = []
+        found += [c.resolve() for c in children if _is_model_folder(c)]
+    out: dict[str, str] = {}
+    for folder in found:
+        if folder == embedded_copy or str(folder) in out.values():
+            continue
+        label = folder.name if folder.name not in out else f"{folder.name} ({folder})"
+        out[label] = str(folder)
+    return out
+
+
+def check_model_spec(spec: str | None, roots: Iterable[Path] | None = None) -> str | None:
+    """The spec to load when it is the embedded model or one of :func:`available_models`.
+
+    The check compares strings only: nothing typed by a user reaches the file system or the hub.
+
+    Returns:
+        ``None`` (embedded) or the folder's resolved path.
+
+    Raises:
+        WhylmError: any other spec, with one message that does not tell whether the path exists.
+
+    Example:
+        >>> check_model_spec("embedded") is None
+        True
+    """
+    if spec in _EMBEDDED_SPECS:
+        return None
+    spec = str(spec).strip()
+    models = available_models(roots)
+    if spec in models.values():
+        return spec
+    if spec in models:  # a label
+        return models[spec]
+    shown = spec if len(spec) <= 80 else spec[:79] + "…"
+    raise WhylmError(
+        f"model '{shown}' is not one of this dashboard's model folders: pick one from the list "
+        "(whoever starts the dashboard adds folders with --model-dir DIR)"
+    )
 
 
 def default_model_spec() -> str | None:
-    """The model the dashboard starts with: ``$WHYLM_MODEL`` or ``None`` (embedded)."""
+    """The model the dashboard starts with.
+
+    Returns:
+        ``$WHYLM_MODEL`` when it is an offered folder, else ``None`` (embedded).
+
+    Example:
+        >>> os.environ.pop(MODEL_ENV, None); default_model_spec() is None
+        True
+    """
     spec = os.environ.get(MODEL_ENV, "").strip()
-    return spec or None
+    if not spec:
+        return None
+    try:
+        return check_model_spec(str(Path(spec).expanduser().resolve()))
+    except WhylmError:
+        return None
 
 
 def model_label(spec: str | None) -> str:
-    """A short, human label for a model spec (``None`` is the embedded model)."""
+    """A short, human label for a model spec.
+
+    Returns:
+        :data:`EMBEDDED_LABEL` for ``None``, else the spec.
+
+    Example:
+        >>> model_label(None)
+        'Embedded SmolLM2-135M-Instruct'
+    """
     return EMBEDDED_LABEL if not spec else spec
 
 
@@ -39,18 +184,25 @@ _LOADED: set[str | None] = set()
 
 
 def load_model(spec: str | None) -> Any:
-    """Return the cached :class:`explain.LanguageModel` for ``spec``, showing a spinner while it loads.
+    """Load (once per process) the embedded model or one of the offered folders.
 
     Args:
-        spec: ``None`` for the embedded model, else a local folder (or cached hub id).
+        spec: ``None`` for the embedded model, else a folder from :func:`available_models`.
+
+    Returns:
+        the cached :class:`explain.LanguageModel`.
 
     Raises:
-        ValueError: an empty folder name; (``ExplainError``) unknown path or not a causal LM.
+        WhylmError: a spec that is not offered (see :func:`check_model_spec`); ``ExplainError``
+            when an offered folder holds no causal LM.
+
+    Example:
+        >>> load_model("/etc/shadow")
+        Traceback (most recent call last):
+        ...
+        explain.errors.WhylmError: model '/etc/shadow' is not one of this dashboard's model folders: pick one from the list (whoever starts the dashboard adds folders with --model-dir DIR)
     """
-    if spec is not None:
-        spec = spec.strip()
-        if not spec:
-            raise ValueError("enter a model folder, or pick the embedded model")
+    spec = check_model_spec(spec)
     if spec in _LOADED:
         return _load(spec)
     note = (
@@ -63,30 +215,64 @@ def load_model(spec: str | None) -> Any:
     return lm
 
 
-def model_picker(key: str, default: str | None = None) -> str | None:
-    """Widgets to pick the embedded model or a local folder; return the spec (``None`` = embedded).
+def _no_folders_hint() -> str:
+    roots = ", ".join(str(r) for r in model_roots())
+    return (f"No model folders under {roots}. Start the dashboard with `--model-dir DIR` to offer "
+            "the models saved there.")
+
+
+def folder_picker(key: str, label: str = "Model folder") -> str:
+    """A selectbox of :func:`available_models` (nothing to type).
 
     Args:
-        key: a prefix for the widget keys, unique per page.
-        default: the spec to preselect (a reopened run's model); else :func:`default_model_spec`.
+        key: the widget key.
+        label: the widget label.
+
+    Returns:
+        the chosen folder, or ``""`` when there is none (a caption then says how to add one).
     """
-    default = default if default is not None else default_model_spec()
-    if default in (None, "", EMBEDDED_LABEL, "SmolLM2-135M-Instruct", "embedded"):
-        default = None
+    models = available_models()
+    if not models:
+        st.caption(_no_folders_hint())
+        return ""
+    folders = list(models.values())
+    if st.session_state.get(key) not in folders:
+        st.session_state.pop(key, None)
+    names = {v: k for k, v in models.items()}
+    return st.selectbox(label, folders, key=key, format_func=lambda f: names.get(f, f),
+                        help="Model folders under the roots this dashboard was started with.")
+
+
+def model_picker(key: str, default: str | None = None) -> str | None:
+    """A selectbox with the embedded model and every offered folder.
+
+    Args:
+        key: a prefix for the widget keys, unique per page (the selectbox is ``{key}_model_choice``).
+        default: the spec to preselect (a reopened run's model); else :func:`default_model_spec`.
+
+    Returns:
+        the spec: ``None`` for the embedded model, else the folder's path.
+    """
+    models = available_models()
+    names = {v: k for k, v in models.items()}
+    options = [EMBEDDED_LABEL, *models.values()]
     choice_key, path_key = f"{key}_model_choice", f"{key}_model_path"
-    if choice_key not in st.session_state:
-        st.session_state[choice_key] = LOCAL_LABEL if default else EMBEDDED_LABEL
-    if path_key not in st.session_state:
-        st.session_state[path_key] = default or ""
-    choice = st.radio(
-        "Model", [EMBEDDED_LABEL, LOCAL_LABEL], key=choice_key, horizontal=True,
-        help="The embedded model ships with whylm; any Hugging Face causal LM saved in a local "
-             "folder works too.",
+    current = st.session_state.get(choice_key)
+    if current not in options:
+        # a fresh session, or a reopened run that stored "Local folder" + the path
+        wanted = st.session_state.get(path_key) if current == LOCAL_LABEL else None
+        wanted = wanted or (default if default is not None else default_model_spec())
+        wanted = None if wanted in _EMBEDDED_SPECS else str(wanted)
+        if wanted is not None and wanted not in options:
+            st.warning(md_escape(f"The model '{wanted[:80]}' is not among this dashboard's model "
+                                 "folders; the embedded model is selected."))
+            wanted = None
+        st.session_state[choice_key] = wanted or EMBEDDED_LABEL
+    choice = st.selectbox(
+        "Model", options, key=choice_key, format_func=lambda f: names.get(f, f),
+        help="The embedded model ships with whylm; other models are the folders under the roots "
+             "this dashboard was started with (whylm dashboard --model-dir DIR).",
     )
-    if choice == LOCAL_LABEL:
-        path = st.text_input(
-            "Model folder", key=path_key, placeholder="/path/to/a/hf-causal-lm",
-            help="A folder with config.json, weights and tokenizer files (save_pretrained output).",
-        )
-        return path.strip() or ""
-    return None
+    if not models:
+        st.caption(_no_folders_hint())
+    return None if choice == EMBEDDED_LABEL else choice

@@ -19,15 +19,22 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from explain.errors import WhylmError, one_line
+from explain.serialize import dumps
+
 DATA_DIR_ENV = "WHYLM_DATA_DIR"
+BUSY_TIMEOUT = 10.0   # seconds SQLite waits for another writer
+OPEN_TIMEOUT = 30.0   # seconds opening a store being created by other processes is retried
 DB_NAME = "audits.sqlite"
 KINDS = ("explain", "signals", "causal")
 
@@ -53,6 +60,29 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
 """
+
+
+class StoreError(WhylmError):
+    """The history store cannot be opened, read or written; the message is one line."""
+
+
+class StoreFullError(StoreError):
+    """The disk is full: the run being saved was not saved; earlier runs are intact."""
+
+
+class StoreCorruptError(StoreError):
+    """The store file is damaged. ``path`` is the file; :func:`move_aside` starts a new one.
+
+    Example:
+        >>> str(StoreCorruptError("/d/audits.sqlite", "file is not a database")).split(";")[0]
+        'the history store /d/audits.sqlite is damaged (file is not a database)'
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(
+            f"the history store {path} is damaged ({reason}); start a new one: the old file is "
+            f"moved aside to {Path(path).name}.corrupt-<time>, never deleted")
 
 
 def default_path() -> Path:
@@ -145,19 +175,55 @@ class AuditStore:
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ValueError(f"cannot create the audit store folder for {self.path}: {exc}") from None
+                raise StoreError(f"cannot create the folder of the history store {self.path}: "
+                                 f"{exc.strerror or exc}") from None
         self._lock = threading.Lock()
         self._conn = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
+        """Open the file and create the schema; processes creating it at once wait for each other.
+
+        Switching to WAL and creating the tables take an exclusive lock that SQLite's busy timeout
+        does not always wait for (a fresh file being set up by another process), so the whole
+        set-up is retried until :data:`OPEN_TIMEOUT` seconds have passed.
+        """
+        deadline = time.monotonic() + OPEN_TIMEOUT
+        while True:
+            conn = None
+            try:
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                       timeout=BUSY_TIMEOUT)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(_SCHEMA)
+                return conn
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(random.uniform(0.02, 0.2))
+                    continue
+                raise self._error(exc, "open") from None
+
+    def _error(self, exc: sqlite3.Error, doing: str) -> StoreError:
+        """The one-line :class:`StoreError` for a SQLite error met while ``doing``."""
+        text = one_line(exc)
+        if _is_full(exc):
+            return StoreFullError(
+                f"the disk holding the history store {self.path} is full: this run was not saved "
+                "(the runs saved before are kept); free some space and run again")
+        if _is_corrupt(exc):
+            return StoreCorruptError(self.path, text)
+        if _is_busy(exc):
+            return StoreError(f"the history store {self.path} is busy ({text}); try again")
+        return StoreError(f"cannot {doing} the history store {self.path}: {text}")
+
+    @contextmanager
+    def _sqlite_errors(self, doing: str) -> Iterator[None]:
         try:
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
+            yield
         except sqlite3.Error as exc:
-            raise ValueError(f"cannot open the audit store {self.path}: {exc}") from None
-        return conn
+            raise self._error(exc, doing) from None
 
     def close(self) -> None:
         """Close the connection (later calls fail)."""
@@ -179,21 +245,24 @@ class AuditStore:
     ) -> int:
         """Save one run in its own transaction and return its id.
 
+        The inputs and the result go through :func:`explain.serialize.jsonable` (numpy values made
+        plain, NaN and infinities stored as ``null``).
+
         Raises:
-            ValueError: unknown ``kind`` or inputs/results that are not JSON-serialisable.
+            StoreError: unknown ``kind``; ``StoreFullError`` when the disk is full (nothing saved
+                before is lost); ``StoreCorruptError`` when the file is damaged.
         """
         if kind not in KINDS:
-            raise ValueError(f"unknown run kind '{kind}': use one of {', '.join(KINDS)}")
+            raise StoreError(f"unknown run kind '{kind}': use one of {', '.join(KINDS)}")
         inputs, result = scrub(dict(inputs)), scrub(dict(result))
         if title is None:
             title = str(inputs.get("prompt") or inputs.get("variables") or kind)
         title = " ".join(str(scrub(title)).split())[:120]
         try:
-            inputs_json = json.dumps(inputs, ensure_ascii=False, default=_json_default)
-            result_json = json.dumps(result, ensure_ascii=False, default=_json_default)
+            inputs_json, result_json = dumps(inputs), dumps(result)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"cannot save run: {exc}") from None
-        with self._tx() as cur:
+            raise StoreError(f"cannot save run: {one_line(exc)}") from None
+        with self._sqlite_errors("save a run in"), self._tx() as cur:
             cur.execute(
                 "INSERT INTO runs (created, kind, title, model, method, inputs, result) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -204,20 +273,20 @@ class AuditStore:
 
     def delete(self, run_id: int) -> bool:
         """Delete a run; return whether it existed."""
-        with self._tx() as cur:
+        with self._sqlite_errors("delete a run from"), self._tx() as cur:
             cur.execute("DELETE FROM runs WHERE id = ?", (int(run_id),))
             return cur.rowcount > 0
 
     def clear(self) -> int:
         """Delete every run; return how many there were."""
-        with self._tx() as cur:
+        with self._sqlite_errors("clear"), self._tx() as cur:
             cur.execute("DELETE FROM runs")
             return cur.rowcount
 
     # ------------------------------------------------------------------ reading
     def get(self, run_id: int) -> Run | None:
         """The run with this id, or ``None``."""
-        with self._lock:
+        with self._sqlite_errors("read"), self._lock:
             row = self._conn.execute(
                 "SELECT id, created, kind, title, model, method, inputs, result FROM runs WHERE id = ?",
                 (int(run_id),),
@@ -242,13 +311,13 @@ class AuditStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created DESC, id DESC LIMIT ?"
         params.append(int(limit))
-        with self._lock:
+        with self._sqlite_errors("read"), self._lock:
             rows = self._conn.execute(sql, params).fetchall()
         return [_row_to_run(r) for r in rows]
 
     def count(self) -> int:
         """How many runs are stored."""
-        with self._lock:
+        with self._sqlite_errors("read"), self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     def export(self, run_ids: list[int] | None = None) -> str:
@@ -281,7 +350,13 @@ class _Transaction:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            else:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite already rolled back (e.g. after SQLITE_FULL); keep the first error
         finally:
             self.lock.release()
 
@@ -293,13 +368,45 @@ def _row_to_run(row: tuple) -> Run:
     )
 
 
-def _json_default(obj: Any) -> Any:
-    """JSON for numpy scalars/arrays and other simple objects."""
-    tolist = getattr(obj, "tolist", None)
-    if callable(tolist):
-        return tolist()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=str)
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    return "full" in str(exc).lower()
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("not a database", "malformed", "corrupt", "encrypted"))
+
+
+def move_aside(path: str | os.PathLike) -> Path:
+    """Rename a damaged store (and its ``-wal`` / ``-shm`` files) out of the way; delete nothing.
+
+    Returns:
+        the new name of the store file, ``<path>.corrupt-<YYYYmmdd-HHMMSS>``.
+
+    Example:
+        >>> import tempfile
+        >>> bad = Path(tempfile.mkdtemp()) / DB_NAME
+        >>> _ = bad.write_bytes(b"not sqlite")
+        >>> kept = move_aside(bad)
+        >>> kept.read_bytes(), bad.exists()
+        (b'not sqlite', False)
+    """
+    path = Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    for suffix in ("-wal", "-shm"):
+        side = Path(str(path) + suffix)
+        if side.exists():
+            side.rename(Path(str(target) + suffix))
+    if path.exists():
+        path.rename(target)
+    return target

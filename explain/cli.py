@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from explain.cli_io import read_text_file, write_html, write_output
 from explain.errors import ExplainError
 
 EXPLAIN_EXAMPLE = """examples:
@@ -69,6 +70,8 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    """``--json``, ``--html`` (checked before the run by :func:`explain.cli_io.check_outputs`) and
+    ``--no-progress``."""
     p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT ('-' for stdout)")
     p.add_argument("--html", metavar="OUT", help="write an HTML view to OUT")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -82,14 +85,9 @@ def _load(model: str | None):
 
 
 def _write(args: argparse.Namespace, payload: str, page: str) -> None:
-    if args.json == "-":
-        print(payload)
-    elif args.json:
-        Path(args.json).write_text(payload, encoding="utf-8")
-        print(f"wrote {args.json}", file=sys.stderr)
-    if args.html:
-        Path(args.html).write_text(f"<!doctype html><meta charset=utf-8><body>{page}</body>", encoding="utf-8")
-        print(f"wrote {args.html}", file=sys.stderr)
+    if args.json:
+        write_output(args.json, payload, "--json")
+    write_html(args.html, page)
 
 
 def run_explain(args: argparse.Namespace) -> int:
@@ -122,11 +120,7 @@ def run_signals(args: argparse.Namespace) -> int:
     """Handler of ``whylm signals``. Returns: the exit code."""
     from explain.signals import signals
 
-    context = None
-    if args.context_file:
-        if not args.context_file.exists():
-            raise ExplainError(f"context file '{args.context_file}' does not exist")
-        context = args.context_file.read_text(encoding="utf-8")
+    context = read_text_file(args.context_file, "context file") if args.context_file else None
     if args.samples < 0:
         raise ExplainError("--samples must be 0 or more")
     lm = _load(args.model)

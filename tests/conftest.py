@@ -14,8 +14,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tiny_models import make_tiny_lm  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
 def tiny_lm():
@@ -42,8 +40,10 @@ def embedded_lm():
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Keep the LLM answer cache and audit store of each test session out of the user's folders,
+    """Keep the LLM answer cache, audit store and error logs of each test session out of the user's
+    folders,
     while sharing the converted embedded model across sessions."""
     root = tmp_path_factory.getbasetemp()
     monkeypatch.setenv("WHYLM_LLM_CACHE", str(root / "llm-cache.sqlite"))
     monkeypatch.setenv("WHYLM_DATA_DIR", str(root / "data"))
+    monkeypatch.setenv("WHYLM_LOG_DIR", str(root / "logs"))

@@ -9,12 +9,16 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard.store import REDACTED, AuditStore, scrub  # noqa: E402
+from explain.attribution.ablation import leave_one_out_reference  # noqa: E402
+from explain.attribution.inputs import build_input  # noqa: E402
+from explain.errors import WhylmError  # noqa: E402
 
 TIMEOUT = 60
 XSS = "<img src=x onerror=alert(1)>"
@@ -46,9 +50,31 @@ def htmls(at: AppTest) -> list[str]:
     return [h.proto.body for h in at.get("html")]
 
 
+@pytest.fixture
+def models(tiny_dir, monkeypatch) -> str:
+    """The dashboard started with ``--model-dir TINY``: the tiny model's resolved folder."""
+    monkeypatch.setenv("WHYLM_MODEL_DIRS", tiny_dir)
+    monkeypatch.delenv("WHYLM_MODEL", raising=False)
+    return str(Path(tiny_dir).resolve())
+
+
+def plotly_array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or plotly 6's ``{"dtype", "bdata", "shape"}`` typed array."""
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = value.get("shape")
+        if isinstance(shape, str):
+            shape = [int(x) for x in shape.split(",")]
+        return flat.reshape(shape) if shape else flat
+    return np.array(value, dtype=float)
+
+
 def use_local_model(at: AppTest, prefix: str, folder: str) -> None:
-    at.radio(key=f"{prefix}_model_choice").set_value("Local folder").run()
-    at.text_input(key=f"{prefix}_model_path").set_value(folder)
+    box = at.selectbox(key=f"{prefix}_model_choice")
+    assert Path(folder).name in box.options, box.options  # options show the folder's name
+    box.set_value(folder)
 
 
 # ------------------------------------------------------------------------- store
@@ -108,11 +134,32 @@ def test_app_navigation_has_every_page(data_dir):
     assert at.text_area(key="ex_prompt").value == "kept across pages"
 
 
+def test_page_errors_are_one_line_user_or_internal(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("WHYLM_LOG_DIR", str(tmp_path / "logs"))
+    at = AppTest.from_string(
+        "from dashboard.common import run_safely\n"
+        "from explain.errors import WhylmError\n"
+        "def bad_input():\n    raise WhylmError('column x not found\\nsecond line')\n"
+        "def bug():\n    raise ValueError('operands could not be broadcast together')\n"
+        "assert run_safely('Check', bad_input) is None\n"
+        "assert run_safely('Check', bug) is None\n", default_timeout=TIMEOUT).run()
+    no_traceback(at)
+    user, internal = errors(at)
+    assert user == "column x not found"
+    # a ValueError from a library is not the user's fault: one line, the traceback in a log file
+    internal = internal.replace("\\", "")  # md_escape'd
+    head = "internal error in dashboard: Check (ValueError: operands could not be broadcast together)"
+    assert internal.startswith(head) and "\n" not in internal
+    (log,) = (tmp_path / "logs").iterdir()
+    assert internal.endswith(f"the traceback is in {log}")
+    assert "Traceback (most recent call last)" in log.read_text() and "def bug" not in internal
+
+
 # ------------------------------------------------------------------------- explain
 def test_explain_widgets_present(data_dir):
     at = page("explain_page").run()
     no_traceback(at)
-    assert at.radio(key="ex_model_choice").value.startswith("Embedded")
+    assert at.selectbox(key="ex_model_choice").value.startswith("Embedded")
     assert "ablation" in at.selectbox(key="ex_method").options
     assert at.caption  # the method's note
     assert at.button(key="ex_run").label == "Explain"
@@ -126,19 +173,42 @@ def test_explain_empty_prompt_shows_message(data_dir):
     assert "\n" not in errors(at)[0]
 
 
-def test_explain_unknown_model_path_shows_message(data_dir, tmp_path):
+def test_model_picker_offers_only_the_started_folders(data_dir, models, tmp_path):
     at = page("explain_page").run()
-    use_local_model(at, "ex", str(tmp_path / "no-such-model"))
-    at.text_area(key="ex_prompt").set_value("hello")
-    at.run()
-    at.button(key="ex_run").click().run()
     no_traceback(at)
-    assert errors(at) and "no-such-model" in errors(at)[0]
+    assert at.selectbox(key="ex_model_choice").options == [
+        "Embedded SmolLM2-135M-Instruct", Path(models).name]
+    # a reopened run (or a forged session) naming a server path gets the embedded model, no read
+    for forged in ("/etc/shadow", str(tmp_path / "no-such-model"), "gpt2"):
+        at = page("explain_page")
+        at.session_state["ex_model_choice"] = "Local folder"
+        at.session_state["ex_model_path"] = forged
+        at.run()
+        no_traceback(at)
+        assert at.selectbox(key="ex_model_choice").value.startswith("Embedded")
+        assert at.warning and "not among this dashboard's model folders" in at.warning[0].value
 
 
-def test_explain_run_on_tiny_model(data_dir, tiny_dir):
+def test_model_paths_outside_the_roots_cannot_be_loaded(models, tmp_path):
+    from dashboard.models import load_model
+
+    not_a_model = Path(models) / "config.json"  # exists, inside the root, not a model folder
+    paths = ["/etc/shadow", "/etc", str(tmp_path / "missing"), str(not_a_model),
+             models + "/../" + Path(models).name, "HuggingFaceTB/SmolLM2-135M"]
+    messages = []
+    for path in paths:
+        with pytest.raises(WhylmError) as info:
+            load_model(path)
+        messages.append(str(info.value).replace(path, "PATH"))
+    # one message for an existing file, folder, missing path or hub id: existence is not revealed
+    assert set(messages) == {messages[0]}
+    assert "not one of this dashboard's model folders" in messages[0]
+    assert "no such" not in messages[0] and "JSON" not in messages[0]
+
+
+def test_explain_run_on_tiny_model(data_dir, models):
     at = page("explain_page").run()
-    use_local_model(at, "ex", tiny_dir)
+    use_local_model(at, "ex", models)
     at.text_area(key="ex_prompt").set_value(f"The capital of {XSS} is")
     at.slider(key="ex_max_new").set_value(3)
     at.run()
@@ -147,8 +217,14 @@ def test_explain_run_on_tiny_model(data_dir, tiny_dir):
     assert not errors(at), errors(at)
     charts = at.get("plotly_chart")
     assert charts, "no heatmap"
-    spec = json.loads(charts[0].proto.spec)
-    assert spec["data"][0]["type"] == "heatmap"
+    heat = json.loads(charts[0].proto.spec)["data"][0]
+    assert heat["type"] == "heatmap"
+    # the heatmap shows the stored attributions (checked against a brute-force loop below)
+    (stored,) = AuditStore(data_dir / "audits.sqlite").list()
+    res = stored.result["results"][0]
+    z = plotly_array(heat["z"])
+    assert z.shape == (3, len(res["input_tokens"]))
+    np.testing.assert_allclose(z, np.array(res["token_attr"], dtype=float), atol=1e-6)
     bodies = htmls(at)
     assert any("whylm-highlight" in b for b in bodies)
     joined = "".join(bodies)
@@ -165,7 +241,7 @@ def test_explain_run_on_tiny_model(data_dir, tiny_dir):
     assert len(runs) == 1 and runs[0].kind == "explain" and XSS in runs[0].inputs["prompt"]
 
 
-def test_explain_compare_two_methods(data_dir, tiny_dir):
+def test_explain_compare_two_methods(data_dir, models, tiny_lm):
     from dashboard.pages.explain_page import method_notes
 
     names = list(method_notes())
@@ -173,7 +249,7 @@ def test_explain_compare_two_methods(data_dir, tiny_dir):
         pytest.skip("only one attribution method registered")
     second = "attention" if "attention" in names else names[1]
     at = page("explain_page").run()
-    use_local_model(at, "ex", tiny_dir)
+    use_local_model(at, "ex", models)
     at.text_area(key="ex_prompt").set_value("The capital of France is")
     at.text_input(key="ex_target").set_value(" Paris")
     at.toggle(key="ex_compare").set_value(True).run()
@@ -183,6 +259,10 @@ def test_explain_compare_two_methods(data_dir, tiny_dir):
     assert not errors(at), errors(at)
     assert len(at.get("plotly_chart")) == 3  # main heatmap + one per method
     assert at.subheader[-1].value == "Comparison"
+    # the first method's heatmap equals a brute-force loop: one plain forward pass per ablation
+    ref = leave_one_out_reference(tiny_lm, build_input(tiny_lm, "The capital of France is", " Paris"))
+    heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    np.testing.assert_allclose(plotly_array(heat["z"]), ref, atol=2e-4)
 
 
 # ------------------------------------------------------------------------- signals
@@ -197,9 +277,9 @@ def test_signals_widgets_and_errors(data_dir):
     assert errors(at) and "prompt is empty" in errors(at)[0]
 
 
-def test_signals_run_on_tiny_model(data_dir, tiny_dir):
+def test_signals_run_on_tiny_model(data_dir, models):
     at = page("signals_page").run()
-    use_local_model(at, "sg", tiny_dir)
+    use_local_model(at, "sg", models)
     at.text_area(key="sg_prompt").set_value(f"What is {XSS}?")
     at.text_area(key="sg_response").set_value(" Paris is the capital.")
     at.text_area(key="sg_context").set_value("The capital of France is Paris.")
@@ -232,6 +312,31 @@ def assert_reopens(module: str, run_id: int) -> AppTest:
 
 
 # ------------------------------------------------------------------------- causal
+def local_markov_violations(g, df, alpha: float) -> tuple[int, int]:
+    """Brute force: every node against each non-descendant non-parent given its parents, by a
+    Fisher z test on the partial correlation. Returns: (violations, tests)."""
+    import networkx as nx
+    from scipy import stats
+
+    def residual(col, given):
+        y = df[col].to_numpy(float)
+        if not given:
+            return y - y.mean()
+        x = np.column_stack([np.ones(len(df))] + [df[c].to_numpy(float) for c in given])
+        return y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+
+    k = n = 0
+    for node in g:
+        parents = sorted(g.predecessors(node))
+        others = set(g) - nx.descendants(g, node) - set(parents) - {node}
+        for other in sorted(others):
+            r = np.corrcoef(residual(node, parents), residual(other, parents))[0, 1]
+            z = np.arctanh(np.clip(r, -0.999999, 0.999999)) * np.sqrt(len(df) - len(parents) - 3)
+            n += 1
+            k += 2 * stats.norm.sf(abs(z)) < alpha
+    return k, n
+
+
 def _chain_csv(n: int = 300) -> bytes:
     rng = np.random.default_rng(0)
     a = rng.normal(size=n)
@@ -269,11 +374,12 @@ def test_causal_backend_down_shows_message(data_dir, monkeypatch):
     assert errors(at) and "127.0.0.1:9" in errors(at)[0], errors(at)
 
 
-def test_causal_propose_check_effect_on_tiny_model(data_dir, tiny_dir):
+def test_causal_propose_check_effect_on_tiny_model(data_dir, models):
     at = page("causal_page").run()
     at.text_area(key="cz_vars").set_value("a: the first\nb\nc")
     at.radio(key="cz_backend").set_value("Local model folder").run()
-    at.text_input(key="cz_folder").set_value(tiny_dir)
+    assert at.selectbox(key="cz_folder").options == [Path(models).name]
+    at.selectbox(key="cz_folder").set_value(models)
     at.run()
     at.button(key="cz_propose").click().run()
     no_traceback(at)
@@ -285,14 +391,24 @@ def test_causal_propose_check_effect_on_tiny_model(data_dir, tiny_dir):
     at.run()
     at.button(key="cz_check").click().run()
     no_traceback(at)
-    assert errors(at), "mismatched CSV accepted"
+    assert errors(at) and "is not a column of the data" in errors(at)[0], errors(at)
     # the right data
     at.file_uploader(key="cz_csv").set_value(("chain.csv", _chain_csv(), "text/csv"))
     at.run()
     at.button(key="cz_check").click().run()
     no_traceback(at)
-    assert not errors(at) or "REJECTED" in errors(at)[0], errors(at)
     assert at.metric[0].label == "violation rate"
+    # the rate shown equals our own local-Markov count: partial-correlation tests at alpha 0.05
+    import networkx as nx
+
+    graph = AuditStore(data_dir / "audits.sqlite").list(kind="causal")[0].result["graph"]
+    g = nx.DiGraph()
+    g.add_nodes_from(n if isinstance(n, str) else n["id"] for n in graph["nodes"])
+    g.add_edges_from((e["source"], e["target"]) for e in graph["edges"])
+    k, n = local_markov_violations(g, pd.read_csv(io.BytesIO(_chain_csv())), alpha=0.05)
+    assert at.metric[0].value == f"{100 * k / n if n else 0:.1f}%", (at.metric[0].value, k, n, graph)
+    if k == 0:  # no violated condition: the graph must not be rejected
+        assert not errors(at), errors(at)
     # an effect along a directed path of the (random) proposed graph
     import networkx as nx
 
@@ -355,6 +471,16 @@ def test_history_lists_searches_reopens_deletes(data_dir):
     assert len(at.dataframe[0].value) == 1
 
 
+def test_browser_screenshots_go_to_the_docs_only_when_asked(tmp_path):
+    from test_dashboard_browser import ROOT, screenshot_dirs
+
+    docs = ROOT / "docs" / "screenshots"
+    assert screenshot_dirs(tmp_path, {}) == [tmp_path]
+    assert screenshot_dirs(tmp_path, {"WHYLM_UPDATE_SCREENSHOTS": "0"}) == [tmp_path]
+    assert screenshot_dirs(tmp_path, {"WHYLM_UPDATE_SCREENSHOTS": "1"}) == [tmp_path, docs]
+    assert screenshot_dirs(tmp_path, {"WHYLM_ARTIFACTS": "/a"}) == [tmp_path, Path("/a/screenshots")]
+
+
 # ------------------------------------------------------------------------- cli
 def test_cli_help_and_errors(capsys, monkeypatch):
     from dashboard import cli
@@ -371,7 +497,9 @@ def test_cli_help_and_errors(capsys, monkeypatch):
     assert cli.main([]) == 2
 
 
-def test_cli_dashboard_command_line(monkeypatch, tmp_path):
+def test_cli_dashboard_command_line(monkeypatch, tmp_path, tiny_dir, capsys):
+    import os
+
     from dashboard import cli
 
     seen = {}
@@ -381,11 +509,26 @@ def test_cli_dashboard_command_line(monkeypatch, tmp_path):
         return 0
 
     monkeypatch.setattr(cli, "run_child", fake_call)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert cli.main(["dashboard", "--port", "8765", "--data-dir", str(tmp_path / "d"),
-                     "--model", str(tmp_path)]) == 0
+                     "--model", tiny_dir, "--model-dir", str(tmp_path), "--model-dir", tiny_dir]) == 0
     cmd = seen["cmd"]
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("app.py")
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
     assert cmd[cmd.index("--server.port") + 1] == "8765"
     assert seen["env"]["WHYLM_DATA_DIR"] == str((tmp_path / "d").resolve())
-    assert seen["env"]["WHYLM_MODEL"] == str(tmp_path.resolve())
+    assert seen["env"]["WHYLM_MODEL"] == str(Path(tiny_dir).resolve())
+    assert seen["env"]["HF_HUB_OFFLINE"] == "1"
+    assert seen["env"]["WHYLM_MODEL_DIRS"].split(os.pathsep) == [
+        str(tmp_path.resolve()), str(Path(tiny_dir).resolve())]
+    assert "warning" not in capsys.readouterr().err  # loopback: no warning
+    assert cli.main(["dashboard", "--host", "0.0.0.0"]) == 0
+    assert "no login: anyone who reaches this port" in capsys.readouterr().err
+    # a hub id or a folder without a model is refused before the server starts
+    seen.clear()
+    assert cli.main(["dashboard", "--model", "HuggingFaceTB/SmolLM2-135M"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert cli.main(["dashboard", "--model", str(tmp_path / "d")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+    assert cli.main(["dashboard", "--model-dir", str(tmp_path / "nope")]) == 2
+    assert "--model-dir" in capsys.readouterr().err and not seen

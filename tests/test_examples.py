@@ -1,9 +1,13 @@
-"""The evaluation-loop example runs, writes JSON lines, and resumes where it stopped."""
+"""Every script in examples/ runs in the tests: on the tiny model here, as a real process on the
+embedded model in the ``slow`` tests."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,16 +15,109 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+# script -> the tests that run it (fast on the tiny model, slow on the embedded one)
+COVERED = {
+    "causal_pipeline.py": ("test_causal_pipeline_on_the_tiny_model", "test_causal_pipeline_script"),
+    "evaluation_loop.py": ("test_evaluation_loop_on_the_tiny_model", "test_evaluation_loop_is_resumable"),
+    "signals_rag_check.py": ("test_signals_rag_check_on_the_tiny_model", "test_signals_rag_check_script"),
+}
+
+
+def test_every_example_is_run_by_a_test() -> None:
+    scripts = {p.name for p in EXAMPLES.glob("*.py")}
+    assert scripts == set(COVERED), f"examples without a test: {sorted(scripts - set(COVERED))}"
+    for names in COVERED.values():
+        for name in names:
+            assert callable(globals().get(name)), name
+
+
+def _script(path: Path, args: list[str], tmp_path: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run an example as a user would: ``python examples/X.py ARGS`` from the repo root."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WHYLM_LOG_DIR": str(tmp_path)}
+    return subprocess.run([sys.executable, str(path), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _ols_slope(df, outcome: str, regressors: list[str]) -> float:
+    """The first regressor's coefficient by least squares (an independent effect estimate)."""
+    x = np.column_stack([np.ones(len(df))] + [df[c].to_numpy() for c in regressors])
+    coef, *_ = np.linalg.lstsq(x, df[outcome].to_numpy(), rcond=None)
+    return float(coef[1])
+
+
+# ------------------------------------------------------------------------------- causal_pipeline
+def _check_causal_output(out: str, module: dict) -> None:
+    """The printed check and effect agree with numbers computed here from the example's data."""
+    data = module["simulated_data"]()
+    rate = re.search(r"violation rate ([0-9.]+)% \((\d+)/(\d+) local Markov", out)
+    assert rate, out
+    assert float(rate.group(1)) == pytest.approx(100 * int(rate.group(2)) / int(rate.group(3)), abs=0.05)
+    effect = re.search(r"effect of smoking on cancer: (-?[0-9.]+) \(backdoor\.linear_regression, "
+                       r"adjusting for ([^)]*)\)", out)
+    if "no directed path from smoking to cancer" in out:
+        return  # the proposed graph implies no effect (the embedded model's graph may say so)
+    assert effect, out
+    adjust = [] if effect.group(2) == "nothing" else [c.strip() for c in effect.group(2).split(",")]
+    # an independent least-squares fit with the adjustment set the graph implies
+    expected = _ols_slope(data, "cancer", ["smoking", *adjust])
+    assert float(effect.group(1)) == pytest.approx(expected, abs=0.01), (effect.group(0), expected)
+
+
+def test_causal_pipeline_on_the_tiny_model(tiny_lm, monkeypatch, capsys) -> None:
+    import causal.llm
+
+    monkeypatch.setattr(causal.llm, "default_backend", lambda: causal.llm.LocalBackend(tiny_lm))
+    module = runpy.run_path(str(EXAMPLES / "causal_pipeline.py"))
+    monkeypatch.setattr(sys, "argv", ["causal_pipeline.py"])
+    module["main"]()
+    out = capsys.readouterr().out
+    _check_causal_output(out, module)
+
+
+@pytest.mark.slow
+def test_causal_pipeline_script(tmp_path) -> None:
+    proc = _script(EXAMPLES / "causal_pipeline.py", [], tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]  # 1: the data reject the proposal
+    assert ("REJECTED" in proc.stdout) == (proc.returncode == 1), proc.stdout
+    assert "Traceback" not in proc.stderr
+    _check_causal_output(proc.stdout, runpy.run_path(str(EXAMPLES / "causal_pipeline.py")))
+
+
+# ------------------------------------------------------------------------------- evaluation_loop
+def _pairs(tmp_path: Path, n: int = 2) -> tuple[Path, Path, list[dict]]:
+    pairs = tmp_path / "pairs.jsonl"
+    items = [json.loads(x) for x in (EXAMPLES / "data/eval_pairs.jsonl").read_text().splitlines()[:n]]
+    pairs.write_text("".join(json.dumps(it) + "\n" for it in items))
+    return pairs, tmp_path / "out.jsonl", items
+
+
+def test_evaluation_loop_on_the_tiny_model(tiny_lm, tiny_dir, tmp_path) -> None:
+    from explain.attribution.ablation import leave_one_out_reference
+    from explain.attribution.inputs import build_input
+
+    pairs, out, items = _pairs(tmp_path)
+    module = runpy.run_path(str(EXAMPLES / "evaluation_loop.py"))
+    assert module["main"]([str(pairs), str(out), "--model", tiny_dir]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [it["id"] for it in items]
+    for row, item in zip(rows, items):
+        # the brute-force loop: one plain forward pass per ablated prompt token
+        ref = leave_one_out_reference(tiny_lm, build_input(tiny_lm, item["prompt"], item["response"]))
+        np.testing.assert_allclose(np.array(row["token_attr"], dtype=float), ref, atol=2e-4)
+    # a second run resumes: nothing is attributed twice
+    assert module["main"]([str(pairs), str(out), "--model", tiny_dir]) == 0
+    assert len(out.read_text().splitlines()) == len(items)
 
 
 @pytest.mark.slow
 def test_evaluation_loop_is_resumable(tmp_path, monkeypatch) -> None:
     pairs = tmp_path / "pairs.jsonl"
-    lines = (ROOT / "examples/data/eval_pairs.jsonl").read_text().splitlines()[:3]
+    lines = (EXAMPLES / "data/eval_pairs.jsonl").read_text().splitlines()[:3]
     pairs.write_text("\n".join(lines) + "\n" + json.dumps({"id": "bad", "prompt": "", "response": " x"}) + "\n")
     out = tmp_path / "out.jsonl"
     out.write_text(json.dumps({"id": "capital-fr", "kept": True}) + "\n" + '{"id": "trunc')  # a crash mid-line
-    module = runpy.run_path(str(ROOT / "examples/evaluation_loop.py"))
+    module = runpy.run_path(str(EXAMPLES / "evaluation_loop.py"))
     assert module["main"]([str(pairs), str(out)]) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()[1:]]
     assert [r["id"] for r in rows] == ["capital-it", "water", "bad"]
@@ -73,14 +170,45 @@ def test_causal_pipeline_reports_a_graph_without_a_path(capsys) -> None:
     assert capsys.readouterr().err.startswith("error: unknown LLM backend")
 
 
-@pytest.mark.slow
-def test_causal_pipeline_on_the_embedded_model(capsys) -> None:
-    module = runpy.run_path(str(ROOT / "examples/causal_pipeline.py"))
-    assert module["main"](["--rows", "1000", "--simulations", "2"]) in (0, 1)
-    assert "For reference, along the true graph:" in capsys.readouterr().out
-
-
 def test_causal_pipeline_llm_options_are_the_cli_ones(capsys) -> None:
     module = runpy.run_path(str(ROOT / "examples/causal_pipeline.py"))
     assert module["main"](["--llm-model", "m"]) == 2
     assert capsys.readouterr().err.startswith("error: --llm-model goes with --llm-url")
+
+
+# ------------------------------------------------------------------------------- signals_rag_check
+def _check_rag_output(out: str, threshold: float = 0.25) -> list[str]:
+    """Every row's FLAG/ok matches its printed ungrounded_max against the threshold."""
+    flags = []
+    blocks = re.findall(r"^(FLAG|ok  ) (.*)\n\s+(.*)\n", out, re.M)
+    assert len(blocks) == 3, out
+    for flag, _answer, scores in blocks:
+        values = dict(kv.split("=") for kv in scores.split(", "))
+        assert (float(values["ungrounded_max"]) > threshold) == (flag == "FLAG"), (flag, scores)
+        flags.append(flag.strip())
+    return flags
+
+
+def test_signals_rag_check_on_the_tiny_model(tiny_lm, monkeypatch, capsys, tmp_path) -> None:
+    import explain
+
+    monkeypatch.setattr(explain.LanguageModel, "load", classmethod(lambda cls, *a, **k: tiny_lm))
+    page = tmp_path / "r.html"
+    monkeypatch.setattr(sys, "argv", ["signals_rag_check.py", "--html", str(page), "--threshold", "0"])
+    module = runpy.run_path(str(EXAMPLES / "signals_rag_check.py"))
+    assert module["main"]() == 0
+    out = capsys.readouterr().out
+    _check_rag_output(out, threshold=0.0)
+    html = page.read_text()
+    assert html.count("whylm-highlight") >= 3 and "Leonardo" in html
+
+
+@pytest.mark.slow
+def test_signals_rag_check_script(tmp_path) -> None:
+    page = tmp_path / "r.html"
+    proc = _script(EXAMPLES / "signals_rag_check.py", ["--html", str(page)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    flags = _check_rag_output(proc.stdout)
+    # the docstring's promise: the grounded answer passes, the contradicting one is flagged
+    assert flags[:2] == ["ok", "FLAG"], proc.stdout
+    assert page.exists()

@@ -17,6 +17,7 @@ import streamlit as st
 
 from dashboard import llm_picker
 from dashboard.common import json_download, md_escape, progress_bar, run_safely, save_run, take_reopen
+from explain.errors import WhylmError
 
 KIND = "causal"
 STATE = "cz_state"
@@ -51,17 +52,17 @@ def parse_variables(text: str) -> tuple[list[str], dict[str, str]]:
 
 
 def read_csv(uploaded: Any) -> Any:
-    """A DataFrame from an uploaded CSV file; a one-line ``ValueError`` when it is not a table."""
+    """A DataFrame from an uploaded CSV file; a one-line ``WhylmError`` when it is not a table."""
     import pandas as pd
 
     if uploaded is None:
-        raise ValueError("upload a CSV file with one column per variable first")
+        raise WhylmError("upload a CSV file with one column per variable first")
     try:
         df = pd.read_csv(io.BytesIO(uploaded.getvalue()))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {uploaded.name} as CSV: {str(exc).splitlines()[0]}") from None
+        raise WhylmError(f"cannot read {uploaded.name} as CSV: {str(exc).splitlines()[0]}") from None
     if df.shape[1] < 2 or df.shape[0] < 1:
-        raise ValueError(f"{uploaded.name} has {df.shape[1]} column(s) and {df.shape[0]} row(s): "
+        raise WhylmError(f"{uploaded.name} has {df.shape[1]} column(s) and {df.shape[0]} row(s): "
                          "need one column per variable and rows of observations")
     return df
 
@@ -107,7 +108,7 @@ def _propose(inputs: dict[str, Any], df: Any) -> dict[str, Any]:
 
     names, descriptions = parse_variables(inputs["variables_text"])
     if len(names) < 2:
-        raise ValueError("enter at least two variables, one per line")
+        raise WhylmError("enter at least two variables, one per line")
     with progress_bar("Preparing the LLM…") as bar:
         llm, label = llm_picker.make_llm(inputs)
         bar.progress(0.2, text=f"Asking {label} about {len(names)} variables…")

@@ -17,6 +17,7 @@ from dashboard.common import (
     escaped_text, json_download, md_escape, progress_bar, run_safely, save_run, show_html, take_reopen,
 )
 from dashboard.models import load_model, model_label, model_picker
+from explain.errors import WhylmError
 
 KIND = "explain"
 STATE = "ex_state"
@@ -74,7 +75,7 @@ def _run(spec: str | None, prompt: str, target: str | None, chat: bool, methods:
     from explain import attribute
 
     if not prompt.strip():
-        raise ValueError("prompt is empty: type a prompt to explain")
+        raise WhylmError("prompt is empty: type a prompt to explain")
     with progress_bar(f"Loading {model_label(spec)}…") as bar:
         lm = load_model(spec)
         results = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import (
-    escaped_text, get_store, json_download, request_reopen, run_safely,
+    escaped_text, get_store, json_download, open_store, request_reopen, run_safely,
 )
 from dashboard.store import KINDS, Run
 
@@ -17,7 +17,9 @@ INPUT_KEYS = ("hi_query", "hi_kind", "hi_run")
 def render() -> None:
     """Draw the History page."""
     st.title("History")
-    store = get_store()
+    store = open_store()
+    if store is None:
+        return
     deleted = st.session_state.pop("_hi_deleted", None)
     if deleted is not None:
         st.session_state["hi_confirm"] = False

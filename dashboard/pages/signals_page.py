@@ -15,6 +15,7 @@ from dashboard.common import (
     escaped_text, json_download, progress_bar, run_safely, save_run, show_html, take_reopen,
 )
 from dashboard.models import load_model, model_label, model_picker
+from explain.errors import WhylmError
 
 KIND = "signals"
 STATE = "sg_state"
@@ -62,7 +63,7 @@ def _run(spec: str | None, prompt: str, context: str | None, response: str | Non
     from explain import signals
 
     if not prompt.strip():
-        raise ValueError("prompt is empty: type the question the answer responds to")
+        raise WhylmError("prompt is empty: type the question the answer responds to")
     with progress_bar(f"Loading {model_label(spec)}…") as bar:
         lm = load_model(spec)
         bar.progress(0.3, text="Scoring the answer" + (f" and {samples} samples…" if samples else "…"))

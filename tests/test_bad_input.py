@@ -1,0 +1,214 @@
+"""Every bad input a user can type, through the API and the command line, in one table.
+
+Each row asserts that the error is a :class:`explain.errors.WhylmError` (API) or exit status 2
+with ``error: <one line>`` (CLI), that the message names the problem (a specific substring), and
+that no traceback is printed. CLI rows run ``dashboard.cli.main(argv)`` in this process; two rows
+run the real ``whylm`` entry point in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from explain.errors import WhylmError
+
+ROOT = Path(__file__).resolve().parents[1]
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@dataclass
+class Row:
+    """One bad input: ``api`` (a call), ``cli`` (argv in-process) or ``process`` (argv, real process)."""
+
+    kind: str
+    what: Any  # Callable[[env], Any] for api; Callable[[env], list] for cli / process
+    message: str
+    not_started: bool = False  # the CLI must refuse before loading a model
+
+
+def api(call: Callable[[SimpleNamespace], Any], message: str) -> Row:
+    return Row("api", call, message)
+
+
+def cli(argv: Callable[[SimpleNamespace], list], message: str, not_started: bool = False) -> Row:
+    return Row("cli", argv, message, not_started)
+
+
+def process(argv: Callable[[SimpleNamespace], list], message: str) -> Row:
+    return Row("process", argv, message, True)
+
+
+def _attribute(*args, **kwargs):
+    from explain import attribute
+
+    return attribute(*args, **kwargs)
+
+
+def _signals(*args, **kwargs):
+    from explain import signals
+
+    return signals(*args, **kwargs)
+
+
+def _causal(name: str) -> Callable:
+    import causal
+
+    return getattr(causal, name)
+
+
+ROWS: dict[str, Any] = {
+    # ------------------------------------------------------------------ API
+    "api-empty-prompt": api(lambda e: _attribute(e.lm, "", target=" b"), "prompt is empty"),
+    "api-empty-target": api(lambda e: _attribute(e.lm, "a", target=""), "target is empty"),
+    "api-over-long": api(lambda e: _attribute(e.lm, "word " * 400, target=" b"),
+                         "longer than the model's context of 256 tokens"),
+    "api-unknown-method": api(lambda e: _attribute(e.lm, "a", target=" b", method="nope"),
+                              "unknown method 'nope'"),
+    "api-unknown-model": api(lambda e: __import__("explain").LanguageModel.load("/no/such/model"),
+                             "unknown model path '/no/such/model'"),
+    "api-signals-empty": api(lambda e: _signals(e.lm, "", response=" x"), "prompt is empty"),
+    "api-malformed-csv": api(lambda e: __import__("causal.data").data.load_csv(e.bad_csv),
+                             "cannot read CSV"),
+    "api-cyclic-graph": api(lambda e: _causal("check_graph")(e.cycle, e.df),
+                            "graph has a cycle: z -> x -> y -> z"),
+    "api-name-mismatch": api(lambda e: _causal("check_graph")(nx.DiGraph([("z", "X")]), e.df),
+                             "graph node 'X' is not a column of the data; did you mean 'x'?"),
+    "api-effect-unknown-treatment": api(
+        lambda e: _causal("estimate_effect")(e.chain, e.df, "q", "y"),
+        "treatment 'q' is not a node of the graph"),
+    "api-one-variable": api(lambda e: _causal("propose_graph")(["a"], llm=e.lm),
+                            "need at least two variables"),
+    "api-variable-twice": api(lambda e: _causal("propose_graph")(["a", "a"], llm=e.lm),
+                              "variables named twice"),
+    "api-graph-text": api(lambda e: __import__("causal.graph").graph.parse_graph("a -> "),
+                          "graph line 1 is not 'a -> b'"),
+    "api-dashboard-server-path": api(
+        lambda e: __import__("dashboard.models").models.load_model("/etc/shadow"),
+        "is not one of this dashboard's model folders"),
+    "api-store-kind": api(lambda e: __import__("dashboard.store").store.AuditStore(":memory:")
+                          .save("other", {}, {}), "unknown run kind 'other'"),
+    # ------------------------------------------------------------------ CLI, in this process
+    "cli-invalid-utf8": cli(lambda e: ["explain", "caf\udce9", "--target", " x", "--model", e.tiny],
+                            "argument 2 is not valid UTF-8 text (b'caf\\xe9')", not_started=True),
+    "cli-json-folder": cli(lambda e: ["explain", "hi", "--target", " x", "--model", e.tiny,
+                                      "--json", e.folder], "is a folder: give a file name",
+                           not_started=True),
+    "cli-html-missing-folder": cli(
+        lambda e: ["explain", "hi", "--target", " x", "--model", e.tiny, "--html",
+                   str(Path(e.folder) / "nope" / "r.html")], "nope does not exist", not_started=True),
+    "cli-json-under-a-file": cli(
+        lambda e: ["signals", "q", "--response", " a", "--model", e.tiny, "--json",
+                   str(Path(e.text) / "r.json")], "is not a folder", not_started=True),
+    "cli-json-read-only-folder": pytest.param(
+        cli(lambda e: ["explain", "hi", "--target", " x", "--model", e.tiny, "--json",
+                       str(Path(e.read_only) / "r.json")], "cannot be written: Permission denied",
+            not_started=True),
+        marks=pytest.mark.skipif(IS_ROOT, reason="root writes into read-only folders")),
+    "cli-context-file-folder": cli(
+        lambda e: ["signals", "q", "--context-file", e.folder, "--model", e.tiny],
+        "is a folder, not a text file", not_started=True),
+    "cli-context-file-missing": cli(
+        lambda e: ["signals", "q", "--context-file", str(Path(e.folder) / "none.txt"), "--model", e.tiny],
+        "none.txt' does not exist", not_started=True),
+    "cli-context-file-not-utf8": cli(
+        lambda e: ["signals", "q", "--context-file", e.latin1, "--model", e.tiny],
+        "is not UTF-8 text", not_started=True),
+    "cli-empty-prompt": cli(lambda e: ["explain", "", "--target", " x", "--model", e.tiny],
+                            "prompt is empty"),
+    "cli-unknown-model": cli(lambda e: ["explain", "hi", "--model", "/no/such/model/here"],
+                             "unknown model path"),
+    "cli-unknown-method": cli(lambda e: ["explain", "hi", "--method", "nope"],
+                              "invalid choice: 'nope'", not_started=True),
+    "cli-malformed-csv": cli(lambda e: ["causal", "check", e.chain_file, e.bad_csv], "cannot read CSV"),
+    "cli-cyclic-graph": cli(lambda e: ["causal", "check", e.cycle_file, e.csv], "graph has a cycle"),
+    "cli-name-mismatch": cli(lambda e: ["causal", "effect", e.chain_file, e.csv, "--treatment", "X",
+                                        "--outcome", "y"], "did you mean 'x'"),
+    "cli-causal-json-folder": cli(lambda e: ["causal", "check", e.chain_file, e.csv, "--json", e.folder],
+                                  "--json", not_started=True),
+    "cli-dashboard-port": cli(lambda e: ["dashboard", "--port", "70000"], "port 70000 is out of range"),
+    "cli-dashboard-model-not-a-folder": cli(lambda e: ["dashboard", "--model", "/etc/shadow"],
+                                            "--model /etc/shadow: no such folder"),
+    # ------------------------------------------------------------------ CLI, a real process
+    "process-invalid-utf8": pytest.param(
+        process(lambda e: ["explain", b"caf\xe9 au lait"], "argument 2 is not valid UTF-8 text"),
+        marks=pytest.mark.slow),
+    "process-json-folder": pytest.param(
+        process(lambda e: ["causal", "check", e.chain_file, e.csv, "--json", e.folder],
+                "is a folder: give a file name"),
+        marks=pytest.mark.slow),
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, tiny_lm, tiny_dir) -> SimpleNamespace:
+    tmp = tmp_path_factory.mktemp("bad-input")
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=300)
+    df = pd.DataFrame({"z": z, "x": z + rng.normal(size=300), "y": z + rng.normal(size=300)})
+    csv = tmp / "data.csv"
+    df.to_csv(csv, index=False)
+    (tmp / "bad.csv").write_text('a,b\n1,"2\n')
+    (tmp / "chain.txt").write_text("z -> x\nx -> y\n")
+    (tmp / "cycle.txt").write_text("z -> x\nx -> y\ny -> z\n")
+    (tmp / "text.txt").write_text("a file, not a folder")
+    (tmp / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    folder = tmp / "a-folder"
+    folder.mkdir()
+    read_only = tmp / "read-only"
+    read_only.mkdir(mode=0o500)
+    return SimpleNamespace(
+        lm=tiny_lm, tiny=tiny_dir, df=df, csv=str(csv), bad_csv=str(tmp / "bad.csv"),
+        chain=nx.DiGraph([("z", "x"), ("x", "y")]), cycle=nx.DiGraph([("z", "x"), ("x", "y"), ("y", "z")]),
+        chain_file=str(tmp / "chain.txt"), cycle_file=str(tmp / "cycle.txt"),
+        text=str(tmp / "text.txt"), latin1=str(tmp / "latin1.txt"), folder=str(folder),
+        read_only=str(read_only),
+    )
+
+
+def _run_cli(argv: list) -> tuple[int, str, str]:
+    from dashboard.cli import main
+
+    try:
+        return main(argv), "", ""
+    except SystemExit as exc:  # argparse's own usage errors
+        return int(exc.code), "", ""
+
+
+@pytest.mark.parametrize("row", list(ROWS.values()), ids=list(ROWS))
+def test_bad_input_is_one_line_naming_the_problem(row: Row, env, capsys, tmp_path) -> None:
+    if row.kind == "api":
+        with pytest.raises(WhylmError) as info:
+            row.what(env)
+        message = str(info.value)
+        assert "\n" not in message.strip(), message
+        assert row.message in message, message
+        return
+    argv = row.what(env)
+    if row.kind == "cli":
+        code, _, _ = _run_cli(argv)
+        captured = capsys.readouterr()
+        out, err = captured.out, captured.err
+    else:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dashboard.cli", *argv], cwd=ROOT, capture_output=True,
+            timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), "WHYLM_LOG_DIR": str(tmp_path)},
+        )
+        code, out, err = proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+    assert code == 2, (code, err)
+    assert "Traceback" not in out + err and "internal error" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(("error: ", "usage: ", "whylm")) and row.message in last, err
+    if row.not_started:
+        assert "loading" not in err, f"the work started before the input was refused: {err}"
+    assert not list(Path(env.folder).iterdir()), "a file was written into the output folder"
