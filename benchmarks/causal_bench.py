@@ -72,7 +72,7 @@ def _simulate(model, n: int, seed: int) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- 1. Tübingen
 def bench_tuebingen(llm, n_pairs: int) -> dict:
-    from causal.propose import _Asker, pair_prompt
+    from causal.ask import Asker as _Asker, pair_prompt
 
     df = pd.read_csv(DATA / "tuebingen" / "tuebingen_pairs.csv")
     for c in ("var1", "var2", "ground_truth"):
