@@ -124,7 +124,7 @@ class ProposedGraph(Result):
                 queries=int(d.get("queries", 0)),
                 strategy=str(d.get("strategy", "")),
                 llm=str(d.get("llm", "")),
-                seconds=float(d.get("seconds") or 0.0),
+                seconds=float("nan") if d.get("seconds", 0.0) is None else float(d.get("seconds", 0.0)),
                 judge=judge,
                 threshold=float("nan") if threshold is None else float(threshold),
             )

@@ -44,7 +44,7 @@ from causal.llm import backend_label, get_backend
 from explain.budget import Cost, check_budget
 from explain.progress import bar, want_progress
 from explain.rng import generator
-from explain.serialize import Result, dumps
+from explain.serialize import Result, dumps, jsonable
 
 PROMPT_VERSION = "kiciman-forced-choice-v1"  # bump when pair_prompt changes: cached figures go stale
 SHIPPED_FIGURES = "judge_figures.json"
@@ -57,13 +57,14 @@ class JudgeResult(Result):
 
     Attributes:
         llm: the backend's ``name:model`` label.
-        accuracy: position-balanced accuracy (both orders asked, answers averaged; ties count wrong).
+        accuracy: position-balanced accuracy (both orders asked, answers averaged; a tie counts half).
         ci_low, ci_high: 95% Wilson interval of ``accuracy``.
         n: number of pairs.
         raw_accuracy: accuracy when asked once with the dataset's first variable as option A
             (inflated by a preference for "A": 74% of the pairs have the cause first).
         answers: per pair ``{"pair", "var1", "var2", "truth", "p_var1_causes", "p_var1_first",
-            "correct"}`` (``truth`` is ``"R"`` when var1 causes var2, ``"L"`` otherwise).
+            "correct"}`` (``truth`` is ``"R"`` when var1 causes var2, ``"L"`` otherwise; ``correct``
+            is 1, 0, or 0.5 for a tie).
         settings: the backend's decoding settings the figure holds for.
         source: ``"measured"`` (just now), ``"cache"`` or ``"shipped"``.
     """
@@ -128,7 +129,7 @@ class JudgeResult(Result):
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON values. Returns: a dict for :meth:`from_dict`."""
-        return asdict(self)
+        return jsonable(asdict(self))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "JudgeResult":
@@ -144,7 +145,7 @@ class JudgeResult(Result):
             raise CausalError(f"not a judge result: {exc}") from None
 
 
-def wilson_interval(correct: int, n: int) -> tuple[float, float]:
+def wilson_interval(correct: float, n: int) -> tuple[float, float]:
     """95% Wilson score interval of a proportion (statsmodels' ``proportion_confint``).
 
     Returns:
@@ -158,7 +159,7 @@ def wilson_interval(correct: int, n: int) -> tuple[float, float]:
         return 0.0, 1.0
     from statsmodels.stats.proportion import proportion_confint
 
-    lo, hi = proportion_confint(int(correct), int(n), alpha=0.05, method="wilson")
+    lo, hi = proportion_confint(float(correct), int(n), alpha=0.05, method="wilson")
     return float(lo), float(hi)
 
 
@@ -188,6 +189,13 @@ def _select(n_pairs: int | None, seed: int) -> pd.DataFrame:
         raise CausalError(f"n_pairs must be a positive integer or None, got {n_pairs!r}")
     idx = np.sort(generator(seed).choice(len(df), size=int(n_pairs), replace=False))
     return df.iloc[idx].reset_index(drop=True)
+
+
+def _credit(p_var1_causes: float, truth: str) -> float:
+    """1 for the right direction, 0 for the wrong one, 0.5 for a tie (a judge that cannot tell)."""
+    if p_var1_causes == 0.5:
+        return 0.5
+    return float((p_var1_causes > 0.5) == (truth == "R"))
 
 
 def _settings(backend: Any) -> dict[str, Any]:
@@ -334,16 +342,15 @@ def evaluate_judge(
         for row in pairs.itertuples(index=False):
             p = asker.pair(row.var1, row.var2)  # [var1 -> var2, var2 -> var1], both orders asked
             first = asker.first_order(row.var1, row.var2)
-            truth_fwd = row.ground_truth == "R"
             answers.append({
                 "pair": row.pair, "var1": row.var1, "var2": row.var2, "truth": row.ground_truth,
                 "p_var1_causes": float(p[0]), "p_var1_first": float(first),
-                "correct": bool((p[0] > p[1]) if truth_fwd else (p[1] > p[0])),
+                "correct": _credit(float(p[0]), row.ground_truth),
             })
             pbar.update(1)
     n = len(answers)
     correct = sum(a["correct"] for a in answers)
-    raw = np.mean([(a["p_var1_first"] > 0.5) == (a["truth"] == "R") for a in answers])
+    raw = np.mean([_credit(a["p_var1_first"], a["truth"]) for a in answers])
     lo, hi = wilson_interval(correct, n)
     res = JudgeResult(llm=label, accuracy=correct / n, ci_low=lo, ci_high=hi, n=n, raw_accuracy=float(raw),
                       answers=answers, settings=settings, source="measured")

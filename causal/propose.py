@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import cmp_to_key
 from itertools import combinations
@@ -254,6 +254,7 @@ def propose_graph(
     judge: Any = None,
     threshold: float = COMMIT_THRESHOLD,
     max_seconds: float | None = None,
+    announce: Callable[[Cost], Any] | None = None,
 ) -> ProposedGraph:
     """Propose a causal DAG over ``variables``, committing only the orientations the judge knows.
 
@@ -278,6 +279,8 @@ def propose_graph(
             ``False`` for the model's own, uncalibrated probabilities (the result says so).
         threshold: calibrated probability a committed orientation needs (default 0.75).
         max_seconds: refuse, in one line, a proposal predicted to take longer (default 300 s).
+        announce: called with the predicted :class:`explain.budget.Cost` before any question is
+            asked (the CLI prints it; see also :func:`propose_cost`).
 
     Returns:
         a :class:`ProposedGraph`; ``.graph`` (committed edges) is always acyclic, ``.undecided``
@@ -344,9 +347,16 @@ def propose_graph(
     adjacent = skel.number_of_edges() if strategy == "hybrid" else None
     cost = check_budget(propose_cost(len(variables), backend, strategy, adjacent,
                                      judge_questions=judge_cost(backend).passes if measure else 0), max_seconds)
+    if announce is not None:
+        announce(cost)
     show = want_progress(progress, cost.seconds)
     if measure:
-        judge = evaluate_judge(backend, progress=show, max_seconds=max_seconds)
+        try:
+            judge = evaluate_judge(backend, progress=show, max_seconds=max_seconds)
+        except CausalError as exc:
+            raise CausalError(f"cannot measure {backend_label(backend)} as a judge on the Tübingen pairs "
+                              f"({exc}): pass judge= a JudgeResult, or judge=False (--no-judge) for "
+                              "uncalibrated probabilities") from None
     decider = _Decider(judge, float(threshold))
     asker = Asker(backend, descriptions)
     flagged: list[tuple[str, str, dict]] = []
