@@ -36,7 +36,7 @@ CHECK_EXAMPLE = """example:
 JUDGE_EXAMPLE = """example:
   whylm causal judge                      (the embedded model: its shipped figure, instantly)
   whylm causal judge --llm ollama:llama3.1 --json judge.json
-  (asks each of the 108 Tübingen pairs in both orders; the figure is cached per backend and model)"""
+  (asks each of the 106 Tübingen pairs in both orders; the figure is cached per backend and model)"""
 
 EFFECT_EXAMPLE = """example:
   whylm causal effect graph.gml data.csv --treatment smoking --outcome "lung cancer" --json effect.json"""

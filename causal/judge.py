@@ -2,8 +2,8 @@
 
 :func:`evaluate_judge` asks a backend the same forced-choice question :func:`causal.propose_graph`
 asks (Kıcıman et al.'s prompt, variable names only), in both orders, on the Tübingen cause-effect
-pairs shipped with whylm (MIT, see ``causal/data_files/LICENSE-tuebingen``). 80 of the 108 pairs
-have their cause named first, so a judge that always answers "A" scores 74% when asked once; asking
+pairs shipped with whylm (MIT, see ``causal/data_files/LICENSE-tuebingen``). 80 of the 106 usable pairs
+have their cause named first, so a judge that always answers "A" scores 75% when asked once; asking
 both orders and averaging (position-balanced) puts that judge at 50%, which is what we report.
 
 The result (:class:`JudgeResult`) carries the accuracy with a 95% Wilson interval and every pair's
@@ -61,7 +61,7 @@ class JudgeResult(Result):
         ci_low, ci_high: 95% Wilson interval of ``accuracy``.
         n: number of pairs.
         raw_accuracy: accuracy when asked once with the dataset's first variable as option A
-            (inflated by a preference for "A": 74% of the pairs have the cause first).
+            (inflated by a preference for "A": 75% of the pairs have the cause first).
         answers: per pair ``{"pair", "var1", "var2", "truth", "p_var1_causes", "p_var1_first",
             "correct"}`` (``truth`` is ``"R"`` when var1 causes var2, ``"L"`` otherwise; ``correct``
             is 1, 0, or 0.5 for a tie).
@@ -164,29 +164,35 @@ def wilson_interval(correct: float, n: int) -> tuple[float, float]:
 
 
 def tuebingen_pairs() -> pd.DataFrame:
-    """The 108 Tübingen pairs shipped with whylm: ``var1``, ``var2``, ``ground_truth`` (R: var1 causes var2).
+    """The Tübingen pairs shipped with whylm: ``pair``, ``var1``, ``var2``, ``ground_truth`` (R: var1 causes var2).
+
+    Two of the 108 pairs (pair0089, pair0090) name both variables alike ("root decomposition Oct
+    (grassl)" twice): no judge can orient them from names, so they are left out; 106 remain.
 
     Returns:
         a DataFrame with stripped strings, in the dataset's order.
 
     Example:
         >>> df = tuebingen_pairs(); len(df), int((df.ground_truth == "R").sum()), df.var1[0]
-        (108, 80, 'Altitude')
+        (106, 80, 'Altitude')
     """
     with resources.files("causal").joinpath("data_files", "tuebingen_pairs.csv").open("r", encoding="utf-8") as fh:
         df = pd.read_csv(fh)
     df = df.rename(columns={"Unnamed: 0": "pair"})
     for c in ("pair", "var1", "var2", "ground_truth"):
         df[c] = df[c].astype(str).str.strip()
+    df = df[df.var1 != df.var2]
     return df[["pair", "var1", "var2", "ground_truth"]].reset_index(drop=True)
 
 
 def _select(n_pairs: int | None, seed: int) -> pd.DataFrame:
     df = tuebingen_pairs()
-    if n_pairs is None or n_pairs >= len(df):
+    if n_pairs is None:
         return df
     if isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 1:
         raise CausalError(f"n_pairs must be a positive integer or None, got {n_pairs!r}")
+    if n_pairs >= len(df):
+        return df
     idx = np.sort(generator(seed).choice(len(df), size=int(n_pairs), replace=False))
     return df.iloc[idx].reset_index(drop=True)
 
@@ -233,7 +239,7 @@ def known_judge(llm: Any = None) -> JudgeResult | None:
     """The judge figure whylm already has for this backend (on-disk cache, else the shipped one).
 
     Returns:
-        a :class:`JudgeResult` for all 108 pairs, or None when this backend was never measured.
+        a :class:`JudgeResult` for all pairs, or None when this backend was never measured.
 
     Example:
         >>> from causal.llm import ReplayBackend
@@ -265,7 +271,7 @@ def judge_cost(llm: Any = None, n_pairs: int | None = None) -> Cost:
         20
     """
     backend = get_backend(llm)
-    n = len(tuebingen_pairs()) if n_pairs is None else min(int(n_pairs), 108)
+    n = len(_select(n_pairs, 0))
     questions = 2 * n
     return Cost(f"measuring {backend_label(backend)} on {n} Tübingen pairs", seconds=questions * seconds_per_question(backend),
                 passes=questions, unit="questions", cheaper="use n_pairs= for a rougher figure")
@@ -305,7 +311,7 @@ def evaluate_judge(
 
     Args:
         llm: ``None`` (embedded model), a backend spec or a backend object.
-        n_pairs: a seeded random subset of this many pairs (``None``: all 108).
+        n_pairs: a seeded random subset of this many pairs (``None``: all 106, see :func:`tuebingen_pairs`).
         seed: seed of that subset.
         progress: a progress bar (``None``: when interactive and long).
         max_seconds: refuse (one line) when the predicted time is over this (default 300 s).
