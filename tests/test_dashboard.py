@@ -274,6 +274,8 @@ def test_causal_propose_check_effect_on_tiny_model(data_dir, tiny_dir):
     at.text_area(key="cz_vars").set_value("a: the first\nb\nc")
     at.radio(key="cz_backend").set_value("Local model folder").run()
     at.text_input(key="cz_folder").set_value(tiny_dir)
+    at.selectbox(key="cz_judge").set_value("none: the model's own probabilities")  # a random model
+    at.number_input(key="cz_threshold").set_value(0.51)
     at.run()
     at.button(key="cz_propose").click().run()
     no_traceback(at)
