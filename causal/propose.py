@@ -38,6 +38,7 @@ from causal.errors import CausalError, did_you_mean
 from causal.graph import ProposedGraph, to_dag
 from causal.judge import JudgeResult, evaluate_judge, judge_cost, known_judge, seconds_per_question
 from causal.llm import backend_label, get_backend
+from causal.pc import pc_hybrid
 from explain.budget import Cost, check_budget
 from explain.progress import want_progress
 
@@ -255,6 +256,7 @@ def propose_graph(
     threshold: float = COMMIT_THRESHOLD,
     max_seconds: float | None = None,
     announce: Callable[[Cost], Any] | None = None,
+    data_method: str = "pc",
 ) -> ProposedGraph:
     """Propose a causal DAG over ``variables``, committing only the orientations the judge knows.
 
@@ -281,6 +283,9 @@ def propose_graph(
         max_seconds: refuse, in one line, a proposal predicted to take longer (default 300 s).
         announce: called with the predicted :class:`explain.budget.Cost` before any question is
             asked (the CLI prints it; see also :func:`propose_cost`).
+        data_method: the hybrid's data part: ``"pc"`` (causal-learn's PC; the LLM orients only
+            what the data leave unoriented, and its confident arrows go back into PC as background
+            knowledge) or ``"skeleton"`` (whylm's own PC-style skeleton and colliders).
 
     Returns:
         a :class:`ProposedGraph`; ``.graph`` (committed edges) is always acyclic, ``.undecided``
@@ -330,6 +335,8 @@ def propose_graph(
         strategy = "hybrid" if data is not None else ("pairwise" if len(variables) <= 12 else "ordering")
     if strategy == "hybrid" and data is None:
         raise CausalError("strategy 'hybrid' needs data")
+    if data_method not in ("pc", "skeleton"):
+        raise CausalError(f"unknown data_method '{data_method}': use pc or skeleton")
     backend = get_backend(llm)
     if judge is None:
         judge = known_judge(backend)
@@ -360,7 +367,13 @@ def propose_graph(
     decider = _Decider(judge, float(threshold))
     asker = Asker(backend, descriptions)
     flagged: list[tuple[str, str, dict]] = []
-    if strategy == "hybrid":
+    if strategy == "hybrid" and data_method == "pc":
+        def orient(a: str, b: str) -> tuple[float, float, str]:
+            p_raw = float(asker.pair(a, b)[0])
+            return decider.calibrate(p_raw), p_raw, f"llm P({a}->{b})={p_raw:.2f}"
+
+        edges, undecided = pc_hybrid(data[variables], orient, decider.threshold, alpha, max_cond, DATA_CONFIDENCE)
+    elif strategy == "hybrid":
         edges, undecided = _hybrid(variables, data, asker, decider, show, skel, colliders)
     else:
         run = _pairwise if strategy == "pairwise" else _ordering

@@ -343,14 +343,35 @@ def test_unmeasurable_backend_is_a_one_line_error():
         propose_graph(["rain", "wet"], llm=ReplayBackend({}), progress=False)
 
 
-def test_hybrid_keeps_data_orientation_and_abstains_on_the_rest():
+@pytest.mark.parametrize("method", ["pc", "skeleton"])
+def test_hybrid_keeps_data_orientation_and_abstains_on_the_rest(method):
     df = _linear_data()
     truth = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]
-    res = propose_graph(["a", "b", "c", "d"], llm=Oracle(truth), data=df, progress=False, judge=COIN)
+    llm = Oracle(truth)
+    res = propose_graph(["a", "b", "c", "d"], llm=llm, data=df, progress=False, judge=COIN, data_method=method)
     # the collider b -> d <- c is the data's; a - b and a - c only the (coin) judge could orient
     assert set(res.graph.edges) == {("b", "d"), ("c", "d")}
     assert {frozenset((a, b)) for a, b, _ in res.undecided} == {frozenset("ab"), frozenset("ac")}
-    assert all("collider" in d["evidence"] for _, _, d in res.graph.edges(data=True))
+    assert all(d["evidence"].startswith("data:") for _, _, d in res.graph.edges(data=True))
+    assert res.queries == 4  # only the two pairs the data leave open were asked, both orders
+
+
+def test_pc_hybrid_propagates_the_llms_confident_arrow():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=2000)
+    b = 0.9 * a + rng.normal(size=2000)
+    c = 0.9 * b + rng.normal(size=2000)
+    df = pd.DataFrame({"a": a, "b": b, "c": c})  # a chain: the data alone orient nothing
+    llm = Fixed({("a", "b"): 0.99, ("b", "a"): 0.01, ("b", "c"): 0.5, ("c", "b"): 0.5})
+    res = propose_graph(["a", "b", "c"], llm=llm, data=df, progress=False, judge=SURE)
+    assert res.strategy == "hybrid"
+    assert set(res.graph.edges) == {("a", "b"), ("b", "c")}
+    assert "llm P(a->b)=0.99" in res.graph.edges["a", "b"]["evidence"]
+    # b -> c was not the LLM's (it said 0.5): PC's rules oriented it from the committed a -> b
+    assert res.graph.edges["b", "c"]["evidence"] == "data: oriented by PC with the LLM's arrows"
+    assert res.undecided == []
+    with pytest.raises(CausalError, match="unknown data_method"):
+        propose_graph(["a", "b", "c"], llm=llm, data=df, judge=SURE, data_method="ges")
 
 
 # --------------------------------------------------------------------------- cost guard and input
