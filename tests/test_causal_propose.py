@@ -410,3 +410,22 @@ def test_variables_must_be_a_list(bad):
     with pytest.raises(CausalError, match="variables must be a list of names") as exc:
         propose_graph(bad, llm=Oracle([]))
     assert "\n" not in str(exc.value)
+
+
+def test_check_drawing_has_a_legend_and_escaped_violations():
+    from types import SimpleNamespace
+
+    from causal.plot import graph_figure
+
+    g = nx.DiGraph([("x", "z"), ("y", "z")])
+    g.add_node("<w>")
+    chk = SimpleNamespace(unsupported_edges=[("y", "z", {})], untestable_edges=[("x", "z")],
+                          violations=[{"independent_of": "<w>", "node": "z", "statement": "<w> _||_ z", "p_value": 0.001}])
+    fig = graph_figure(g, check=chk)
+    assert [t.name for t in fig.data if t.showlegend] == [
+        "supported by data", "unsupported by data", "dependence the graph misses (violated independence)"]
+    colors = {a.hovertext.split(":")[0]: a.arrowcolor for a in fig.layout.annotations if a.showarrow}
+    assert colors == {"x → z": "seagreen", "y → z": "crimson"}
+    dotted = [t for t in fig.data if t.mode == "lines" and t.line.dash == "dot" and not t.showlegend]
+    assert dotted[0].hovertext == "violated: &lt;w&gt; _||_ z (p=0.001)"
+    assert "<w>" not in fig.to_json()
