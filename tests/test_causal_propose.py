@@ -383,9 +383,9 @@ def test_cost_guard_refuses_large_pairwise_and_names_ordering():
     from explain.errors import WhylmError
 
     names = [f"v{i}" for i in range(200)]
-    with pytest.raises(WhylmError, match=r'39,800 questions.*use strategy="ordering" \(5,270 questions\)'):
+    with pytest.raises(WhylmError, match=r'39,800 questions.*use strategy="ordering" \(5,670 questions\)'):
         propose_graph(names, llm=Remote({}), strategy="pairwise", judge=SURE)
-    with pytest.raises(WhylmError, match="5,270 questions"):
+    with pytest.raises(WhylmError, match="5,670 questions"):
         propose_graph(names, llm=Remote({}), judge=SURE)  # ordering is over the default budget too
     seen = []
     res = propose_graph(["rain", "wet"], llm=Fixed({("rain", "wet"): 0.9, ("wet", "rain"): 0.1}), judge=SURE,
