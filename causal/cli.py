@@ -27,7 +27,9 @@ PROPOSE_EXAMPLE = """example:
   whylm causal propose smoking "tar deposits" "lung cancer" --out graph.gml
   whylm causal propose x y z --data data.csv --llm ollama:llama3.1 --json proposal.json
   (--llm: openai:gpt-4o-mini | ollama:MODEL | http://host:port/v1:MODEL | replay:answers.json;
-   the key comes from $OPENAI_API_KEY; default: the embedded SmolLM2-135M)"""
+   the key comes from $OPENAI_API_KEY; default: the embedded SmolLM2-135M)
+  Arrows are drawn only where the model's measured accuracy ('whylm causal judge') makes its answer
+  confident; the other pairs are listed as undecided. --no-judge: the model's own, uncalibrated answers."""
 
 CHECK_EXAMPLE = """example:
   whylm causal check graph.gml data.csv --test fisher_z --alpha 0.05 --json check.json
