@@ -1,10 +1,13 @@
 """Benchmark of whylm's causal package: LLM orientation, graph proposal, graph checking.
 
-1. Tübingen cause-effect pairs (../shared/data/tuebingen): raw accuracy of Kıcıman et al.'s
-   forced-choice prompt asked once (var1 named first) and the position-balanced accuracy of
-   ``orient_pair`` (both orders averaged), beside the published GPT-4 / GPT-3.5 figures.
+1. Tübingen cause-effect pairs (shipped in causal/data_files): the judge's accuracy asked once
+   (var1 named first) and position-balanced (``evaluate_judge``: both orders averaged), beside the
+   published GPT-4 / GPT-3.5 figures; then abstention on unseen pairs: the judge measured on the
+   even-indexed pairs, the proposal's commit rule applied to the odd-indexed ones; and the same
+   rule with simulated judges of known accuracy.
 2. bnlearn networks from pgmpy (asia, sachs, child; data simulated, n rows): LLM-only, data-only
-   and hybrid graphs scored with SHD / F1 against the truth, with LLM query counts and time.
+   (whylm's skeleton, causal-learn's PC) and hybrid graphs (either data part) scored with SHD / F1
+   against the truth, with undecided pairs, LLM query counts and time.
 3. Graph checking on a simulated Gaussian network (ecoli70, n=2000): the true graph and graphs
    with missing, spurious and reversed edges, flagged or not by DoWhy's verdict alone and by our
    report; time of our check vs DoWhy's default kernel test.
@@ -71,33 +74,79 @@ def _simulate(model, n: int, seed: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- 1. Tübingen
-def bench_tuebingen(llm, n_pairs: int) -> dict:
-    from causal.propose import _Asker, pair_prompt
+def _judge_from(answers: list[dict], llm: str):
+    from causal.judge import JudgeResult, wilson_interval
 
-    df = pd.read_csv(DATA / "tuebingen" / "tuebingen_pairs.csv")
-    for c in ("var1", "var2", "ground_truth"):
-        df[c] = df[c].astype(str).str.strip()
-    df = df.head(n_pairs)
-    asker = _Asker(llm, None)
-    raw_ok = bal_ok = first_a = 0
+    n = len(answers)
+    k = sum(a["correct"] for a in answers)
+    lo, hi = wilson_interval(k, n)
+    return JudgeResult(llm=llm, accuracy=k / n, ci_low=lo, ci_high=hi, n=n)
+
+
+def _abstain(judge, answers: list[dict], threshold: float) -> dict:
+    """Apply the proposal's commit rule (calibrated P >= threshold) to held-out pairs."""
+    committed = right = 0
+    for a in answers:
+        p = judge.calibrate(a["p_var1_causes"])
+        if max(p, 1 - p) >= threshold:
+            committed += 1
+            right += (p > 0.5) == (a["truth"] == "R")
+    n = len(answers)
+    return {"test_pairs": n, "committed": committed, "committed_share": committed / n,
+            "committed_accuracy": right / committed if committed else float("nan"),
+            "all_arrows_accuracy": float(np.mean([a["correct"] for a in answers]))}
+
+
+def bench_tuebingen(llm, n_pairs: int | None, threshold: float) -> dict:
+    """The judge on all pairs; then dev/test: judge measured on even-indexed pairs, the commit rule
+    applied to the odd-indexed (unseen) ones."""
+    from causal import evaluate_judge
+
     t0 = time.perf_counter()
-    for _, r in df.iterrows():
-        a, b, truth = r.var1, r.var2, r.ground_truth
-        p_single = asker.choose(pair_prompt(a, b), ["A", "B"])  # var1 named first, as published
-        said_r = p_single[0] >= p_single[1]
-        first_a += said_r
-        raw_ok += said_r == (truth == "R")
-        p = asker.pair(a, b)  # both orders (the first prompt comes from the backend's cache)
-        bal_ok += (p[0] >= p[1]) == (truth == "R")
-    n = len(df)
-    return {
-        "pairs": n, "raw_accuracy": 100 * raw_ok / n, "balanced_accuracy": 100 * bal_ok / n,
-        "answered_A_share": 100 * first_a / n, "always_R_baseline": 100 * (df.ground_truth == "R").mean(),
-        "queries": asker.queries, "seconds": time.perf_counter() - t0,
-    }
+    j = evaluate_judge(llm, n_pairs=n_pairs, progress=False, max_seconds=7200)
+    seconds = time.perf_counter() - t0
+    dev, test = j.answers[0::2], j.answers[1::2]
+    dev_judge = _judge_from(dev, j.llm)
+    return {"llm": j.llm, "pairs": j.n, "accuracy": j.accuracy, "ci_low": j.ci_low, "ci_high": j.ci_high,
+            "raw_accuracy": j.raw_accuracy, "source": j.source, "seconds": seconds,
+            "always_R_baseline": float(np.mean([a["truth"] == "R" for a in j.answers])),
+            "dev": {"pairs": dev_judge.n, "accuracy": dev_judge.accuracy, "ci_low": dev_judge.ci_low},
+            "test": _abstain(dev_judge, test, threshold)}
+
+
+def bench_simulated_judges(threshold: float, seed: int) -> list[dict]:
+    """Judges of known accuracy q (right with probability q, P(its answer) drawn in [0.6, 1]) on
+    the real pairs' truths: the commit rule's accuracy on unseen pairs, by construction of nothing
+    but the truth labels and a seeded coin."""
+    from causal.judge import _credit, tuebingen_pairs
+
+    pairs = tuebingen_pairs()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for q in (0.5, 0.6, 0.7, 0.8, 0.9, 0.97):
+        answers = []
+        for t in pairs.ground_truth:
+            right = rng.random() < q
+            conf = rng.uniform(0.6, 1.0)
+            says_r = (t == "R") == right
+            p = conf if says_r else 1 - conf
+            answers.append({"truth": t, "p_var1_causes": p, "correct": _credit(p, t)})
+        dev, test = answers[0::2], answers[1::2]
+        judge = _judge_from(dev, f"simulated q={q}")
+        rows.append({"q": q, "dev_accuracy": judge.accuracy, "dev_ci_low": judge.ci_low,
+                     **_abstain(judge, test, threshold)})
+    return rows
 
 
 # --------------------------------------------------------------------------- 2. networks
+def _orient_rest(g: nx.DiGraph, open_pairs: list[tuple[str, str]], cols: list[str]) -> nx.DiGraph:
+    """Unoriented adjacent pairs by column order (an arbitrary but fixed rule)."""
+    g = g.copy()
+    for a, b in open_pairs:
+        g.add_edge(*sorted((a, b), key=cols.index))
+    return g
+
+
 def _data_only(data: pd.DataFrame) -> nx.DiGraph:
     from causal.citests import skeleton
 
@@ -105,17 +154,27 @@ def _data_only(data: pd.DataFrame) -> nx.DiGraph:
     cols = list(data.columns)
     g = nx.DiGraph()
     g.add_nodes_from(cols)
+    rest = []
     for a, b in skel.edges:
         if (a, b) in colliders:
             g.add_edge(a, b)
         elif (b, a) in colliders:
             g.add_edge(b, a)
-        else:  # the data cannot orient it: column order (an arbitrary but fixed rule)
-            g.add_edge(*sorted((a, b), key=cols.index))
-    return g
+        else:
+            rest.append((a, b))
+    return _orient_rest(g, rest, cols)
 
 
-def bench_networks(llm, names: list[str], n_rows: int, seed: int) -> list[dict]:
+def _data_only_pc(data: pd.DataFrame) -> nx.DiGraph:
+    from causal.pc import run_pc
+
+    directed, undirected = run_pc(data)
+    g = nx.DiGraph(directed)
+    g.add_nodes_from(data.columns)
+    return _orient_rest(g, undirected, list(data.columns))
+
+
+def bench_networks(llm, names: list[str], n_rows: int, seed: int, llm_only: bool) -> list[dict]:
     from causal import compare_graphs, propose_graph
 
     rows = []
@@ -127,20 +186,31 @@ def bench_networks(llm, names: list[str], n_rows: int, seed: int) -> list[dict]:
         variables = sorted(truth.nodes)
         desc = ASIA_DESCRIPTIONS if name == "asia" else None
         runs = []
-        t0 = time.perf_counter()
-        res = propose_graph(variables, llm=llm, descriptions=desc, progress=False)
-        runs.append(("LLM only (" + res.strategy + ")", res.graph, res.queries, time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        runs.append(("data only (PC skeleton + colliders)", _data_only(data[variables]), 0, time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        res = propose_graph(variables, llm=llm, descriptions=desc, data=data[variables], progress=False)
-        runs.append(("hybrid (data skeleton, LLM orientation)", res.graph, res.queries, time.perf_counter() - t0))
-        for label, g, q, s in runs:
+
+        def timed(label, fn):
+            t0 = time.perf_counter()
+            out = fn()
+            sec = time.perf_counter() - t0
+            if isinstance(out, nx.DiGraph):
+                runs.append((label, out, 0, 0, sec))
+            else:
+                runs.append((label, out.graph, len(out.undecided), out.queries, sec))
+
+        if llm_only:
+            timed("LLM only", lambda: propose_graph(variables, llm=llm, descriptions=desc, progress=False,
+                                                    max_seconds=7200))
+        timed("data only: whylm skeleton + colliders", lambda: _data_only(data[variables]))
+        timed("data only: causal-learn PC", lambda: _data_only_pc(data[variables]))
+        for method in ("skeleton", "pc"):
+            timed(f"hybrid ({method}), committed arrows",
+                  lambda: propose_graph(variables, llm=llm, descriptions=desc, data=data[variables], progress=False,
+                                        data_method=method, max_seconds=7200))
+        for label, g, und, q, sec in runs:
             m = compare_graphs(truth, g)
             rows.append({"network": name, "nodes": truth.number_of_nodes(), "true_edges": truth.number_of_edges(),
-                         "method": label, "queries": q, "seconds": s, **m})
-            print(f"  {name:6s} {label:42s} SHD {m['shd']:.0f} F1 {m['f1']:.2f} "
-                  f"skel-F1 {m['skeleton_f1']:.2f} ({q} q, {s:.0f} s)", file=sys.stderr)
+                         "method": label, "undecided": und, "queries": q, "seconds": sec, **m})
+            print(f"  {name:6s} {label:40s} SHD {m['shd']:.0f} F1 {m['f1']:.2f} "
+                  f"skel-F1 {m['skeleton_f1']:.2f} undecided {und} ({q} q, {sec:.1f} s)", file=sys.stderr)
     return rows
 
 
@@ -268,18 +338,19 @@ def main(argv: list[str] | None = None) -> int:
         epilog="example:\n  python benchmarks/causal_bench.py --quick --out causal_bench.json",
     )
     p.add_argument("--llm", default=None, help="backend spec (default: embedded SmolLM2-135M)")
-    p.add_argument("--pairs", type=int, default=108, help="Tübingen pairs to ask (of 108)")
+    p.add_argument("--pairs", type=int, default=None, help="Tübingen pairs to ask (default: all 106)")
+    p.add_argument("--threshold", type=float, default=0.75, help="the proposal's commit threshold")
     p.add_argument("--graphs", default="asia,sachs,child", help="comma-separated pgmpy networks ('' to skip)")
     p.add_argument("--rows", type=int, default=2000, help="rows simulated per network")
     p.add_argument("--kernel-tests", type=int, default=10, help="kernel tests timed for the DoWhy estimate")
-    p.add_argument("--skip", default="", help="comma-separated sections to skip: tuebingen,networks,checking")
+    p.add_argument("--skip", default="", help="comma-separated sections to skip: tuebingen,networks,llm-only,checking")
     p.add_argument("--quick", action="store_true", help="30 pairs, asia only, 5 kernel tests")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
     if args.quick:
-        args.pairs, args.graphs, args.kernel_tests = min(args.pairs, 30), "asia", 5
+        args.pairs, args.graphs, args.kernel_tests = 30, "asia", 5
     skip = set(filter(None, args.skip.split(",")))
     warnings.filterwarnings("ignore")
     if args.threads:
@@ -297,23 +368,40 @@ def main(argv: list[str] | None = None) -> int:
     md = []
     if "tuebingen" not in skip:
         print("Tübingen ...", file=sys.stderr)
-        t = bench_tuebingen(llm, args.pairs)
+        t = bench_tuebingen(llm, args.pairs, args.threshold)
         results["tuebingen"] = t
-        print(f"  raw {t['raw_accuracy']:.1f}% balanced {t['balanced_accuracy']:.1f}% ({t['queries']} q)", file=sys.stderr)
-        rows = [[results["llm"], t["pairs"], _fmt(t["raw_accuracy"], 1), _fmt(t["balanced_accuracy"], 1),
-                 t["queries"], _fmt(t["seconds"], 0)]]
-        rows += [[k, 108, _fmt(v, 1), "n/a", "n/a", "n/a"] for k, v in PUBLISHED.items()]
-        md.append(f"### Tübingen pairs (names only; always-R baseline {t['always_R_baseline']:.1f}% on these "
-                  f"pairs; the model chose the first-named variable as cause {t['answered_A_share']:.0f}% of the time)\n\n"
-                  + _table(["model", "pairs", "raw acc. %", "position-balanced acc. %", "queries", "s"], rows))
+        rows = [[t["llm"], t["pairs"], _fmt(100 * t["raw_accuracy"], 1),
+                 f"{100 * t['accuracy']:.1f} [{100 * t['ci_low']:.0f}, {100 * t['ci_high']:.0f}]",
+                 f"{t['source']}, {t['seconds']:.1f} s"]]
+        rows += [[k, 108, _fmt(v, 1), "n/a", "published"] for k, v in PUBLISHED.items()]
+        md.append(f"### Tübingen pairs (names only; answering A always scores {100 * t['always_R_baseline']:.1f}% "
+                  "asked once, 50% position-balanced)\n\n"
+                  + _table(["judge", "pairs", "asked once %", "position-balanced % [95% CI]", "figure"], rows))
+        te = t["test"]
+        md.append(f"### Abstention on unseen pairs (judge measured on the {t['dev']['pairs']} even-indexed pairs: "
+                  f"{100 * t['dev']['accuracy']:.0f}%, lower bound {100 * t['dev']['ci_low']:.0f}%; commit rule "
+                  f"calibrated P >= {args.threshold} applied to the {te['test_pairs']} odd-indexed pairs)\n\n"
+                  + _table(["judge", "committed pairs", "share committed", "committed right", "every arrow right (no abstention)"],
+                           [[t["llm"], te["committed"], _fmt(te["committed_share"]), _fmt(te["committed_accuracy"]),
+                             _fmt(te["all_arrows_accuracy"])]]))
+        sims = bench_simulated_judges(args.threshold, args.seed)
+        results["simulated_judges"] = sims
+        md.append("### The same rule with simulated judges of known accuracy q (real truths, seeded coin)\n\n"
+                  + _table(["q", "dev accuracy [lower bound]", "committed (of test)", "share committed",
+                            "committed right", "every arrow right"],
+                           [[r["q"], f"{r['dev_accuracy']:.2f} [{r['dev_ci_low']:.2f}]", r["committed"],
+                             _fmt(r["committed_share"]), _fmt(r["committed_accuracy"]), _fmt(r["all_arrows_accuracy"])]
+                            for r in sims]))
     if "networks" not in skip and args.graphs:
         print("networks ...", file=sys.stderr)
-        nets = bench_networks(llm, [g for g in args.graphs.split(",") if g], args.rows, args.seed)
+        nets = bench_networks(llm, [g for g in args.graphs.split(",") if g], args.rows, args.seed,
+                              llm_only="llm-only" not in skip)
         results["networks"] = nets
-        md.append(f"### bnlearn networks (n={args.rows} simulated rows)\n\n" + _table(
-            ["network", "nodes/edges", "method", "SHD", "F1", "skeleton F1", "orientation acc.", "LLM queries", "s"],
+        md.append(f"### bnlearn networks (n={args.rows} simulated rows; data-only methods orient what the data "
+                  "leave open by column order; hybrids draw only committed arrows)\n\n" + _table(
+            ["network", "nodes/edges", "method", "SHD", "F1", "skeleton F1", "undecided", "LLM queries", "s"],
             [[r["network"], f"{r['nodes']}/{r['true_edges']}", r["method"], int(r["shd"]), _fmt(r["f1"]),
-              _fmt(r["skeleton_f1"]), _fmt(r["orientation_accuracy"]), r["queries"], _fmt(r["seconds"], 0)]
+              _fmt(r["skeleton_f1"]), r["undecided"], r["queries"], _fmt(r["seconds"], 1)]
              for r in nets]))
     if "checking" not in skip:
         print("checking ...", file=sys.stderr)

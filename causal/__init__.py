@@ -9,13 +9,14 @@ Example:
 from causal.check import GraphCheck, check_graph
 from causal.effect import EffectEstimate, estimate_effect
 from causal.graph import ProposedGraph
+from causal.judge import JudgeResult, evaluate_judge
 from causal.errors import CausalError
 from causal.llm import LLMBackend, LocalBackend, OpenAIBackend, ReplayBackend, get_backend
 from causal.metrics import compare_graphs, edge_scores, orientation_accuracy, shd
 from causal.propose import orient_pair, propose_graph
 
 __all__ = [
-    "propose_graph", "orient_pair", "check_graph", "estimate_effect", "ProposedGraph",
+    "propose_graph", "orient_pair", "evaluate_judge", "JudgeResult", "check_graph", "estimate_effect", "ProposedGraph",
     "GraphCheck", "EffectEstimate", "CausalError", "LLMBackend", "LocalBackend", "OpenAIBackend",
     "ReplayBackend", "get_backend", "shd", "edge_scores", "orientation_accuracy", "compare_graphs",
 ]

@@ -1,4 +1,4 @@
-"""``whylm causal ...`` subcommands: propose, check, effect.
+"""``whylm causal ...`` subcommands: propose, check, effect, judge.
 
 The top-level ``whylm`` parser calls :func:`add_parser`; each handler takes the parsed namespace
 and returns an exit code. Errors are :class:`causal.errors.CausalError` (a ``ValueError``), which
@@ -30,7 +30,9 @@ PROPOSE_EXAMPLE = """example:
   whylm causal propose x y z --llm-url http://127.0.0.1:8000/v1 --llm-model qwen2.5-7b
   (--llm: openai:gpt-4o-mini (key from $OPENAI_API_KEY) | ollama:MODEL | replay:answers.json;
    default: the embedded SmolLM2-135M. Any other server: --llm-url URL --llm-model NAME, with
-   --api-key-env NAME if it needs a key: only that variable's key is sent to it)"""
+   --api-key-env NAME if it needs a key: only that variable's key is sent to it)
+  Arrows are drawn only where the model's measured accuracy ('whylm causal judge') makes its answer
+  confident; the other pairs are listed as undecided. --no-judge: the model's own, uncalibrated answers."""
 
 CHECK_EXAMPLE = """example:
   whylm causal check graph.gml data.csv --alpha 0.05 --json check.json
@@ -43,12 +45,17 @@ CHECK_EXIT = """exit status:
   1  rejected: the data contradict the graph (the first line says which test decided)
   2  error: bad input (one line on stderr: missing file, unknown column, ...)"""
 
+JUDGE_EXAMPLE = """example:
+  whylm causal judge                      (the embedded model: its shipped figure, instantly)
+  whylm causal judge --llm ollama:llama3.1 --json judge.json
+  (asks each of the 106 Tübingen pairs in both orders; the figure is cached per backend and model)"""
+
 EFFECT_EXAMPLE = """example:
   whylm causal effect graph.gml data.csv --treatment smoking --outcome "lung cancer" --json effect.json"""
 
 
 def add_parser(subparsers: Any) -> None:
-    """Register ``causal`` with its ``propose``, ``check`` and ``effect`` subcommands.
+    """Register ``causal`` with its ``propose``, ``check``, ``effect`` and ``judge`` subcommands.
 
     Returns:
         None.
@@ -56,10 +63,10 @@ def add_parser(subparsers: Any) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     causal = subparsers.add_parser(
         "causal", help="LLM-proposed causal graphs checked with DoWhy", formatter_class=fmt,
-        epilog=PROPOSE_EXAMPLE + "\n\n" + CHECK_EXAMPLE + "\n\n" + EFFECT_EXAMPLE,
+        epilog=PROPOSE_EXAMPLE + "\n\n" + CHECK_EXAMPLE + "\n\n" + EFFECT_EXAMPLE + "\n\n" + JUDGE_EXAMPLE,
         description="Propose a causal graph with an LLM, check it against data, estimate effects.",
     )
-    sub = causal.add_subparsers(dest="causal_command", metavar="{propose,check,effect}")
+    sub = causal.add_subparsers(dest="causal_command", metavar="{propose,check,effect,judge}")
     sub.required = True
 
     p = sub.add_parser("propose", help="propose a causal DAG over named variables",
@@ -72,8 +79,25 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--strategy", default="auto", choices=["auto", "pairwise", "ordering", "hybrid"])
     p.add_argument("--out", default=None, metavar="graph.gml|json", help="write the graph")
     p.add_argument("--json", default=None, metavar="OUT", help="write the full result as JSON")
+    p.add_argument("--threshold", type=float, default=0.75,
+                   help="calibrated probability an arrow needs; other pairs stay undecided (default 0.75)")
+    p.add_argument("--no-judge", action="store_true",
+                   help="use the model's own, uncalibrated probabilities (the output says so)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="refuse a proposal predicted to take longer (default 300)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_propose)
+
+    j = sub.add_parser("judge", help="measure how well an LLM orients cause and effect (Tübingen pairs)",
+                       formatter_class=fmt, epilog=JUDGE_EXAMPLE)
+    add_llm_arguments(j)
+    j.add_argument("--n-pairs", type=int, default=None, metavar="N", help="a seeded subset of N pairs")
+    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--no-cache", action="store_true", help="measure again instead of reading the stored figure")
+    j.add_argument("--max-seconds", type=float, default=None, help="refuse a longer run (default 300)")
+    j.add_argument("--json", default=None, metavar="OUT", help="write the result (with every pair's answer)")
+    j.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    j.set_defaults(func=run_judge)
 
     c = sub.add_parser("check", help="check a causal graph against data (DoWhy falsification)",
                        formatter_class=fmt, epilog=CHECK_EXAMPLE + "\n\n" + CHECK_EXIT)
@@ -172,7 +196,10 @@ def run_propose(args: argparse.Namespace) -> int:
             raise CausalError("descriptions file must hold a JSON object {variable: description}")
     data = load_csv(args.data) if args.data else None
     res = propose_graph(args.variables, llm=llm_from_args(args), descriptions=descriptions, data=data,
-                        strategy=args.strategy, progress=not args.no_progress)
+                        strategy=args.strategy, progress=False if args.no_progress else None,
+                        judge=False if args.no_judge else None, threshold=args.threshold,
+                        max_seconds=args.max_seconds,
+                        announce=lambda cost: print(cost.summary(), file=sys.stderr, flush=True))
     if args.out:
         text = res.to_json() if args.out.lower().endswith(".json") else res.to_gml()
         try:
@@ -180,7 +207,20 @@ def run_propose(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CausalError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     if args.json:
-        _write_json(args.json, json.loads(res.to_json()))
+        _write_json(args.json, res.to_dict())
+    if args.json != "-":
+        print(res.summary())
+    return 0
+
+
+def run_judge(args: argparse.Namespace) -> int:
+    """Handle ``whylm causal judge``. Returns: exit code 0."""
+    from causal.judge import evaluate_judge
+
+    res = evaluate_judge(llm_from_args(args), n_pairs=args.n_pairs, seed=args.seed,
+                         progress=False if args.no_progress else None, max_seconds=args.max_seconds,
+                         use_cache=not args.no_cache)
+    _write_json(args.json, res.to_dict())
     if args.json != "-":
         print(res.summary())
     return 0

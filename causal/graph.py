@@ -21,17 +21,42 @@ import networkx as nx
 import numpy as np
 
 from causal.errors import CausalError
+from causal.judge import JudgeResult
 from causal.plot import graph_figure
+from explain.serialize import Result, jsonable
 
 
 # --------------------------------------------------------------------------- result
+_FLOAT_KEYS = ("confidence", "p", "p_raw", "p_value", "p_no_edge")  # None read back as NaN
+
+
+def _triples(rows: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    return [{"source": u, "target": v, **jsonable(dict(d))} for u, v, d in rows]
+
+
+def _read_triples(rows: Any) -> list[tuple[str, str, dict]]:
+    out = []
+    for e in rows or []:
+        e = dict(e)
+        u, v = e.pop("source"), e.pop("target")
+        for k in _FLOAT_KEYS:
+            if k in e and e[k] is None:
+                e[k] = float("nan")
+        out.append((u, v, e))
+    return out
+
+
 @dataclass
-class ProposedGraph:
+class ProposedGraph(Result):
     """A proposed causal graph and how it was obtained.
 
     Attributes:
-        graph: ``networkx.DiGraph``, always acyclic; edge attributes ``confidence`` (in [0, 1])
-            and ``evidence`` (where the edge came from).
+        graph: ``networkx.DiGraph`` of the *committed* edges, always acyclic; edge attributes
+            ``confidence`` (calibrated against the judge's measured accuracy, in [0, 1]) and
+            ``evidence`` (where the edge came from).
+        undecided: pairs the judge could not orient confidently, as ``(a, b, attrs)`` with
+            ``attrs["p"]`` the calibrated P(a -> b) and ``attrs["p_raw"]`` the model's own; drawn
+            as dashed lines, never as arrows.
         dropped: edges removed to break cycles, as ``(cause, effect, attrs)``.
         flagged: LLM edges removed because the data say the two variables are (conditionally)
             independent, as ``(cause, effect, attrs)`` with the p-value and separating set.
@@ -39,37 +64,72 @@ class ProposedGraph:
         strategy: the strategy used.
         llm: the backend's ``name:model`` label.
         seconds: wall time.
+        judge: the judge's measured orientation accuracy (:class:`causal.judge.JudgeResult`
+            without its per-pair answers), or None when the proposal was not calibrated.
+        threshold: calibrated confidence an LLM orientation needs to be committed.
+
+    Example:
+        >>> g = ProposedGraph(nx.DiGraph([("a", "b")]), undecided=[("b", "c", {"p": 0.5})])
+        >>> ProposedGraph.from_json(g.to_json()).to_dict() == g.to_dict()
+        True
     """
 
     graph: nx.DiGraph
+    undecided: list[tuple[str, str, dict]] = field(default_factory=list)
     dropped: list[tuple[str, str, dict]] = field(default_factory=list)
     flagged: list[tuple[str, str, dict]] = field(default_factory=list)
     queries: int = 0
     strategy: str = ""
     llm: str = ""
     seconds: float = 0.0
+    judge: Any = None
+    threshold: float = float("nan")
 
-    def to_json(self) -> str:
-        """Serialise graph, dropped and flagged edges and metadata.
+    def to_dict(self) -> dict[str, Any]:
+        """Nodes, committed edges, undecided, dropped and flagged pairs, judge and metadata.
 
         Returns:
-            a JSON string readable by :meth:`from_json`.
+            a dict of plain JSON values (NaN and infinities as ``None``) for :meth:`from_dict`.
         """
-        return json.dumps(
-            {
-                "nodes": list(self.graph.nodes),
-                "edges": [
-                    {"source": u, "target": v, **_jsonable(d)} for u, v, d in self.graph.edges(data=True)
-                ],
-                "dropped": [{"source": u, "target": v, **_jsonable(d)} for u, v, d in self.dropped],
-                "flagged": [{"source": u, "target": v, **_jsonable(d)} for u, v, d in self.flagged],
-                "queries": self.queries,
-                "strategy": self.strategy,
-                "llm": self.llm,
-                "seconds": self.seconds,
-            },
-            indent=1,
-        )
+        return jsonable({
+            "nodes": list(self.graph.nodes),
+            "edges": _triples(self.graph.edges(data=True)),
+            "undecided": _triples(self.undecided),
+            "dropped": _triples(self.dropped),
+            "flagged": _triples(self.flagged),
+            "queries": self.queries, "strategy": self.strategy, "llm": self.llm,
+            "seconds": self.seconds, "threshold": self.threshold,
+            "judge": self.judge.to_dict() if self.judge is not None else None,
+        })
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ProposedGraph":
+        """Rebuild a proposal from :meth:`to_dict` output (older files without ``undecided`` too).
+
+        Returns:
+            a :class:`ProposedGraph`.
+        """
+        try:
+            g = nx.DiGraph()
+            g.add_nodes_from(d["nodes"])
+            for u, v, attrs in _read_triples(d["edges"]):
+                g.add_edge(u, v, **attrs)
+            judge = JudgeResult.from_dict(d["judge"]) if d.get("judge") else None
+            threshold = d.get("threshold")
+            return cls(
+                graph=g,
+                undecided=_read_triples(d.get("undecided")),
+                dropped=_read_triples(d.get("dropped")),
+                flagged=_read_triples(d.get("flagged")),
+                queries=int(d.get("queries", 0)),
+                strategy=str(d.get("strategy", "")),
+                llm=str(d.get("llm", "")),
+                seconds=float("nan") if d.get("seconds", 0.0) is None else float(d.get("seconds", 0.0)),
+                judge=judge,
+                threshold=float("nan") if threshold is None else float(threshold),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CausalError(f"not a proposed-graph JSON: {exc}") from None
 
     @classmethod
     def from_json(cls, text: str) -> "ProposedGraph":
@@ -80,33 +140,18 @@ class ProposedGraph:
         """
         try:
             d = json.loads(text)
-            g = nx.DiGraph()
-            g.add_nodes_from(d["nodes"])
-            for e in d["edges"]:
-                e = dict(e)
-                g.add_edge(e.pop("source"), e.pop("target"), **e)
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except json.JSONDecodeError as exc:
             raise CausalError(f"not a proposed-graph JSON: {exc}") from None
+        if not isinstance(d, dict):
+            raise CausalError("not a proposed-graph JSON: expected an object")
+        return cls.from_dict(d)
 
-        def triples(key: str) -> list[tuple[str, str, dict]]:
-            out = []
-            for e in d.get(key, []):
-                e = dict(e)
-                out.append((e.pop("source"), e.pop("target"), e))
-            return out
-
-        return cls(
-            graph=g,
-            dropped=triples("dropped"),
-            flagged=triples("flagged"),
-            queries=int(d.get("queries", 0)),
-            strategy=str(d.get("strategy", "")),
-            llm=str(d.get("llm", "")),
-            seconds=float(d.get("seconds", 0.0)),
-        )
+    def to_json(self, indent: int | None = 1) -> str:
+        """The proposal as JSON text (NaN and infinities as ``null``). Returns: the text."""
+        return super().to_json(indent=indent)
 
     def to_gml(self) -> str:
-        """The graph in GML (edge attributes kept).
+        """The committed graph in GML (edge attributes kept; undecided pairs are not edges).
 
         Returns:
             GML text.
@@ -117,42 +162,53 @@ class ProposedGraph:
             g.add_edge(u, v, **{k: (x if isinstance(x, (int, float, str)) else str(x)) for k, x in d.items()})
         return "\n".join(nx.generate_gml(g))
 
-    def figure(self, check: Any = None, title: str | None = None):
-        """A plotly drawing: edges coloured by confidence, or by a :class:`GraphCheck`'s result.
-
-        Returns:
-            a ``plotly.graph_objects.Figure``.
-        """
-        return graph_figure(self.graph, check=check, title=title or f"proposed graph ({self.llm})")
-
-    def summary(self) -> str:
-        """A few lines: edges with confidence, dropped and flagged edges.
+    def judge_in_words(self) -> str:
+        """The judge's measured accuracy as one sentence, or a warning that the proposal is uncalibrated.
 
         Returns:
             text.
         """
-        lines = [f"{self.graph.number_of_edges()} edges over {self.graph.number_of_nodes()} variables "
-                 f"({self.strategy}, {self.queries} LLM questions, {self.llm})"]
-        for u, v, d in sorted(self.graph.edges(data=True), key=lambda e: -e[2].get("confidence", 0)):
-            lines.append(f"  {u} -> {v}  confidence {d.get('confidence', 0):.2f}  [{d.get('evidence', '')}]")
+        if self.judge is None:
+            return ("this model's orientation accuracy was not measured: the confidences are the "
+                    "model's own and are not calibrated")
+        return self.judge.in_words()
+
+    def figure(self, check: Any = None, title: str | None = None):
+        """A plotly drawing: committed edges as arrows coloured by confidence (or by a
+        :class:`GraphCheck`'s result), undecided pairs as dashed lines, with a legend and the
+        judge's accuracy in words under the title.
+
+        Returns:
+            a ``plotly.graph_objects.Figure``.
+        """
+        return graph_figure(self.graph, check=check, title=title or f"proposed graph ({self.llm})",
+                            undecided=self.undecided, note=self.judge_in_words())
+
+    def summary(self) -> str:
+        """A few plain lines: the judge's figure, committed edges, undecided, dropped, flagged.
+
+        Returns:
+            text.
+        """
+        n_pairs = self.graph.number_of_edges() + len(self.undecided)
+        lines = [f"{self.graph.number_of_edges()} committed edges and {len(self.undecided)} undecided pairs "
+                 f"over {self.graph.number_of_nodes()} variables ({self.strategy}, {self.queries} LLM "
+                 f"questions, {self.llm})." if n_pairs or self.graph.number_of_nodes() else "empty proposal.",
+                 self.judge_in_words()[0].upper() + self.judge_in_words()[1:] + "."]
+        for u, v, d in sorted(self.graph.edges(data=True), key=lambda e: -_num(e[2].get("confidence"))):
+            lines.append(f"  {u} -> {v}  confidence {_num(d.get('confidence')):.2f}  [{d.get('evidence', '')}]")
+        for a, b, d in self.undecided:
+            lines.append(f"  undecided {a} - {b}  P({a} -> {b}) {_num(d.get('p')):.2f} after calibration "
+                         f"(model's own {_num(d.get('p_raw')):.2f})")
         for u, v, d in self.dropped:
-            lines.append(f"  dropped (cycle) {u} -> {v}  confidence {d.get('confidence', 0):.2f}")
+            lines.append(f"  dropped (cycle) {u} -> {v}  confidence {_num(d.get('confidence')):.2f}")
         for u, v, d in self.flagged:
-            lines.append(f"  removed (independent in data, p={d.get('p_value', float('nan')):.3g}) {u} -> {v}")
+            lines.append(f"  removed (independent in data, p={_num(d.get('p_value')):.3g}) {u} -> {v}")
         return "\n".join(lines)
 
 
-def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, (np.floating, np.integer)):
-            v = v.item()
-        elif isinstance(v, (list, tuple)):
-            v = [str(x) for x in v]
-        elif not isinstance(v, (int, float, str, bool)) and v is not None:
-            v = str(v)
-        out[k] = v
-    return out
+def _num(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float, np.floating, np.integer)) and not isinstance(x, bool) else float("nan")
 
 
 def to_dag(edges: Sequence[tuple[str, str, dict]], nodes: Sequence[str]) -> tuple[nx.DiGraph, list]:
@@ -196,7 +252,7 @@ def parse_graph(text: str) -> nx.DiGraph:
         except json.JSONDecodeError as exc:
             raise CausalError(f"graph JSON is invalid: {exc}") from None
         if "edges" in d and "nodes" in d and all(isinstance(n, str) for n in d["nodes"]):
-            return ProposedGraph.from_json(s).graph
+            return ProposedGraph.from_dict(d).graph
         try:
             return nx.node_link_graph(d, directed=True, edges="links" if "links" in d else "edges")
         except Exception as exc:  # noqa: BLE001 - networkx raises several types

@@ -19,8 +19,10 @@ Example:
 
 from __future__ import annotations
 
-import string
+import math
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import cmp_to_key
 from itertools import combinations
 from typing import Any, Mapping, Sequence
@@ -29,106 +31,20 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from causal.ask import Asker, pair_prompt, parents_prompt
 from causal.citests import TESTS, is_discrete, skeleton
 from causal.data import match_columns, validate_data
 from causal.errors import CausalError, did_you_mean
 from causal.graph import ProposedGraph, to_dag
+from causal.judge import JudgeResult, evaluate_judge, judge_cost, known_judge, seconds_per_question
 from causal.llm import backend_label, get_backend
+from causal.pc import pc_hybrid
+from explain.budget import Cost, check_budget
+from explain.progress import want_progress
 
-PAIR_HEADER = "Which cause-and-effect relationship is more likely?"
 MAX_CANDIDATES = 20  # options per "which is a direct cause" question (letters A..U with "none")
-
-
-# --------------------------------------------------------------------------- prompts
-def _context(names: Sequence[str], descriptions: Mapping[str, str] | None) -> str:
-    if not descriptions:
-        return ""
-    lines = [f"- {n}: {descriptions[n]}" for n in names if descriptions.get(n)]
-    return ("Variables:\n" + "\n".join(lines) + "\n\n") if lines else ""
-
-
-def pair_prompt(x: str, y: str, descriptions: Mapping[str, str] | None = None, none_option: bool = False) -> str:
-    """The forced-choice prompt with option A = "x causes y", B = "y causes x" (C = no direct edge).
-
-    Returns:
-        the prompt text.
-
-    Example:
-        >>> print(pair_prompt("altitude", "temperature"))
-        Which cause-and-effect relationship is more likely?
-        A. changing altitude causes a change in temperature.
-        B. changing temperature causes a change in altitude.
-        Answer with the letter A or B.
-    """
-    lines = [
-        _context([x, y], descriptions) + PAIR_HEADER,
-        f"A. changing {x} causes a change in {y}.",
-        f"B. changing {y} causes a change in {x}.",
-    ]
-    if none_option:
-        lines.append(f"C. neither directly causes the other: changing {x} does not directly change {y} and changing {y} does not directly change {x}.")
-        lines.append("Answer with the letter A, B or C.")
-    else:
-        lines.append("Answer with the letter A or B.")
-    return "\n".join(lines)
-
-
-def parents_prompt(
-    target: str, candidates: Sequence[str], descriptions: Mapping[str, str] | None = None
-) -> tuple[str, list[str]]:
-    """A multiple-choice question: which candidate directly causes ``target`` (last option: none).
-
-    Returns:
-        (prompt, option labels).
-    """
-    labels = list(string.ascii_uppercase[: len(candidates) + 1])
-    lines = [
-        _context([*candidates, target], descriptions)
-        + f"Which of the following variables is a direct cause of {target}? "
-        f"(Changing it directly causes a change in {target}.)"
-    ]
-    lines += [f"{lab}. {c}" for lab, c in zip(labels, candidates)]
-    lines.append(f"{labels[-1]}. none of these directly causes {target}")
-    lines.append(f"Answer with one letter from A to {labels[-1]}.")
-    return "\n".join(lines), labels
-
-
-# --------------------------------------------------------------------------- asking
-class _Asker:
-    """Counts questions and remembers pair answers within one proposal."""
-
-    def __init__(self, llm: Any, descriptions: Mapping[str, str] | None) -> None:
-        self.llm = llm
-        self.descriptions = descriptions
-        self.queries = 0
-        self._pairs: dict[tuple[str, str, bool], np.ndarray] = {}
-
-    def choose(self, prompt: str, options: Sequence[str]) -> np.ndarray:
-        self.queries += 1
-        _, probs = self.llm.choose(prompt, list(options))
-        probs = np.asarray(probs, dtype=float)
-        if probs.shape != (len(options),) or not np.all(np.isfinite(probs)) or probs.sum() <= 0:
-            raise CausalError(f"LLM backend returned invalid probabilities {probs.tolist()}")
-        return probs / probs.sum()
-
-    def pair(self, a: str, b: str, none_option: bool = False) -> np.ndarray:
-        """Order-invariant probabilities [a->b, b->a(, none)] from two prompts (both orders)."""
-        lo, hi = sorted((a, b))
-        key = (lo, hi, none_option)
-        if key not in self._pairs:
-            opts = ["A", "B", "C"] if none_option else ["A", "B"]
-            p1 = self.choose(pair_prompt(lo, hi, self.descriptions, none_option), opts)
-            p2 = self.choose(pair_prompt(hi, lo, self.descriptions, none_option), opts)
-            fwd = (p1[0] + p2[1]) / 2.0
-            bwd = (p1[1] + p2[0]) / 2.0
-            out = [fwd, bwd] + ([(p1[2] + p2[2]) / 2.0] if none_option else [])
-            self._pairs[key] = np.array(out)
-        probs = self._pairs[key]
-        if (a, b) == (lo, hi):
-            return probs.copy()
-        swapped = probs.copy()
-        swapped[0], swapped[1] = probs[1], probs[0]
-        return swapped
+COMMIT_THRESHOLD = 0.75  # calibrated P(direction) an LLM orientation needs to become an arrow
+DATA_CONFIDENCE = 0.95  # edges the data orient (colliders): 1 - alpha of the tests, not a calibration
 
 
 def orient_pair(
@@ -153,7 +69,7 @@ def orient_pair(
     a, b = str(a), str(b)
     if a == b:
         raise CausalError(f"cannot orient a variable against itself: '{a}'")
-    asker = _Asker(get_backend(llm), descriptions)
+    asker = Asker(get_backend(llm), descriptions)
     p = asker.pair(a, b)
     lo, hi = sorted((a, b))
     p_lo_hi = p[0] if a == lo else p[1]
@@ -162,24 +78,53 @@ def orient_pair(
     return hi, lo, float(1.0 - p_lo_hi)
 
 
-# --------------------------------------------------------------------------- result
-def _pairwise(variables: list[str], asker: _Asker, progress: bool) -> list[tuple[str, str, dict]]:
-    edges = []
+# --------------------------------------------------------------------------- abstention
+class _Decider:
+    """Turns the model's pair probabilities into committed edges or undecided pairs.
+
+    The pair probability is shrunk toward 0.5 by the judge's measured skill
+    (:meth:`causal.judge.JudgeResult.calibrate`); an orientation is committed only when the
+    calibrated probability reaches ``threshold``. Without a judge (``judge=False``) the model's
+    own probability is used and the proposal says it is uncalibrated.
+    """
+
+    def __init__(self, judge: JudgeResult | None, threshold: float) -> None:
+        self.judge, self.threshold = judge, threshold
+
+    def calibrate(self, p: float) -> float:
+        return self.judge.calibrate(p) if self.judge is not None else float(p)
+
+    def decide(self, a: str, b: str, p_raw: float, evidence: str, edges: list, undecided: list) -> None:
+        """File ``a``-``b`` (``p_raw`` = the model's P(a -> b)) as a committed edge or undecided."""
+        p = self.calibrate(p_raw)
+        if max(p, 1.0 - p) >= self.threshold:
+            u, v, conf = (a, b, p) if p >= 0.5 else (b, a, 1.0 - p)
+            edges.append((u, v, {"confidence": float(conf), "evidence": evidence}))
+        else:
+            undecided.append((a, b, {"p": float(p), "p_raw": float(p_raw), "evidence": evidence}))
+
+
+def _orientation(p: np.ndarray) -> float:
+    """P(a -> b) given that there is an edge, from [P(a->b), P(b->a), ...]."""
+    total = float(p[0] + p[1])
+    return float(p[0]) / total if total > 0 else 0.5
+
+
+# --------------------------------------------------------------------------- strategies
+def _pairwise(variables: list[str], asker: Asker, decider: _Decider, show: bool) -> tuple[list, list]:
+    edges: list = []
+    undecided: list = []
     pairs = list(combinations(variables, 2))
-    for a, b in tqdm(pairs, desc="pairs", disable=not progress, leave=False):
+    for a, b in tqdm(pairs, desc="pairs", disable=not show, leave=False):
         p = asker.pair(a, b, none_option=True)
-        best = int(np.argmax(p))
-        if best == 2:
+        if int(np.argmax(p)) == 2:
             continue
-        u, v = (a, b) if best == 0 else (b, a)
-        edges.append((u, v, {
-            "confidence": float(p[best]),
-            "evidence": f"llm pairwise: P({u}->{v})={p[best]:.2f}, P(no edge)={p[2]:.2f}",
-        }))
-    return edges
+        ev = f"llm pairwise: P({a}->{b})={p[0]:.2f}, P({b}->{a})={p[1]:.2f}, P(no edge)={p[2]:.2f}"
+        decider.decide(a, b, _orientation(p), ev, edges, undecided)
+    return edges, undecided
 
 
-def causal_order(variables: Sequence[str], asker: _Asker, progress: bool = False) -> list[str]:
+def causal_order(variables: Sequence[str], asker: Asker, progress: bool = False) -> list[str]:
     """Sort variables cause-first by merge sort over order-invariant pairwise comparisons.
 
     Returns:
@@ -199,18 +144,18 @@ def causal_order(variables: Sequence[str], asker: _Asker, progress: bool = False
     return order
 
 
-def _ordering(variables: list[str], asker: _Asker, progress: bool) -> list[tuple[str, str, dict]]:
-    order = causal_order(variables, asker, progress)
-    edges = []
-    for i, target in enumerate(tqdm(order, desc="parents", disable=not progress, leave=False)):
+def _ordering(variables: list[str], asker: Asker, decider: _Decider, show: bool) -> tuple[list, list]:
+    order = causal_order(variables, asker, show)
+    edges: list = []
+    undecided: list = []
+    for i, target in enumerate(tqdm(order, desc="parents", disable=not show, leave=False)):
         earlier = order[:i]
         for start in range(0, len(earlier), MAX_CANDIDATES):
             cands = earlier[start:start + MAX_CANDIDATES]
             k = len(cands)
             p_fwd_prompt, labels = parents_prompt(target, cands, asker.descriptions)
             p_fwd = asker.choose(p_fwd_prompt, labels)
-            rev = cands[::-1]
-            p_rev_prompt, _ = parents_prompt(target, rev, asker.descriptions)
+            p_rev_prompt, _ = parents_prompt(target, cands[::-1], asker.descriptions)
             p_rev = asker.choose(p_rev_prompt, labels)
             p = (p_fwd[:k] + p_rev[:k][::-1]) / 2.0
             p_none = (p_fwd[k] + p_rev[k]) / 2.0
@@ -218,34 +163,84 @@ def _ordering(variables: list[str], asker: _Asker, progress: bool) -> list[tuple
                 continue
             for c, pc in zip(cands, p):
                 if pc >= 1.0 / (k + 1):  # above the uniform share: a plausible direct cause
-                    conf = float(pc / (pc + p_none))
-                    edges.append((c, target, {
-                        "confidence": conf,
-                        "evidence": f"llm ordering: {c} before {target}; P(direct cause)={pc:.2f}, P(none)={p_none:.2f}",
-                    }))
-    return edges
+                    # the direction is the pair's own (measured) forced choice, both orders
+                    p_dir = float(asker.pair(c, target)[0])
+                    ev = (f"llm ordering: P({c} directly causes {target})={pc:.2f}, P(none)={p_none:.2f}; "
+                          f"pair P({c}->{target})={p_dir:.2f}")
+                    decider.decide(c, target, p_dir, ev, edges, undecided)
+    return edges, undecided
 
 
-def _hybrid(
-    variables: list[str], data: pd.DataFrame, asker: _Asker, progress: bool, alpha: float, max_cond: int
-) -> list[tuple[str, str, dict]]:
-    skel, _, colliders = skeleton(data[variables], alpha=alpha, max_cond=max_cond)
-    edges = []
-    for a, b in tqdm(sorted(tuple(sorted(e)) for e in skel.edges), desc="orienting", disable=not progress, leave=False):
+def _hybrid(variables: list[str], data: pd.DataFrame, asker: Asker, decider: _Decider, show: bool,
+            skel: Any, colliders: set) -> tuple[list, list]:
+    edges: list = []
+    undecided: list = []
+    for a, b in tqdm(sorted(tuple(sorted(e)) for e in skel.edges), desc="orienting", disable=not show, leave=False):
         pdep = skel.edges[a, b]["p_max"]
         data_dir = (a, b) if (a, b) in colliders else (b, a) if (b, a) in colliders else None
-        p = asker.pair(a, b)
-        if data_dir is not None:
+        if data_dir is not None:  # the data orient it: no question to the LLM
             u, v = data_dir
-            conf = float(p[0] if (u, v) == (a, b) else p[1])
-            ev = f"data: adjacent (p<={pdep:.2g}), oriented as a collider; llm P({u}->{v})={conf:.2f}"
-            conf = max(conf, 0.5)  # the data's orientation is not less reliable than a coin
-        else:
-            u, v = (a, b) if p[0] >= p[1] else (b, a)
-            conf = float(max(p[0], p[1]))
-            ev = f"data: adjacent (p<={pdep:.2g}); llm orientation P({u}->{v})={conf:.2f}"
-        edges.append((u, v, {"confidence": conf, "evidence": ev}))
-    return edges
+            edges.append((u, v, {"confidence": DATA_CONFIDENCE,
+                                 "evidence": f"data: adjacent (p<={pdep:.2g}), oriented as a collider"}))
+            continue
+        p = asker.pair(a, b)
+        decider.decide(a, b, float(p[0]), f"data: adjacent (p<={pdep:.2g}); llm P({a}->{b})={p[0]:.2f}",
+                       edges, undecided)
+    return edges, undecided
+
+
+# --------------------------------------------------------------------------- cost
+def count_questions(n: int, strategy: str, adjacent: int | None = None) -> int:
+    """Predicted LLM questions of a proposal over ``n`` variables (before any answer is known).
+
+    ``pairwise``: two per pair (exact). ``ordering``: two per merge-sort comparison (at most
+    ``n*ceil(log2 n) - 2**ceil(log2 n) + 1``), two per block of 20 candidate parents, and two per
+    proposed parent for its direction, predicted at two parents per variable (a model that proposes
+    more asks more: the embedded one asked 238 on the 20-variable child network, predicted 256).
+    ``hybrid``: two per adjacent pair of the data's skeleton (``adjacent``; all pairs when unknown).
+
+    Returns:
+        the number of questions.
+
+    Example:
+        >>> count_questions(3, "pairwise"), count_questions(200, "pairwise"), count_questions(200, "ordering")
+        (6, 39800, 5670)
+    """
+    if strategy == "pairwise":
+        return n * (n - 1)
+    if strategy == "hybrid":
+        return 2 * (adjacent if adjacent is not None else n * (n - 1) // 2)
+    depth = math.ceil(math.log2(n)) if n > 1 else 0
+    comparisons = max(0, n * depth - 2 ** depth + 1)
+    blocks = sum(math.ceil(i / MAX_CANDIDATES) for i in range(1, n))
+    return 2 * comparisons + 2 * blocks + 4 * n
+
+
+def propose_cost(n_variables: int, llm: Any = None, strategy: str = "pairwise", adjacent: int | None = None,
+                 judge_questions: int = 0) -> Cost:
+    """The predicted cost of :func:`propose_graph`: questions and seconds on this machine.
+
+    Returns:
+        a :class:`explain.budget.Cost` (``passes`` counts questions).
+
+    Example:
+        >>> from causal.llm import ReplayBackend
+        >>> c = propose_cost(200, ReplayBackend({}), "pairwise")
+        >>> c.passes, c.cheaper
+        (39800, 'use strategy="ordering" (5,670 questions)')
+    """
+    backend = get_backend(llm)
+    q = count_questions(n_variables, strategy, adjacent) + judge_questions
+    what = f"proposing a graph over {n_variables} variables ({strategy}"
+    what += f", plus measuring the judge on Tübingen pairs)" if judge_questions else ")"
+    cheaper = ""
+    if strategy == "pairwise" and n_variables > 3:
+        cheaper = f'use strategy="ordering" ({count_questions(n_variables, "ordering"):,} questions)'
+    elif judge_questions:
+        cheaper = "measure the judge once with causal.evaluate_judge(llm) (it is cached), or pass judge="
+    else:
+        cheaper = "propose over fewer variables"
+    return Cost(what, seconds=q * seconds_per_question(backend), passes=q, unit="questions", cheaper=cheaper)
 
 
 # --------------------------------------------------------------------------- entry
@@ -255,31 +250,66 @@ def propose_graph(
     descriptions: Mapping[str, str] | None = None,
     data: pd.DataFrame | None = None,
     strategy: str = "auto",
-    progress: bool = True,
+    progress: bool | None = None,
     alpha: float = 0.05,
     max_cond: int = 2,
+    judge: Any = None,
+    threshold: float = COMMIT_THRESHOLD,
+    max_seconds: float | None = None,
+    announce: Callable[[Cost], Any] | None = None,
+    data_method: str = "pc",
 ) -> ProposedGraph:
-    """Propose a causal DAG over ``variables``.
+    """Propose a causal DAG over ``variables``, committing only the orientations the judge knows.
+
+    Every orientation the LLM gives is calibrated against its judge's measured accuracy on the
+    Tübingen pairs (:func:`causal.evaluate_judge`): the pair probability is shrunk toward 0.5 by
+    the judge's skill (lower 95% bound), so a coin-flip judge cannot produce 0.9. An edge is
+    committed (drawn as an arrow) only when the calibrated probability reaches ``threshold``; the
+    other pairs go to ``.undecided``. Data-oriented edges (colliders) need no judge.
 
     Args:
-        variables: distinct names (with ``data``, exactly its column names).
+        variables: a list of distinct names (with ``data``, exactly its column names).
         llm: ``None`` (embedded model), a backend spec string or a backend object.
         descriptions: optional ``{variable: description}`` added to every prompt.
         data: optional table; with it ``"auto"`` runs the hybrid (data skeleton, LLM orientation),
             and ``"pairwise"``/``"ordering"`` drop LLM edges between independent variables.
         strategy: ``"auto"`` (hybrid with data, else pairwise up to 12 variables, else ordering),
             ``"pairwise"``, ``"ordering"`` or ``"hybrid"``.
-        progress: show a progress bar.
+        progress: show a progress bar (``None``: when interactive and long).
         alpha, max_cond: significance level and largest conditioning set of the data's tests.
+        judge: ``None``: the backend's known figure (cached or shipped), measured now when none
+            exists (its questions count in the cost); a :class:`causal.judge.JudgeResult`; or
+            ``False`` for the model's own, uncalibrated probabilities (the result says so).
+        threshold: calibrated probability a committed orientation needs (default 0.75).
+        max_seconds: refuse, in one line, a proposal predicted to take longer (default 300 s).
+        announce: called with the predicted :class:`explain.budget.Cost` before any question is
+            asked (the CLI prints it; see also :func:`propose_cost`).
+        data_method: the hybrid's data part: ``"pc"`` (causal-learn's PC; the LLM orients only
+            what the data leave unoriented, and its confident arrows go back into PC as background
+            knowledge) or ``"skeleton"`` (whylm's own PC-style skeleton and colliders).
 
     Returns:
-        a :class:`ProposedGraph`; ``.graph`` is always acyclic.
+        a :class:`ProposedGraph`; ``.graph`` (committed edges) is always acyclic, ``.undecided``
+        holds the pairs the judge could not orient, ``.judge`` the figure used.
 
     Example:
-        >>> g = propose_graph(["altitude", "temperature"], llm="replay:answers.json")  # doctest: +SKIP
-        >>> g.graph.edges(data=True)                                                   # doctest: +SKIP
+        >>> from causal.judge import JudgeResult
+        >>> from causal.llm import ReplayBackend
+        >>> llm = ReplayBackend({pair_prompt("rain", "wet", none_option=True): "A",
+        ...                      pair_prompt("wet", "rain", none_option=True): "B"})
+        >>> strong = JudgeResult(llm="replay:dict", accuracy=0.95, ci_low=0.9, ci_high=0.98, n=108)
+        >>> g = propose_graph(["rain", "wet"], llm=llm, judge=strong)
+        >>> list(g.graph.edges(data="confidence")), g.undecided
+        ([('rain', 'wet', 0.9)], [])
+        >>> coin = JudgeResult(llm="replay:dict", accuracy=0.53, ci_low=0.43, ci_high=0.62, n=108)
+        >>> g = propose_graph(["rain", "wet"], llm=llm, judge=coin)
+        >>> list(g.graph.edges), [(a, b, d["p"]) for a, b, d in g.undecided]
+        ([], [('rain', 'wet', 0.5)])
     """
     t0 = time.perf_counter()
+    if isinstance(variables, (str, bytes)) or not isinstance(variables, Iterable):
+        raise CausalError(f"variables must be a list of names, got {type(variables).__name__} {str(variables)[:40]!r}"
+                          + (f" (did you mean [{str(variables)[:40]!r}, ...]?)" if isinstance(variables, str) else ""))
     variables = [str(v) for v in variables]
     if len(variables) < 2:
         raise CausalError("need at least two variables")
@@ -300,19 +330,56 @@ def propose_graph(
         validate_data(data[variables], allow_categorical=True)
     if strategy not in {"auto", "pairwise", "ordering", "hybrid"}:
         raise CausalError(f"unknown strategy '{strategy}': use auto, pairwise, ordering or hybrid")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.5 < threshold <= 1:
+        raise CausalError(f"threshold must be a probability in (0.5, 1], got {threshold!r}")
     if strategy == "auto":
         strategy = "hybrid" if data is not None else ("pairwise" if len(variables) <= 12 else "ordering")
     if strategy == "hybrid" and data is None:
         raise CausalError("strategy 'hybrid' needs data")
+    if data_method not in ("pc", "skeleton"):
+        raise CausalError(f"unknown data_method '{data_method}': use pc or skeleton")
     backend = get_backend(llm)
-    asker = _Asker(backend, descriptions)
-    flagged: list[tuple[str, str, dict]] = []
-    if strategy == "hybrid":
-        edges = _hybrid(variables, data, asker, progress, alpha, max_cond)
+    if judge is None:
+        judge = known_judge(backend)
+        measure = judge is None
+    elif judge is False:
+        measure = False
+        judge = None
+    elif isinstance(judge, JudgeResult):
+        measure = False
     else:
-        edges = _pairwise(variables, asker, progress) if strategy == "pairwise" else _ordering(variables, asker, progress)
+        raise CausalError(f"judge must be None, False or a JudgeResult, got {type(judge).__name__}")
+    skel = sepsets = colliders = None
+    if data is not None:
+        skel, sepsets, colliders = skeleton(data[variables], alpha=alpha, max_cond=max_cond)
+    adjacent = skel.number_of_edges() if strategy == "hybrid" else None
+    cost = check_budget(propose_cost(len(variables), backend, strategy, adjacent,
+                                     judge_questions=judge_cost(backend).passes if measure else 0), max_seconds)
+    if announce is not None:
+        announce(cost)
+    show = want_progress(progress, cost.seconds)
+    if measure:
+        try:
+            judge = evaluate_judge(backend, progress=show, max_seconds=max_seconds)
+        except CausalError as exc:
+            raise CausalError(f"cannot measure {backend_label(backend)} as a judge on the Tübingen pairs "
+                              f"({exc}): pass judge= a JudgeResult, or judge=False (--no-judge) for "
+                              "uncalibrated probabilities") from None
+    decider = _Decider(judge, float(threshold))
+    asker = Asker(backend, descriptions)
+    flagged: list[tuple[str, str, dict]] = []
+    if strategy == "hybrid" and data_method == "pc":
+        def orient(a: str, b: str) -> tuple[float, float, str]:
+            p_raw = float(asker.pair(a, b)[0])
+            return decider.calibrate(p_raw), p_raw, f"llm P({a}->{b})={p_raw:.2f}"
+
+        edges, undecided = pc_hybrid(data[variables], orient, decider.threshold, alpha, max_cond, DATA_CONFIDENCE)
+    elif strategy == "hybrid":
+        edges, undecided = _hybrid(variables, data, asker, decider, show, skel, colliders)
+    else:
+        run = _pairwise if strategy == "pairwise" else _ordering
+        edges, undecided = run(variables, asker, decider, show)
         if data is not None:
-            skel, sepsets, _ = skeleton(data[variables], alpha=alpha, max_cond=max_cond)
             kept = []
             for u, v, d in edges:
                 if skel.has_edge(u, v):
@@ -322,16 +389,24 @@ def propose_graph(
                     flagged.append((u, v, dict(d, reason="independent in data",
                                                separating_set=list(sep), p_value=_indep_p(data, u, v, sep))))
             edges = kept
+            undecided = [(a, b, d) for a, b, d in undecided if skel.has_edge(a, b)]
     graph, dropped = to_dag(edges, variables)
     return ProposedGraph(
         graph=graph,
+        undecided=undecided,
         dropped=dropped,
         flagged=flagged,
         queries=asker.queries,
         strategy=strategy,
         llm=backend_label(backend),
         seconds=time.perf_counter() - t0,
+        judge=_without_answers(judge),
+        threshold=float(threshold),
     )
+
+
+def _without_answers(judge: JudgeResult | None) -> JudgeResult | None:
+    return None if judge is None else replace(judge, answers=[])
 
 
 def _indep_p(data: pd.DataFrame, u: str, v: str, sep: Sequence[str]) -> float:

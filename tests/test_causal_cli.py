@@ -73,13 +73,13 @@ def test_propose_with_replay_backend(files, capsys):
     rec.write_text(json.dumps(answers))
     out = tmp / "g.json"
     code = _run(["causal", "propose", "x", "y", "z", "--llm", f"replay:{rec}", "--out", str(out),
-                 "--json", str(tmp / "full.json"), "--no-progress"])
+                 "--json", str(tmp / "full.json"), "--no-progress", "--no-judge"])
     assert code == 0
     from causal.graph import load_graph
 
     assert set(load_graph(out).edges) == {("z", "x"), ("z", "y"), ("x", "y")}
     gml = tmp / "g.gml"
-    _run(["causal", "propose", "x", "y", "z", "--llm", f"replay:{rec}", "--out", str(gml), "--no-progress"])
+    _run(["causal", "propose", "x", "y", "z", "--llm", f"replay:{rec}", "--out", str(gml), "--no-progress", "--no-judge"])
     assert set(load_graph(gml).edges) == {("z", "x"), ("z", "y"), ("x", "y")}
     # the check accepts the proposed graph file directly
     assert _run(["causal", "check", str(out), str(csv)]) == 0

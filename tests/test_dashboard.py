@@ -380,6 +380,8 @@ def test_causal_propose_check_effect_on_tiny_model(data_dir, models):
     at.radio(key="cz_backend").set_value("Local model folder").run()
     assert at.selectbox(key="cz_folder").options == [Path(models).name]
     at.selectbox(key="cz_folder").set_value(models)
+    at.selectbox(key="cz_judge").set_value("none: the model's own probabilities")  # a random model
+    at.number_input(key="cz_threshold").set_value(0.51)
     at.run()
     at.button(key="cz_propose").click().run()
     no_traceback(at)

@@ -22,9 +22,10 @@ from explain.errors import WhylmError
 KIND = "causal"
 STATE = "cz_state"
 STRATEGIES = ("auto", "pairwise", "ordering", "hybrid")
+JUDGE_CHOICES = ("measured accuracy (recommended)", "none: the model's own probabilities")
 TESTS = ("auto", "fisher_z", "chi2", "mixed", "kernel")
 EXAMPLE = "smoking: cigarettes per day\ntar deposits: tar in the lungs\nlung cancer"
-INPUT_KEYS = ("cz_vars", *llm_picker.input_keys("cz"), "cz_strategy", "cz_use_data", "cz_test",
+INPUT_KEYS = ("cz_vars", *llm_picker.input_keys("cz"), "cz_strategy", "cz_judge", "cz_threshold", "cz_use_data", "cz_test",
     "cz_alpha", "cz_treatment", "cz_outcome")
 
 
@@ -76,6 +77,10 @@ def _apply_reopen() -> None:
     llm_picker.restore(inp, "cz")
     if inp.get("strategy") in STRATEGIES:
         st.session_state["cz_strategy"] = inp["strategy"]
+    if inp.get("judge") in JUDGE_CHOICES:
+        st.session_state["cz_judge"] = inp["judge"]
+    if isinstance(inp.get("threshold"), (int, float)):
+        st.session_state["cz_threshold"] = float(inp["threshold"])
     check_dict, effect_dict = run.result.get("check") or None, run.result.get("effect") or None
     st.session_state[STATE] = {
         "inputs": inp, "graph": json.dumps(run.result.get("graph", {})), "run_id": run.id,
@@ -113,7 +118,10 @@ def _propose(inputs: dict[str, Any], df: Any) -> dict[str, Any]:
         llm, label = llm_picker.make_llm(inputs)
         bar.progress(0.2, text=f"Asking {label} about {len(names)} variables…")
         graph = propose_graph(names, llm=llm, descriptions=descriptions or None, data=df,
-                              strategy=inputs["strategy"], progress=False)
+                              strategy=inputs["strategy"], progress=False,
+                              judge=None if inputs.get("judge", JUDGE_CHOICES[0]) == JUDGE_CHOICES[0] else False,
+                              threshold=float(inputs.get("threshold", 0.75)),
+                              announce=lambda cost: bar.progress(0.3, text=f"{cost.summary()}…"))
     return {"graph": graph.to_json(), "label": label, "variables": names}
 
 
@@ -131,6 +139,14 @@ def render() -> None:
                             help="auto: pairwise questions up to 12 variables, else a causal order; "
                                  "hybrid (needs data): skeleton from data, directions from the LLM.")
     picked = llm_picker.pick_llm(c1, c2, "cz")
+    judge = c2.selectbox("Calibrate against", JUDGE_CHOICES, key="cz_judge",
+                         help="Arrows are committed only where the model's answer, shrunk by its measured "
+                              "accuracy on 106 Tübingen cause-effect pairs, is confident; the rest are drawn "
+                              "as dashed undecided pairs. A model not measured before is measured once "
+                              "(about 200 questions, then cached); the embedded model's figure ships with whylm.")
+    st.session_state.setdefault("cz_threshold", 0.75)
+    threshold = c2.number_input("Commit an arrow at (calibrated probability)", min_value=0.51, max_value=1.0,
+                                step=0.05, key="cz_threshold")
 
     uploaded = st.file_uploader("Data (CSV, one column per variable) — to check the graph and "
                                 "estimate effects", type=["csv"], key="cz_csv")
@@ -138,7 +154,7 @@ def render() -> None:
                            key="cz_use_data")
     if st.button("Propose graph", type="primary", key="cz_propose"):
         inputs = {"variables_text": text, "variables": parse_variables(text)[0], **picked,
-                  "strategy": strategy}
+                  "strategy": strategy, "judge": judge, "threshold": float(threshold)}
         df = run_safely("Reading the CSV", read_csv, uploaded) if use_data else None
         if df is not None or not use_data:
             out = run_safely("Propose", _propose, inputs, df)
@@ -168,6 +184,12 @@ def _show(state: dict[str, Any], uploaded: Any) -> None:
     run_id = state.get("run_id")
     st.subheader("Proposed graph" + (f" · run {run_id}" if run_id else ""))
     check = state.get("check")
+    judge_words = pg.judge_in_words()
+    judge_words = judge_words[0].upper() + judge_words[1:] + "."
+    if pg.judge is None or pg.judge.is_guessing:
+        st.warning(judge_words)
+    else:
+        st.info(judge_words)
     st.plotly_chart(pg.figure(check=check), key="cz_graph", width="stretch")
     edges = list(pg.graph.edges(data=True))
     if edges:
@@ -177,8 +199,21 @@ def _show(state: dict[str, Any], uploaded: Any) -> None:
              "evidence": [str(d.get("evidence", "")) for _, _, d in edges]},
             hide_index=True, width="stretch",
         )
+    elif pg.undecided:
+        st.info("No arrow committed: the judge could not orient any pair confidently enough "
+                f"(calibrated probability {pg.threshold:.2f} needed). The dashed lines are pairs the "
+                "model thinks are linked, direction unknown.")
     else:
         st.info("The LLM proposed no edges.")
+    if pg.undecided:
+        st.caption("Undecided pairs (dashed, no direction): P(first → second) after calibration "
+                   "against the judge's measured accuracy, and the model's own answer.")
+        st.dataframe(
+            {"first": [a for a, _, _ in pg.undecided], "second": [b for _, b, _ in pg.undecided],
+             "P(first → second)": [float(d.get("p", float("nan"))) for _, _, d in pg.undecided],
+             "model's own P": [float(d.get("p_raw", float("nan"))) for _, _, d in pg.undecided]},
+            hide_index=True, width="stretch",
+        )
     with st.expander("Summary (dropped and flagged edges)"):
         st.code(pg.summary(), language=None, wrap_lines=True)
     d1, d2 = st.columns(2)
