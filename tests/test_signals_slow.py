@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explain.consistency import embed
+from explain.signals.consistency import embed
 from explain.signals import signals
 
 pytestmark = pytest.mark.slow
