@@ -171,7 +171,7 @@ class Calibration(Result):
                     raise ExplainError(f"calibration case {name!r}: features and coefficients differ in length")
             return cls(model=str(d.get("model", "")), cases=cases, notes=list(d.get("notes", [])),
                        thresholds=tuple(d.get("thresholds", VERDICT_THRESHOLDS)))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ExplainError(f"not a whylm signals calibration ({type(exc).__name__}: {exc})") from None
 
     def summary(self) -> str:
