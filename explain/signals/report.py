@@ -119,7 +119,12 @@ class SignalReport(Result):
 
     # ------------------------------------------------------------------ serialising
     def to_dict(self) -> dict[str, Any]:
-        """Returns: a JSON-ready dict (arrays as lists, NaN as None); inverse of :meth:`from_dict`."""
+        """Returns: a JSON-ready dict (arrays as lists, NaN as None); inverse of :meth:`from_dict`.
+
+        Example:
+            >>> _demo().to_dict()["token_signals"]
+            {'neg_logprob': [0.69, 0.1]}
+        """
         docs = score_docs()
         out: dict[str, Any] = {
             "prompt": self.prompt, "context": self.context, "response": self.response,
@@ -143,6 +148,10 @@ class SignalReport(Result):
 
         Returns:
             a :class:`SignalReport`.
+
+        Example:
+            >>> SignalReport.from_dict(_demo().to_dict()).risk
+            0.8
         """
 
         def arr(name: str, dtype: Any = np.float32) -> np.ndarray | None:
@@ -175,6 +184,10 @@ class SignalReport(Result):
 
         Returns:
             the text.
+
+        Example:
+            >>> _demo().summary().splitlines()[0]
+            'Verdict: likely hallucinated (risk 0.80 that the answer is not supported; supported below 0.3, likely hallucinated from 0.7).'
         """
         lo, hi = VERDICT_THRESHOLDS
         if self.risk is None:
@@ -199,13 +212,22 @@ class SignalReport(Result):
         Returns:
             the calibration applied to each token alone when the report is calibrated, else
             1 - p(token) (with the context when one was given); float array (m,).
+
+        Example:
+            >>> _demo().token_risk().round(2).tolist()
+            [0.5, 0.1]
         """
         if self.token_risk_calibrated is not None:
             return np.asarray(self.token_risk_calibrated, dtype=float)
         return 1.0 - np.exp(np.asarray(self.token_logprob, dtype=float))
 
     def views(self) -> list[str]:
-        """Returns: the names :meth:`html` accepts for this report: ``"risk"`` then every token signal."""
+        """Returns: the names :meth:`html` accepts for this report: ``"risk"`` then every token signal.
+
+        Example:
+            >>> _demo().views()
+            ['risk', 'neg_logprob']
+        """
         return ["risk", *self.token_signals]
 
     def _tooltips(self) -> list[str]:
@@ -227,6 +249,10 @@ class SignalReport(Result):
 
         Returns:
             an escaped ``<div>`` string.
+
+        Example:
+            >>> _demo().token_html("neg_logprob").count("whylm-tok")
+            2
         """
         signal = VIEW_ALIASES.get(signal, signal)
         tips = self._tooltips()
@@ -251,6 +277,10 @@ class SignalReport(Result):
 
         Returns:
             an escaped ``<div>`` string safe to embed in a page.
+
+        Example:
+            >>> "likely hallucinated</b>: risk 0.80" in _demo().html()
+            True
         """
         body = self.token_html(signal)
         if self.risk is None:
@@ -280,6 +310,10 @@ class SignalReport(Result):
 
         Returns:
             a ``plotly.graph_objects.Figure``.
+
+        Example:
+            >>> _demo().figure().data[0].y
+            ('risk', 'surprise (-log p)')
         """
         import plotly.graph_objects as go
 
@@ -311,6 +345,16 @@ class SignalReport(Result):
 
     def _repr_html_(self) -> str:
         return self.html()
+
+
+def _demo() -> SignalReport:
+    """A two-token report for the docstring examples."""
+    return SignalReport(prompt="Q?", response="A.", tokens=["A", "."], token_ids=[5, 6],
+                        token_logprob=np.log(np.array([0.5, 0.9], dtype=np.float32)),
+                        token_entropy=np.ones(2, np.float32), token_margin=np.ones(2, np.float32),
+                        scores={"mean_neg_logprob": 0.4}, sentences=[SentenceSignals("A.", 0, 2, risk=0.8,
+                                                                                     verdict="likely hallucinated")],
+                        token_signals={"neg_logprob": np.array([0.69, 0.1])}, risk=0.8, verdict="likely hallucinated")
 
 
 def _label(name: str) -> str:
