@@ -149,7 +149,7 @@ def score(lm: Any, items: list[dict[str, Any]], with_context: bool, progress: bo
             length.append(len(rep.tokens))
             raw.append(rep.scores)
     return dict(risk=np.array(risk), y=np.array(y), pair=np.array(pair), length=np.array(length, float),
-                seconds=np.array(seconds), raw=raw)
+                seconds=np.array(seconds), raw=raw, note=rep.risk_note)
 
 
 def evaluate(name: str, res: dict[str, Any], len_fn: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -166,6 +166,9 @@ def evaluate(name: str, res: dict[str, Any], len_fn: Any, args: argparse.Namespa
     }
     out: dict[str, Any] = {"pairs": int(len(y) // 2), "length_matched_pairs": int(len(matched_pairs)),
                            "seconds_per_answer": float(res["seconds"].mean()), "rows": {}}
+    if not np.isfinite(res["risk"]).any():
+        out["risk_note"] = res["note"]
+        predictors.pop("whylm risk")
     for subset, mask in subsets.items():
         for label, p in predictors.items():
             ok = mask & np.isfinite(p)
@@ -191,6 +194,8 @@ def markdown(title: str, ev: dict[str, Any]) -> str:
         verdict = (f"{r['coverage']:.2f} / {r['accuracy_decided']:.3f}" if "coverage" in r else "")
         lines.append(f"| {subset} | {label} | {cell('auroc')} | {cell('brier')} | {cell('ece')} | "
                      f"{cell('accuracy')} | {verdict} |")
+    if "risk_note" in ev:
+        lines.append(f"| all | whylm risk | none: {ev['risk_note']} | | | | |")
     raw = ", ".join(f"{k} {v:.3f}" for k, v in ev["raw_auroc"].items())
     lines += ["", f"Raw score AUROCs (> 0.5 = points the documented way): {raw}."]
     return "\n".join(lines)

@@ -147,7 +147,7 @@ def test_html_is_escaped_and_figure_has_rows(tiny_lm):
     assert "<img" not in rep.html(signal="contrast")
     fig = rep.figure()
     assert fig.data[0].type == "heatmap"
-    assert list(rep.token_signals) == ["neg_logprob", "entropy", "low_confidence", "low_margin", "ungrounded"]
+    assert list(rep.token_signals) == ["neg_logprob", "entropy", "ungrounded"]
     assert len(fig.data[0].y) == 1 + len(rep.token_signals)  # risk, then one row per signal
     # absolute scale: -log p is drawn against 10 nats in every answer, not scaled per row
     np.testing.assert_allclose(fig.data[0].z[1], np.clip(-rep.token_logprob.astype(float) / 10.0, 0, 1), atol=1e-6)

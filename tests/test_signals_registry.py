@@ -53,7 +53,7 @@ def test_custom_signal_reaches_report_json_and_html(tiny_lm, double_surprise):
 
 def test_builtin_signals_are_registered_the_same_way(tiny_lm):
     rep = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False, context_share=False)
-    assert set(rep.token_signals) == {"neg_logprob", "entropy", "low_confidence", "low_margin", "ungrounded"}
+    assert set(rep.token_signals) == {"neg_logprob", "entropy", "ungrounded"}
     assert set(rep.token_signals) <= set(SIGNALS)
     np.testing.assert_allclose(rep.token_signals["neg_logprob"], -rep.token_logprob, atol=1e-6)
     np.testing.assert_allclose(rep.token_signals["ungrounded"], -rep.token_context_contrast, atol=1e-6)

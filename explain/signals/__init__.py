@@ -10,7 +10,7 @@
 
 Example:
     >>> sorted(SIGNALS)[:3]
-    ['context_unused', 'entropy', 'low_confidence']
+    ['context_unused', 'entropy', 'neg_logprob']
     >>> "ungrounded_max" in SCORE_DOCS
     True
 """

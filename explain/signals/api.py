@@ -197,9 +197,13 @@ def signals(
         risk = cal.predict(scores, has_context)
         if risk is None:
             case = cal.case(has_context)
-            risk_note = (f"the calibration for {cal.model} has no case "
-                         f"{'with' if has_context else 'without'} a context" if case is None else
-                         f"the calibration needs scores this report lacks: {', '.join(case.features)}")
+            if case is None:
+                name = "context" if has_context else "no_context"
+                why = next((n.split(": ", 1)[1] for n in cal.notes if n.startswith(f"case skipped, {name}:")), "")
+                risk_note = (f"the calibration for {cal.model} has no case {'with' if has_context else 'without'} "
+                             "a context" + (f" ({why})" if why else "") + ": risk is not computed")
+            else:
+                risk_note = f"the calibration needs scores this report lacks: {', '.join(case.features)}"
         else:
             risk_note = f"calibrated for {cal.model} ({'context' if has_context else 'no_context'} case)"
             if cal.model and cal.model != getattr(lm, "name", cal.model):

@@ -58,8 +58,7 @@ SHIPPED = Path(__file__).with_name("calibration")
 CANDIDATES = {
     "context": ["ungrounded_max", "ungrounded", "ungrounded_fraction", "mean_neg_logprob", "max_neg_logprob",
                 "mean_entropy"],
-    "no_context": ["mean_neg_logprob", "max_neg_logprob", "mean_entropy", "mean_one_minus_max_prob",
-                   "mean_one_minus_margin"],
+    "no_context": ["mean_neg_logprob", "max_neg_logprob", "mean_entropy"],
 }
 """The scores each case's model may use; a score whose dev AUROC is below 0.5 (pointing the wrong
 way) is dropped when fitting."""

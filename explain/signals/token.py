@@ -1,7 +1,10 @@
 """Built-in token-level signals from the model's own next-token distributions.
 
 Each is registered with :func:`~explain.signals.registry.register_signal` exactly like a user's
-signal; values are oriented so that higher = more suspicious.
+signal; values are oriented so that higher = more suspicious. ``1 - top-1 probability`` and
+``1 - margin`` are not registered: on the HaluEval dev split they rate right answers as more
+suspicious than hallucinated ones (issue 10; AUROC below 0.5), so they are not shown as risk
+signals (``SignalReport.token_margin`` still holds the raw margin).
 
 Example:
     >>> import numpy as np
@@ -9,6 +12,8 @@ Example:
     >>> ctx = SignalContext(tokens=["a", "b"], token_ids=[1, 2], token_logprob=np.log([0.5, 0.25]),
     ...                     token_entropy=np.array([0.1, 0.2]), token_margin=np.array([0.3, 0.9]),
     ...                     token_top1=np.array([0.5, 0.95]))
+    >>> entropy(ctx).tolist()
+    [0.1, 0.2]
     >>> np.round(neg_logprob(ctx), 3).tolist()
     [0.693, 1.386]
 """
@@ -43,25 +48,3 @@ def neg_logprob(ctx: SignalContext) -> np.ndarray:
 def entropy(ctx: SignalContext) -> np.ndarray:
     """Returns: the next-token entropy per token (nats)."""
     return np.asarray(ctx.token_entropy, dtype=np.float64)
-
-
-@register_signal(
-    "low_confidence", label="low top-1 probability", scale=1.0,
-    doc="[0, 1]: 1 - the top-1 probability of the next-token distribution (max-softmax baseline)",
-    aggregate={"mean_one_minus_max_prob": "mean"},
-    score_docs={"mean_one_minus_max_prob": "[0, 1]: 1 - mean top-1 probability (max-softmax-probability baseline)"},
-)
-def low_confidence(ctx: SignalContext) -> np.ndarray:
-    """Returns: 1 - top-1 probability per token."""
-    return 1.0 - np.asarray(ctx.token_top1, dtype=np.float64)
-
-
-@register_signal(
-    "low_margin", label="close call (1 - margin)", scale=1.0,
-    doc="[0, 1]: 1 - (top-1 minus top-2 probability): the model nearly chose another token",
-    aggregate={"mean_one_minus_margin": "mean"},
-    score_docs={"mean_one_minus_margin": "[0, 1]: 1 - mean (top-1 minus top-2 probability)"},
-)
-def low_margin(ctx: SignalContext) -> np.ndarray:
-    """Returns: 1 - margin per token."""
-    return 1.0 - np.asarray(ctx.token_margin, dtype=np.float64)
