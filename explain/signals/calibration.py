@@ -119,7 +119,13 @@ class Case:
     directions: dict[str, float] = field(default_factory=dict)
 
     def predict(self, scores: Mapping[str, float]) -> float | None:
-        """Returns: the risk for one score dict, or None when a feature is missing or not finite."""
+        """Returns: the risk for one score dict, or None when a feature is missing or not finite.
+
+        Example:
+            >>> c = Case(["s"], [2.0], 0.0, [0.0], [1.0])
+            >>> round(c.predict({"s": 1.0}), 4), c.predict({})
+            (0.8808, None)
+        """
         x = []
         for name in self.features:
             v = scores.get(name)
@@ -147,7 +153,12 @@ class Calibration(Result):
     thresholds: tuple[float, float] = VERDICT_THRESHOLDS
 
     def case(self, has_context: bool) -> Case | None:
-        """Returns: the case that applies, or None when this calibration has none for it."""
+        """Returns: the case that applies, or None when this calibration has none for it.
+
+        Example:
+            >>> Calibration("m", {"context": Case(["s"], [1.0], 0.0, [0.0], [1.0])}).case(False) is None
+            True
+        """
         return self.cases.get("context" if has_context else "no_context")
 
     def predict(self, scores: Mapping[str, float], has_context: bool) -> float | None:
@@ -174,7 +185,12 @@ class Calibration(Result):
             raise ExplainError(f"not a whylm signals calibration ({type(exc).__name__}: {exc})") from None
 
     def summary(self) -> str:
-        """Returns: one sentence per case: features, data and dev metrics."""
+        """Returns: one sentence per case: features, data and dev metrics.
+
+        Example:
+            >>> Calibration("m", {}).summary()
+            'Calibration for m.'
+        """
         lines = [f"Calibration for {self.model}."]
         for name, c in self.cases.items():
             m = c.metrics
