@@ -1,36 +1,29 @@
-"""Hallucination-signal benchmark: can whylm's scores tell a right answer from a made-up one?
+"""Hallucination benchmark: is whylm's calibrated risk right, and is it calibrated?
 
-Two pair sets from ``../shared/data`` (see its README), each split in half: the first half is the
-*dev* split (where the score choices below were made), the second half the *test* split (reported;
-nothing was tuned on it).
+Data (``../shared/data``, see its README), each set split in half by position: the first half is
+the *dev* split (the shipped calibration was fitted there, ``--fit-calibration``), the second half
+the *test* split (reported here; nothing was tuned on it).
 
-- **HaluEval QA** (500 items): knowledge passage, question, a right and a hallucinated answer. Each
-  answer is scored by ``explain.signals(lm, question, response=answer, context=knowledge)``: one
-  teacher-forced pass holding the with-knowledge and the without-knowledge rows. Hallucinated
-  answers are much longer than right ones, so an answer-length baseline is strong; the
-  *similar-length* columns keep only pairs whose token lengths differ by at most
-  ``--max-length-gap`` tokens.
-- **TruthfulQA** (817 questions): the best answer vs the incorrect answer closest to it in
-  characters. The "context" here is the question itself: ``signals(lm, INSTRUCTION,
-  response=answer, context=question)``, so "with/without the question" is the context contrast.
+- **HaluEval QA** (500 items): a knowledge passage, a question, a right and a hallucinated answer.
+  Each answer is scored twice: with the knowledge as context (``signals(lm, question,
+  response=answer, context=knowledge)``, the *grounded* case) and without it (the model's own
+  knowledge). Hallucinated answers are much longer than right ones, so the table also reports
+  the *length-matched* subset (pairs whose token lengths differ by at most ``--max-length-gap``).
+- **TruthfulQA** (817 questions), as it is: the best answer vs. the incorrect answer closest to
+  it in characters, scored without a context (the question is the prompt).
+- **Sample consistency** (``--consistency N``): on the first N HaluEval test items, 5 answers are
+  sampled per question (with the knowledge) and each answer's ``inconsistency_embedding`` (MiniLM)
+  and the question's semantic entropy are measured.
 
-Metrics: AUROC (hallucinated/incorrect = positive) with a 95% bootstrap CI over items, pairwise
-accuracy (the hallucinated answer of a pair scores higher), both on the similar-length pairs,
-and cost per item (seconds, forward passes). Baselines in the same table: random, answer length,
-mean -log p with and without the context, 1 - max softmax probability.
-
-Choices frozen on the dev split before any test run (SmolLM2-135M-Instruct): the context template
-``"Context: {context}\\n\\n{prompt}"`` (vs. ``"{context}\\n\\n{prompt}"`` and a
-``Question:``-labelled one, HaluEval dev items 0-59) and the headline grounding score
-``ungrounded_max`` (HaluEval dev items 0-209: AUROC 0.936, pairwise 0.943, similar-length pairwise
-0.893 on 28 pairs; mean contrast ``ungrounded`` 0.837; mean log-prob 0.474). On the TruthfulQA dev
-split (150 pairs) no score beat chance (all AUROC 0.41-0.53): the 135M model finds the imitative
-falsehoods at least as likely as the truth, with or without the question; the headline stays
-``ungrounded_max`` for both sets (see :data:`HEADLINE`).
+Metrics (hallucinated = positive): AUROC, Brier score, expected calibration error (10 equal bins)
+and accuracy at risk >= 0.5, each with a 95% bootstrap CI over items (pairs kept together), beside
+a random baseline (uniform risk) and an answer-length baseline (a logistic model of the token
+length, fitted on the dev split). The verdict's coverage and accuracy (answers it did not call
+"uncertain") are reported too.
 
 Usage:
-    python benchmarks/hallucination.py --split dev --n 50 --out /tmp/halu-dev.json
-    python benchmarks/hallucination.py --split test --n 120 --threads 2 --out bench-halu.json
+    python benchmarks/hallucination.py --fit-calibration explain/signals/calibration/smollm2-135m-instruct.json --n 160
+    python benchmarks/hallucination.py --split test --consistency 100 --out /tmp/halu.json
 """
 
 from __future__ import annotations
@@ -42,47 +35,24 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = next((p for p in (Path(os.environ.get("WHYLM_SHARED_DATA", "/nonexistent")), ROOT.parent / "shared" / "data",
+                         ROOT.parent.parent / "shared" / "data") if p.is_dir()), ROOT.parent / "shared" / "data")
+"""``$WHYLM_SHARED_DATA``, else ``../shared/data`` from the project root (one level further up in a worktree)."""
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-TRUTHFULQA_INSTRUCTION = "Answer the question in one sentence."
-HEADLINE = {"halueval": "ungrounded_max", "truthfulqa": "ungrounded_max"}
-"""The score each dataset's verdict is read from, chosen on the dev split before the test run."""
-
-# name -> (label, function of a SignalReport giving a score, higher = more likely hallucinated)
-Score = Callable[[Any], float]
-
-
-def _scores(context_name: str) -> dict[str, tuple[str, Score]]:
-    def no_ctx_nlp(rep: Any) -> float:
-        return float(-(rep.token_logprob - rep.token_context_contrast).mean())
-
-    return {
-        "random": ("random", lambda rep: float("nan")),  # filled per item from a seeded generator
-        "length": ("answer length (tokens)", lambda rep: float(len(rep.tokens))),
-        "nlp_without": (f"mean -log p, without {context_name}", no_ctx_nlp),
-        "mean_neg_logprob": (f"mean -log p, with {context_name}", lambda r: r.scores["mean_neg_logprob"]),
-        "max_neg_logprob": (f"max -log p, with {context_name}", lambda r: r.scores["max_neg_logprob"]),
-        "mean_one_minus_max_prob": (f"1 - max softmax prob, with {context_name}",
-                                    lambda r: r.scores["mean_one_minus_max_prob"]),
-        "mean_entropy": (f"mean entropy, with {context_name}", lambda r: r.scores["mean_entropy"]),
-        "ungrounded": ("ungrounded (-mean context contrast)", lambda r: r.scores["ungrounded"]),
-        "ungrounded_max": ("ungrounded_max (-min context contrast)", lambda r: r.scores["ungrounded_max"]),
-        "ungrounded_fraction": ("ungrounded_fraction (tokens not lifted by context)",
-                                lambda r: r.scores["ungrounded_fraction"]),
-        "context_unused": ("context_unused (1 - attribution share)",
-                           lambda r: r.scores.get("context_unused", float("nan"))),
-    }
+from explain.signals.metrics import accuracy, auroc_labels, brier, ece  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- data
-def load_halueval(split: str, n: int | None) -> list[dict[str, str]]:
-    """HaluEval QA pairs of the split: dicts with context, prompt, right, wrong."""
+def load_halueval(split: str, n: int | None = None) -> list[dict[str, str]]:
+    """HaluEval QA items of the split: dicts with context, prompt, right, wrong."""
     path = DATA / "halueval" / "qa_pairs.json"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     items = [dict(context=r["knowledge"], prompt=r["question"], right=r["right_answer"],
@@ -90,8 +60,8 @@ def load_halueval(split: str, n: int | None) -> list[dict[str, str]]:
     return _split(items, split, n)
 
 
-def load_truthfulqa(split: str, n: int | None) -> list[dict[str, str]]:
-    """TruthfulQA: best answer vs the incorrect answer closest to it in length (characters)."""
+def load_truthfulqa(split: str, n: int | None = None) -> list[dict[str, str]]:
+    """TruthfulQA: the best answer vs the incorrect answer closest to it in length (characters)."""
     path = DATA / "truthfulqa" / "TruthfulQA.csv"
     items = []
     with path.open(encoding="utf-8") as fh:
@@ -101,173 +71,239 @@ def load_truthfulqa(split: str, n: int | None) -> list[dict[str, str]]:
             if not best or not wrong:
                 continue
             w = min(wrong, key=lambda x: (abs(len(x) - len(best)), x))
-            items.append(dict(context=r["Question"].strip(), prompt=TRUTHFULQA_INSTRUCTION, right=best, wrong=w))
+            items.append(dict(context=None, prompt=r["Question"].strip(), right=best, wrong=w))
     return _split(items, split, n)
 
 
-def _split(items: list[dict[str, str]], split: str, n: int | None) -> list[dict[str, str]]:
+def _split(items: list[dict[str, Any]], split: str, n: int | None) -> list[dict[str, Any]]:
+    """dev = the first half, test = the second half (by position in the file)."""
     half = len(items) // 2
     chosen = items[:half] if split == "dev" else items[half:]
     return chosen[:n] if n else chosen
 
 
+def labelled(items: list[dict[str, Any]], with_context: bool) -> list[dict[str, Any]]:
+    """Both answers of every item as labelled examples for ``calibrate_signals`` (1 = hallucinated)."""
+    out = []
+    for it in items:
+        for side, label in (("right", 0), ("wrong", 1)):
+            out.append(dict(prompt=it["prompt"], response=it[side], label=label,
+                            context=it["context"] if with_context else None))
+    return out
+
+
 # ----------------------------------------------------------------------------- metrics
-def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Probability a positive outscores a negative (ties count half): Mann-Whitney AUROC."""
-    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
-    if not len(pos) or not len(neg):
-        return float("nan")
-    values = np.concatenate([pos, neg])
-    order = values.argsort(kind="mergesort")
-    ranks = np.empty(len(values))
-    sorted_v = values[order]
-    i = 0
-    while i < len(values):  # average ranks over ties
-        j = i
-        while j + 1 < len(values) and sorted_v[j + 1] == sorted_v[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
-def pair_metrics(right: np.ndarray, wrong: np.ndarray, boot: int, rng: np.random.Generator) -> dict[str, float]:
-    """AUROC with a 95% bootstrap CI (items resampled, pairs kept together) and pairwise accuracy."""
-    if not len(right):
-        return dict(auroc=float("nan"), lo=float("nan"), hi=float("nan"), pairwise=float("nan"), n=0)
-    value = auroc(wrong, right)
-    stats = []
+def metric_row(p: np.ndarray, y: np.ndarray, pair: np.ndarray, boot: int, rng: np.random.Generator) -> dict[str, Any]:
+    """AUROC, Brier, ECE and accuracy at 0.5 with 95% bootstrap CIs (resampling pairs)."""
+    fns = {"auroc": auroc_labels, "brier": brier, "ece": ece, "accuracy": accuracy}
+    out: dict[str, Any] = {k: f(p, y) for k, f in fns.items()}
+    groups = np.unique(pair)
+    index = {g: np.flatnonzero(pair == g) for g in groups}
+    stats: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(boot):
-        idx = rng.integers(0, len(right), len(right))
-        stats.append(auroc(wrong[idx], right[idx]))
-    lo, hi = (np.nanpercentile(stats, [2.5, 97.5]) if boot else (np.nan, np.nan))
-    pairwise = float(np.mean(np.where(wrong > right, 1.0, np.where(wrong == right, 0.5, 0.0))))
-    return dict(auroc=value, lo=float(lo), hi=float(hi), pairwise=pairwise, n=int(len(right)))
+        take = np.concatenate([index[g] for g in rng.choice(groups, len(groups))])
+        for k, f in fns.items():
+            stats[k].append(f(p[take], y[take]))
+    for k in fns:
+        lo, hi = np.nanpercentile(stats[k], [2.5, 97.5]) if boot else (np.nan, np.nan)
+        out[k + "_ci"] = [float(lo), float(hi)]
+    out["n"] = int(len(y))
+    return out
+
+
+def verdict_row(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Coverage (share not "uncertain") and accuracy of the decided verdicts."""
+    from explain.signals import VERDICT_THRESHOLDS
+
+    lo, hi = VERDICT_THRESHOLDS
+    decided = (p < lo) | (p >= hi)
+    acc = float(np.mean((p[decided] >= hi).astype(int) == y[decided])) if decided.any() else float("nan")
+    return {"coverage": float(decided.mean()), "accuracy_decided": acc}
+
+
+def length_model(dev_len: np.ndarray, dev_y: np.ndarray) -> Any:
+    """The answer-length baseline: a logistic model of token length fitted on the dev split."""
+    from explain.signals.calibration import fit_case
+
+    case = fit_case(["length"], dev_len[:, None], dev_y, description="dev answer lengths", drop_wrong_way=False)
+    return lambda lengths: np.array([case.predict({"length": float(v)}) for v in lengths])
 
 
 # ----------------------------------------------------------------------------- runner
-def run_dataset(lm: Any, name: str, items: list[dict[str, str]], args: argparse.Namespace) -> dict[str, Any]:
-    """Score every pair of ``items``; return per-score metrics, costs and per-item scores."""
+def score(lm: Any, items: list[dict[str, Any]], with_context: bool, progress: bool) -> dict[str, np.ndarray]:
+    """Risk, raw scores and token length of both answers of each item, via ``explain.signals``."""
     from tqdm.auto import tqdm
 
     from explain import signals
 
-    context_name = "knowledge" if name == "halueval" else "question"
-    table = _scores(context_name)
-    if not args.context_share:
-        table.pop("context_unused")
-    per_item: list[dict[str, Any]] = []
-    rng = np.random.default_rng(args.seed)
-    seconds, passes = [], []
-    for item in tqdm(items, desc=name, disable=not args.progress):
-        row: dict[str, Any] = {}
-        spent, fwd = 0.0, 0
-        for side in ("right", "wrong"):
+    risk, y, pair, length, seconds, raw = [], [], [], [], [], []
+    for k, it in enumerate(tqdm(items, desc="context" if with_context else "no context", disable=not progress)):
+        for side, label in (("right", 0), ("wrong", 1)):
             t = time.perf_counter()
-            rep = signals(lm, item["prompt"], response=item[side], context=item["context"], progress=False,
-                          context_share=args.context_share)
-            spent += time.perf_counter() - t
-            fwd += int(rep.cost["forward_passes"])
-            row[side] = {key: float(fn(rep)) for key, (_, fn) in table.items()}
-            row[side]["random"] = float(rng.random())
-        seconds.append(spent)
-        passes.append(fwd)
-        per_item.append(row)
-    lengths = np.array([[r["right"]["length"], r["wrong"]["length"]] for r in per_item])
-    similar = np.abs(lengths[:, 0] - lengths[:, 1]) <= args.max_length_gap
-    results: dict[str, Any] = {}
-    boot_rng = np.random.default_rng(args.seed + 1)
-    for key, (label, _) in table.items():
-        right = np.array([r["right"][key] for r in per_item])
-        wrong = np.array([r["wrong"][key] for r in per_item])
-        results[key] = dict(
-            label=label,
-            all=pair_metrics(right, wrong, args.boot, boot_rng),
-            similar_length=pair_metrics(right[similar], wrong[similar], args.boot, boot_rng),
-        )
-    return dict(
-        items=len(items), similar_length_pairs=int(similar.sum()), scores=results,
-        cost=dict(seconds_per_item=float(np.mean(seconds)) if seconds else 0.0,
-                  forward_passes_per_item=float(np.mean(passes)) if passes else 0.0),
-        mean_length=dict(right=float(lengths[:, 0].mean()), wrong=float(lengths[:, 1].mean())),
-        per_item=per_item,
-    )
+            rep = signals(lm, it["prompt"], response=it[side], context=it["context"] if with_context else None,
+                          progress=False, context_share=False)
+            seconds.append(time.perf_counter() - t)
+            risk.append(np.nan if rep.risk is None else rep.risk)
+            y.append(label)
+            pair.append(k)
+            length.append(len(rep.tokens))
+            raw.append(rep.scores)
+    return dict(risk=np.array(risk), y=np.array(y), pair=np.array(pair), length=np.array(length, float),
+                seconds=np.array(seconds), raw=raw, note=rep.risk_note)
 
 
-def markdown(name: str, res: dict[str, Any], model: str, split: str, gap: int) -> str:
-    """A markdown table of one dataset's results."""
-    head = HEADLINE.get(name)
-    lines = [
-        f"### {name} ({split} split, {res['items']} pairs, {model})",
-        "",
-        f"Mean answer length: right {res['mean_length']['right']:.1f} tokens, "
-        f"{'hallucinated' if name == 'halueval' else 'incorrect'} {res['mean_length']['wrong']:.1f}. "
-        f"Similar length: |gap| <= {gap} tokens, {res['similar_length_pairs']} pairs. "
-        f"Cost: {res['cost']['seconds_per_item']:.2f} s and {res['cost']['forward_passes_per_item']:.1f} "
-        "forward passes per pair (two answers).",
-        "",
-        "| score | AUROC [95% CI] | pairwise acc. | similar-length AUROC [95% CI] | similar-length pairwise acc. |",
-        "|---|---|---|---|---|",
-    ]
-    for key, r in res["scores"].items():
-        a, s = r["all"], r["similar_length"]
-        label = f"**{r['label']}** (headline)" if key == head else r["label"]
-        lines.append(
-            f"| {label} | {a['auroc']:.3f} [{a['lo']:.3f}, {a['hi']:.3f}] | {a['pairwise']:.3f} | "
-            f"{s['auroc']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}] | {s['pairwise']:.3f} |"
-        )
+def evaluate(name: str, res: dict[str, Any], len_fn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Metric rows of the risk and its baselines, on all pairs and on the length-matched pairs."""
+    rng = np.random.default_rng(args.seed)
+    y, pair, length = res["y"], res["pair"], res["length"]
+    gap = np.abs(length[0::2] - length[1::2])
+    matched_pairs = np.flatnonzero(gap <= args.max_length_gap)
+    subsets = {"all": np.ones(len(y), bool), "length_matched": np.isin(pair, matched_pairs)}
+    predictors = {
+        "whylm risk": res["risk"],
+        "answer length (logistic, dev-fitted)": len_fn(length),
+        "random (uniform risk)": rng.random(len(y)),
+    }
+    out: dict[str, Any] = {"pairs": int(len(y) // 2), "length_matched_pairs": int(len(matched_pairs)),
+                           "seconds_per_answer": float(res["seconds"].mean()), "rows": {}}
+    if not np.isfinite(res["risk"]).any():
+        out["risk_note"] = res["note"]
+        predictors.pop("whylm risk")
+    for subset, mask in subsets.items():
+        for label, p in predictors.items():
+            ok = mask & np.isfinite(p)
+            row = metric_row(p[ok], y[ok], pair[ok], args.boot, rng)
+            row.update(verdict_row(p[ok], y[ok]) if label == "whylm risk" else {})
+            out["rows"][f"{subset}|{label}"] = row
+    # each raw score's direction on this split (AUROC > 0.5: higher = more hallucinated, as documented)
+    keys = sorted(set().union(*[set(r) for r in res["raw"]]))
+    out["raw_auroc"] = {k: auroc_labels(np.array([r.get(k, np.nan) for r in res["raw"]]), y) for k in keys}
+    return out
+
+
+def markdown(title: str, ev: dict[str, Any]) -> str:
+    """A markdown table of one evaluation."""
+    lines = [f"#### {title}", "",
+             f"{ev['pairs']} pairs ({2 * ev['pairs']} answers), {ev['length_matched_pairs']} length-matched pairs; "
+             f"{ev['seconds_per_answer']:.2f} s per answer.", "",
+             "| subset | predictor | AUROC [95% CI] | Brier [CI] | ECE (10 bins) [CI] | accuracy at 0.5 [CI] | verdict coverage / accuracy |",
+             "|---|---|---|---|---|---|---|"]
+    for key, r in ev["rows"].items():
+        subset, label = key.split("|")
+        cell = lambda k: f"{r[k]:.3f} [{r[k + '_ci'][0]:.3f}, {r[k + '_ci'][1]:.3f}]"  # noqa: E731
+        verdict = (f"{r['coverage']:.2f} / {r['accuracy_decided']:.3f}" if "coverage" in r else "")
+        lines.append(f"| {subset} | {label} | {cell('auroc')} | {cell('brier')} | {cell('ece')} | "
+                     f"{cell('accuracy')} | {verdict} |")
+    if "risk_note" in ev:
+        lines.append(f"| all | whylm risk | none: {ev['risk_note']} | | | | |")
+    raw = ", ".join(f"{k} {v:.3f}" for k, v in ev["raw_auroc"].items())
+    lines += ["", f"Raw score AUROCs (> 0.5 = points the documented way): {raw}."]
     return "\n".join(lines)
 
 
+def consistency(lm: Any, items: list[dict[str, Any]], n_samples: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Sample consistency and semantic entropy on HaluEval items (samples drawn once per question)."""
+    from tqdm.auto import tqdm
+
+    from explain import signals
+
+    rows, seconds = [], []
+    for it in tqdm(items, desc="consistency", disable=not args.progress):
+        t = time.perf_counter()
+        right = signals(lm, it["prompt"], response=it["right"], context=it["context"], n_samples=n_samples,
+                        max_new_tokens=args.sample_tokens, progress=False, context_share=False, seed=args.seed)
+        wrong = signals(lm, it["prompt"], response=it["wrong"], context=it["context"], sample_texts=right.samples,
+                        progress=False, context_share=False)
+        seconds.append(time.perf_counter() - t)
+        rows.append((right.scores, wrong.scores))
+    y = np.array([0, 1] * len(rows))
+    out: dict[str, Any] = {"items": len(rows), "samples": n_samples, "seconds_per_item": float(np.mean(seconds))}
+    rng = np.random.default_rng(args.seed)
+    for key in ("inconsistency_embedding", "semantic_entropy", "discrete_semantic_entropy"):
+        s = np.array([v for r in rows for v in (r[0][key], r[1][key])])
+        auc = auroc_labels(s, y)
+        boot = []
+        for _ in range(args.boot):
+            idx = rng.integers(0, len(rows), len(rows))
+            take = np.concatenate([[2 * i, 2 * i + 1] for i in idx])
+            boot.append(auroc_labels(s[take], y[take]))
+        out[key] = {"auroc": auc, "ci": [float(v) for v in np.nanpercentile(boot, [2.5, 97.5])]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="Example: python benchmarks/hallucination.py --split test --n 120 --out bench-halu.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--split", choices=("dev", "test"), default="dev",
-                        help="dev = first half of each set (choices were made there); test = second half")
-    parser.add_argument("--n", type=int, default=None, help="pairs per dataset (default: the whole split)")
-    parser.add_argument("--datasets", default="halueval,truthfulqa", help="comma-separated: halueval, truthfulqa")
-    parser.add_argument("--model", default=None, help="model path or hub id (default: embedded SmolLM2-135M)")
-    parser.add_argument("--out", default=None, help="write the JSON results here")
-    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for the CIs")
-    parser.add_argument("--max-length-gap", type=int, default=2, help="similar-length pairs: token gap at most this")
-    parser.add_argument("--context-share", action="store_true",
-                        help="also compute the attribution share of the context (about 4x slower)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", choices=("dev", "test"), default="test")
+    parser.add_argument("--n", type=int, default=None, help="items per dataset (default: the whole split)")
+    parser.add_argument("--datasets", default="halueval,truthfulqa")
+    parser.add_argument("--fit-calibration", metavar="OUT", default=None,
+                        help="fit a calibration on the HaluEval dev split with explain.calibrate_signals, write OUT, stop")
+    parser.add_argument("--consistency", type=int, default=0, metavar="N",
+                        help="also measure sample consistency (5 samples) on N HaluEval items")
+    parser.add_argument("--sample-tokens", type=int, default=32, help="max tokens of a sampled answer")
+    parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--max-length-gap", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="write the JSON results here")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from explain import LanguageModel
-    from explain.errors import ExplainError
+    from explain import LanguageModel, calibrate_signals
 
-    try:
-        lm = LanguageModel.load(args.model)
-    except ExplainError as exc:
-        parser.exit(2, f"error: {exc}\n")
-    loaders = {"halueval": load_halueval, "truthfulqa": load_truthfulqa}
-    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    unknown = [d for d in names if d not in loaders]
-    if unknown:
-        parser.exit(2, f"error: unknown dataset {unknown[0]!r}: use halueval, truthfulqa\n")
+    lm = LanguageModel.load()
     started = time.perf_counter()
-    out: dict[str, Any] = dict(model=lm.name, split=args.split, n=args.n, threads=torch.get_num_threads(),
-                               headline=HEADLINE, datasets={})
-    for name in names:
-        res = run_dataset(lm, name, loaders[name](args.split, args.n), args)
-        out["datasets"][name] = res
-        print(markdown(name, res, lm.name, args.split, args.max_length_gap), "\n", flush=True)
+    if args.fit_calibration:
+        items = load_halueval("dev", args.n)
+        examples = labelled(items, True) + labelled(items, False)
+        what = (f"HaluEval QA dev split (items 0-{len(items) - 1} of the first half of qa_pairs.json): the right "
+                f"and the hallucinated answer of each item, label 1 = hallucinated")
+        cal = calibrate_signals(lm, examples, progress=args.progress, description=what)
+        cal.notes.append(f"fitted by: python benchmarks/hallucination.py --fit-calibration OUT --n {args.n}")
+        cal.save(args.fit_calibration)
+        print(cal.summary())
+        for name, case in cal.cases.items():
+            print(name, "directions (dev AUROC of each candidate):",
+                  ", ".join(f"{k} {v:.3f}" for k, v in case.directions.items()))
+        print(f"wrote {args.fit_calibration} in {time.perf_counter() - started:.0f} s")
+        return 0
+
+    out: dict[str, Any] = {"model": lm.name, "split": args.split, "threads": torch.get_num_threads(), "results": {}}
+    dev_len = labelled(load_halueval("dev"), False)
+    lens = np.array([len(lm.encode(e["response"], special=False)) for e in dev_len], float)
+    len_fn = length_model(lens, np.array([e["label"] for e in dev_len]))
+    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    runs = []
+    if "halueval" in names:
+        items = load_halueval(args.split, args.n)
+        runs += [("HaluEval QA, grounded (knowledge as context)", items, True),
+                 ("HaluEval QA, no context", items, False)]
+    if "truthfulqa" in names:
+        runs.append(("TruthfulQA (no context; as it is)", load_truthfulqa(args.split, args.n), False))
+    for title, items, with_ctx in runs:
+        ev = evaluate(title, score(lm, items, with_ctx, args.progress), len_fn, args)
+        out["results"][title] = ev
+        print(markdown(f"{title}: {args.split} split, {lm.name}", ev), "\n", flush=True)
+    if args.consistency:
+        res = consistency(lm, load_halueval(args.split, args.consistency), 5, args)
+        out["consistency"] = res
+        print(f"#### Sample consistency, HaluEval {args.split} items 0-{res['items'] - 1} (with knowledge), "
+              f"{res['samples']} samples of <= {args.sample_tokens} tokens per question, "
+              f"{res['seconds_per_item']:.1f} s per item\n")
+        print("| score | AUROC [95% CI] |\n|---|---|")
+        for key in ("inconsistency_embedding", "semantic_entropy", "discrete_semantic_entropy"):
+            r = res[key]
+            print(f"| {key} | {r['auroc']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] |")
+        print()
     out["seconds_total"] = time.perf_counter() - started
     print(f"total {out['seconds_total']:.0f} s on {torch.get_num_threads()} CPU threads")
     if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=1, allow_nan=True), encoding="utf-8")
+        Path(args.out).write_text(json.dumps(out, indent=1, allow_nan=True, default=float), encoding="utf-8")
         print(f"wrote {args.out}")
     return 0
 

@@ -289,7 +289,7 @@ def _binom_excess(k: int, n: int, alpha: float) -> float:
 # --------------------------------------------------------------------------- check
 def _prepare(g: nx.DiGraph, data: Any, test: str) -> tuple[pd.DataFrame, str]:
     """The graph's columns of ``data`` and the test to use; one-line errors for what no test fits."""
-    df = match_columns(list(g.nodes), data)
+    df = match_columns(list(g.nodes), data, what="graph node")
     if test == "auto":
         test = choose_test(df)
     if test not in TESTS:

@@ -90,11 +90,12 @@ def quote(name: Any) -> str:
     return repr(text)
 
 
-def match_columns(variables: Sequence[Any], data: pd.DataFrame) -> pd.DataFrame:
+def match_columns(variables: Sequence[Any], data: pd.DataFrame, what: str = "variable") -> pd.DataFrame:
     """The one matcher of variable (graph node) names to data columns: exact match on the names as
     text, so integer column names match nodes ``"0"``, ``"1"``, ...
 
-    Raises :class:`CausalError` (one line) for a name with a line break or other control
+    ``what`` names the variables in the error ("variable", "graph node"). Raises :class:`CausalError`
+    (one line) for a name with a line break or other control
     character, two columns with the same name as text, or a variable that is not a column (with
     the closest column as a hint).
 
@@ -122,7 +123,7 @@ def match_columns(variables: Sequence[Any], data: pd.DataFrame) -> pd.DataFrame:
         seen.add(c)
     for v in variables:
         if str(v) not in seen:
-            raise CausalError(f"variable {quote(v)} is not a column of the data{did_you_mean(str(v), cols)}")
+            raise CausalError(f"{what} {quote(v)} is not a column of the data{did_you_mean(str(v), cols)}")
     out = data.set_axis(cols, axis=1)
     return out[[str(v) for v in variables]]
 

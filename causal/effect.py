@@ -191,7 +191,7 @@ def estimate_effect(
             raise CausalError(f"{role} {quote(name)} is not a node of the graph{hint}")
     if treatment == outcome:
         raise CausalError("treatment and outcome must differ")
-    df = match_columns(list(g.nodes), data)
+    df = match_columns(list(g.nodes), data, what="graph node")
     if not nx.has_path(g, treatment, outcome):
         raise CausalError(
             f"the graph has no directed path from {quote(treatment)} to {quote(outcome)}: it implies no effect to estimate"

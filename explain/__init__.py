@@ -13,9 +13,9 @@ from explain.budget import Cost, check_budget
 from explain.errors import ExplainError, WhylmError
 from explain.model import LanguageModel
 from explain.result import AttributionResult
-from explain.signals import SignalReport, signals
+from explain.signals import SignalReport, calibrate_signals, register_signal, signals
 
 __all__ = [
     "METHODS", "AttributionResult", "Cost", "ExplainError", "LanguageModel", "SignalReport", "WhylmError",
-    "attribute", "check_budget", "signals",
+    "attribute", "calibrate_signals", "check_budget", "register_signal", "signals",
 ]

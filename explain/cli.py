@@ -26,7 +26,14 @@ EXPLAIN_EXAMPLE = """examples:
 SIGNALS_EXAMPLE = """examples:
   whylm signals "Who wrote Hamlet?"
   whylm signals "Who wrote Hamlet?" --response "Charles Dickens wrote Hamlet." --json report.json
-  whylm signals "When was it built?" --context-file passage.txt --samples 5 --html report.html
+  whylm signals "When was it built?" --context-file passage.txt --n-samples 5 --html report.html
+  whylm signals calibrate labelled.jsonl --out cal.json --model ./my-model
+  whylm signals "Who wrote Hamlet?" --response "Marlowe." --model ./my-model --calibration cal.json
+
+The verdict reads the calibrated risk (probability the answer is not supported): below 0.3
+"supported", from 0.7 "likely hallucinated", between "uncertain". Without a calibration for the
+model no risk is shown. `signals calibrate` fits one from a JSON-lines file of labelled answers
+(prompt, response, context, label: 1 = hallucinated / not supported, 0 = supported).
 """
 
 
@@ -59,10 +66,15 @@ def add_parsers(subparsers: Any) -> None:
         epilog=SIGNALS_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument("prompt", help="the question or instruction")
+    s.add_argument("prompt", help="the question or instruction; or `calibrate` followed by a labelled .jsonl file")
+    s.add_argument("labelled", nargs="?", type=Path, help=argparse.SUPPRESS)
     s.add_argument("--response", help="an answer to score as is (default: generate one)")
     s.add_argument("--context-file", type=Path, help="a text file with the context/passage the answer should rest on")
-    s.add_argument("--samples", type=int, default=0, help="sampled answers for consistency scores (default 0)")
+    s.add_argument("--n-samples", "--samples", dest="n_samples", type=int, default=0,
+                   help="sampled answers for consistency scores (default 0)")
+    s.add_argument("--calibration", help="a calibration JSON file (default: the one shipped for the model, if any)")
+    s.add_argument("--max-seconds", type=float, default=None, help="refuse runs estimated above this (default 300)")
+    s.add_argument("--out", help="`signals calibrate`: where to write the calibration JSON")
     s.add_argument("--model", help="local model folder or cached hub id (default: embedded model)")
     s.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     _add_output_flags(s)
@@ -117,21 +129,52 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_signals(args: argparse.Namespace) -> int:
-    """Handler of ``whylm signals``. Returns: the exit code."""
+    """Handler of ``whylm signals`` (and ``whylm signals calibrate``). Returns: the exit code."""
     from explain.signals import signals
 
+    if args.prompt == "calibrate" and args.labelled is not None:
+        return run_calibrate(args)
+    if args.labelled is not None:
+        raise ExplainError(f"unexpected argument '{args.labelled}': quote the prompt, or use `whylm signals calibrate FILE`")
     context = read_text_file(args.context_file, "context file") if args.context_file else None
-    if args.samples < 0:
-        raise ExplainError("--samples must be 0 or more")
+    if args.n_samples < 0:
+        raise ExplainError("--n-samples must be 0 or more")
     lm = _load(args.model)
     rep = signals(
-        lm, args.prompt, response=args.response, context=context, samples=args.samples,
-        chat=not args.no_chat, progress=not args.no_progress,
+        lm, args.prompt, response=args.response, context=context, n_samples=args.n_samples,
+        calibration=args.calibration, chat=not args.no_chat, progress=False if args.no_progress else None,
+        max_seconds=args.max_seconds,
     )
     if args.json != "-":
         print("response:", "".join(rep.tokens))
+        if rep.risk is None:
+            print(f"  verdict: none ({rep.risk_note})")
+        else:
+            print(f"  verdict: {rep.verdict} (risk {rep.risk:.2f}; supported < 0.3, likely hallucinated >= 0.7)")
+            for sent in rep.sentences:
+                shown = "-" if sent.risk is None else f"{sent.risk:.2f}"
+                print(f"    {shown:>5}  {sent.text}")
         for name, value in rep.scores.items():
             shown = f"{value:.3f}" if isinstance(value, (int, float, np.floating)) else json.dumps(value)
             print(f"  {name:>28}: {shown}")
     _write(args, rep.to_json(indent=2), rep.html())
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Handler of ``whylm signals calibrate FILE --out cal.json``. Returns: the exit code."""
+    from explain.signals import calibrate_signals, read_examples
+
+    if not args.out:
+        raise ExplainError("signals calibrate needs --out cal.json (where to write the calibration)")
+    out = Path(args.out)
+    if out.is_dir() or not out.parent.exists():
+        raise ExplainError(f"cannot write the calibration to '{out}': not a file in an existing folder")
+    examples = read_examples(args.labelled)
+    lm = _load(args.model)
+    cal = calibrate_signals(lm, examples, chat=not args.no_chat, progress=False if args.no_progress else None,
+                            description=f"{len(examples)} labelled answers from {args.labelled.name}")
+    cal.save(out)
+    print(cal.summary())
+    print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from explain.consistency import (
+from explain.signals.consistency import (
     JudgeError,
     LLMJudge,
     call_judge,
@@ -28,8 +28,9 @@ from explain.signals import (
     split_sentences,
 )
 
-# `explain.signals` the attribute is the function (re-exported by explain/__init__); get the module.
+# `explain.signals` the attribute is the function (re-exported by explain/__init__); get the modules.
 signals_mod = importlib.import_module("explain.signals")
+consistency_mod = importlib.import_module("explain.signals.consistency")
 
 QUESTION = "What colour is the sky?"
 CONTEXT = "Context: the sky is blue."
@@ -48,7 +49,7 @@ def fake_embed(texts):
 
 @pytest.fixture
 def no_minilm(monkeypatch):
-    monkeypatch.setattr(signals_mod, "embed", fake_embed)
+    monkeypatch.setattr(consistency_mod, "embed", fake_embed)
 
 
 def test_token_signals_match_one_teacher_forced_pass(tiny_lm):
@@ -145,7 +146,11 @@ def test_html_is_escaped_and_figure_has_rows(tiny_lm):
     assert "<img" not in page and "&lt;img" in page
     assert "<img" not in rep.html(signal="contrast")
     fig = rep.figure()
-    assert fig.data[0].type == "heatmap" and len(fig.data[0].y) == 4
+    assert fig.data[0].type == "heatmap"
+    assert list(rep.token_signals) == ["neg_logprob", "entropy", "ungrounded"]
+    assert len(fig.data[0].y) == 1 + len(rep.token_signals)  # risk, then one row per signal
+    # absolute scale: -log p is drawn against 10 nats in every answer, not scaled per row
+    np.testing.assert_allclose(fig.data[0].z[1], np.clip(-rep.token_logprob.astype(float) / 10.0, 0, 1), atol=1e-6)
     with pytest.raises(ExplainError):
         signals(tiny_lm, QUESTION, response="blue", progress=False).html(signal="contrast")
 

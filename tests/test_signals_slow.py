@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explain.consistency import embed
+from explain.signals.consistency import embed
 from explain.signals import signals
 
 pytestmark = pytest.mark.slow
@@ -39,3 +39,27 @@ def test_minilm_similarity_is_meaningful():
     vecs = embed(["The tower is in Paris.", "It stands in Paris, France.", "Bananas are yellow."])
     assert vecs.shape == (3, 384)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.2
+
+
+def test_calibrated_verdicts_on_the_embedded_model(embedded_lm):
+    context = "Hamlet is a tragedy written by William Shakespeare around 1600."
+    right = signals(embedded_lm, "Who wrote Hamlet?", response="William Shakespeare wrote Hamlet.", context=context,
+                    progress=False, context_share=False)
+    wrong = signals(embedded_lm, "Who wrote Hamlet?", response="Charles Dickens wrote Hamlet in 1850.",
+                    context=context, progress=False, context_share=False)
+    assert right.risk is not None and wrong.risk is not None, right.risk_note
+    assert wrong.risk > right.risk
+    assert right.verdict != "likely hallucinated" and wrong.verdict != "supported"
+    assert "calibrated for SmolLM2-135M-Instruct" in right.risk_note
+
+
+def test_rag_check_example_on_the_embedded_model(capsys):
+    import runpy
+    from pathlib import Path
+
+    module = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "signals_rag_check.py"))
+    assert module["main"]([]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "(risk " in line]
+    assert len(lines) == 3
+    risks = [float(line.split("(risk ")[1].split(")")[0]) for line in lines]
+    assert risks[0] < risks[1]  # the made-up workshop in Rome is riskier than the right answer

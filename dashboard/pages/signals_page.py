@@ -1,8 +1,11 @@
-"""Signals page: which tokens of an answer look unreliable (``explain.signals``).
+"""Signals page: is the answer likely made up, and which parts (``explain.signals``).
 
-Prompt, optional context and given response, number of samples; then the answer with risky tokens
-highlighted, per-token signals, sequence-level and sentence-level scores, consistency across
-samples, and a JSON download. Every run is saved to History.
+Prompt, optional context and given response, number of samples; then, first and large, the
+calibrated verdict and risk with its thresholds (or why there is none); the sentence table with
+each sentence's risk; the answer highlighted on an absolute scale by any registered signal (the
+registry is iterated: a custom signal appears here too); plain-language score names with the
+score key and its meaning in the tooltip; consistency across samples; a JSON download. Every
+run is saved to History; all model and user text is escaped.
 """
 
 from __future__ import annotations
@@ -15,29 +18,66 @@ from dashboard.common import (
     escaped_text, json_download, progress_bar, run_safely, save_run, show_html, take_reopen,
 )
 from dashboard.models import load_model, model_label, model_picker
-from explain.errors import WhylmError
+from explain.errors import ExplainError
+from explain.plots import escape
+from explain.signals import SCORE_DOCS, SIGNALS, VERDICT_THRESHOLDS, SignalReport
+from explain.signals.registry import score_docs
 
 KIND = "signals"
 STATE = "sg_state"
-VIEW_LABELS = {"risk": "risk (1 - p)", "entropy": "entropy", "contrast": "context contrast"}
 INPUT_KEYS = ("sg_model_choice", "sg_model_path", "sg_prompt", "sg_context", "sg_response",
     "sg_chat", "sg_samples", "sg_view")
 
 
+VERDICT_COLOURS = {"supported": "#1a7f37", "uncertain": "#9a6700", "likely hallucinated": "#cf222e"}
 
-def _score_docs() -> dict[str, str]:
-    try:
-        from explain.signals import SCORE_DOCS
-    except ImportError:
-        return {}
-    return dict(SCORE_DOCS)
+
+def view_label(name: str) -> str:
+    """A plain-language name for a highlighting view (a registered signal's label, with its key).
+
+    Example:
+        >>> view_label("entropy")
+        'model hesitation (entropy) [entropy]'
+    """
+    if name == "risk":
+        return "risk"
+    spec = SIGNALS.get(name)
+    return f"{spec.label} [{name}]" if spec else name
+
+
+def score_label(key: str) -> str:
+    """A plain-language name for a sequence score, from the signal that produces it.
+
+    Example:
+        >>> score_label("ungrounded_max")
+        'not supported by the context (max)'
+    """
+    for spec in SIGNALS.values():
+        if key in spec.aggregate:
+            reducer = spec.aggregate[key]
+            return f"{spec.label} ({reducer if isinstance(reducer, str) else 'share of tokens'})"
+    return key.replace("_", " ")
 
 
 def answer_html(rep: Any, view: str) -> str:
-    """The answer's tokens highlighted by one signal (``risk``, ``entropy`` or ``contrast``)."""
-    if view == "contrast" and rep.token_context_contrast is None:
+    """The answer's tokens highlighted by ``view`` (``risk`` or a signal in ``rep.token_signals``)."""
+    if view not in rep.views():
         view = "risk"
     return rep.token_html(view)
+
+
+def verdict_html(rep: Any) -> str:
+    """The verdict and the risk, large, with the thresholds; or why there is none (escaped)."""
+    lo, hi = VERDICT_THRESHOLDS
+    if rep.risk is None:
+        return ("<div class='whylm-verdict' style='font-size:1.3rem'>No calibrated verdict</div>"
+                f"<div style='color:#555'>{escape(rep.risk_note)}</div>")
+    colour = VERDICT_COLOURS.get(rep.verdict, "#333")
+    return (f"<div class='whylm-verdict' style='font-size:2rem;font-weight:700;color:{colour}'>"
+            f"{escape(str(rep.verdict))}</div>"
+            f"<div style='font-size:1.2rem'>risk {rep.risk:.2f} that the answer is not supported "
+            f"&middot; supported below {lo}, likely hallucinated from {hi}</div>"
+            f"<div style='color:#555'>{escape(rep.risk_note)}</div>")
 
 
 def _apply_reopen() -> None:
@@ -49,7 +89,7 @@ def _apply_reopen() -> None:
     st.session_state["sg_prompt"] = str(inp.get("prompt", ""))
     st.session_state["sg_context"] = str(inp.get("context") or "")
     st.session_state["sg_response"] = str(inp.get("response") or "")
-    st.session_state["sg_samples"] = int(inp.get("samples", 0))
+    st.session_state["sg_samples"] = int(inp.get("n_samples", inp.get("samples", 0)))
     st.session_state["sg_chat"] = bool(inp.get("chat", True))
     model = inp.get("model")
     st.session_state["sg_model_choice"] = "Local folder" if model else "Embedded SmolLM2-135M-Instruct"
@@ -63,11 +103,11 @@ def _run(spec: str | None, prompt: str, context: str | None, response: str | Non
     from explain import signals
 
     if not prompt.strip():
-        raise WhylmError("prompt is empty: type the question the answer responds to")
+        raise ExplainError("prompt is empty: type the question the answer responds to")
     with progress_bar(f"Loading {model_label(spec)}…") as bar:
         lm = load_model(spec)
         bar.progress(0.3, text="Scoring the answer" + (f" and {samples} samples…" if samples else "…"))
-        rep = signals(lm, prompt, response=response, context=context, samples=samples, chat=chat,
+        rep = signals(lm, prompt, response=response, context=context, n_samples=samples, chat=chat,
                       progress=False)
     return rep.to_dict()
 
@@ -75,8 +115,9 @@ def _run(spec: str | None, prompt: str, context: str | None, response: str | Non
 def render() -> None:
     """Draw the Signals page."""
     st.title("Signals")
-    st.caption("Does the answer look made up? Token log-probabilities, entropy, margin, grounding "
-               "in the context, and consistency across samples. Higher scores = more suspicious.")
+    st.caption("Does the answer look made up? A calibrated risk and verdict first, then which sentences "
+               "and tokens drive it: token surprise, hesitation, grounding in the context, consistency "
+               "across samples. Higher scores = more suspicious.")
     _apply_reopen()
     saved = st.session_state.get(STATE, {}).get("inputs", {})
     spec = model_picker("sg", default=saved.get("model"))
@@ -97,7 +138,7 @@ def render() -> None:
                              samples, chat)
         if result is not None:
             inputs = {"model": spec, "prompt": prompt, "context": context or None,
-                      "response": response or None, "samples": samples, "chat": chat}
+                      "response": response or None, "n_samples": samples, "chat": chat}
             run_id = save_run(KIND, inputs, result, model=model_label(spec),
                               method=f"signals, {samples} samples", title=prompt)
             st.session_state[STATE] = {"inputs": inputs, "result": result, "run_id": run_id}
@@ -106,37 +147,34 @@ def render() -> None:
         run_safely("Showing the result", _show, state)
 
 
-def _from_dict(d: dict[str, Any]) -> Any:
-    from explain.signals import SignalReport
-
-    return SignalReport.from_dict(d)
-
-
 def _show(state: dict[str, Any]) -> None:
-    """Show a stored signal report."""
-    d = state["result"]
-    rep = _from_dict(d)
+    """Show a stored signal report: verdict first, then sentences, tokens, scores, samples."""
+    rep = SignalReport.from_dict(state["result"])
     st.divider()
     run_id = state.get("run_id")
     st.subheader("Result" + (f" · run {run_id}" if run_id else ""))
-    views = ["risk", "entropy"] + (["contrast"] if rep.token_context_contrast is not None else [])
-    view = st.radio("Highlight tokens by", views, horizontal=True, key="sg_view",
-                    format_func=VIEW_LABELS.get)
+    show_html(verdict_html(rep))
+    if rep.sentences:
+        st.markdown("**Sentences** (risk of each sentence alone, same calibration)")
+        st.dataframe(
+            [{"sentence": s.text, "risk": None if s.risk is None else round(float(s.risk), 3),
+              "verdict": s.verdict or "—"} for s in rep.sentences],
+            hide_index=True, width="stretch",
+            column_config={"sentence": st.column_config.TextColumn(width="large"),
+                           "risk": st.column_config.NumberColumn(format="%.2f")},
+        )
+    views = rep.views()
+    view = st.radio("Highlight tokens by", views, horizontal=True, key="sg_view", format_func=view_label,
+                    help="Absolute scales: the same value has the same colour in every answer. "
+                         "risk = the calibration applied to each token alone (1 - p without a calibration).")
     show_html(answer_html(rep, view))
     scores = dict(rep.scores or {})
     if scores:
-        st.markdown("**Answer-level scores** (higher = more likely hallucinated; hover ? for the range)")
-        docs = _score_docs()
-        cols = st.columns(min(4, len(scores)))
+        st.markdown("**Answer-level scores** (higher = more suspicious; hover ? for the key and range)")
+        docs = {**SCORE_DOCS, **score_docs()}
+        cols = st.columns(min(3, len(scores)))
         for k, (name, value) in enumerate(scores.items()):
-            cols[k % len(cols)].metric(name, _fmt(value), help=docs.get(name))
-    if rep.sentences:
-        st.markdown("**Sentences**")
-        st.dataframe(
-            [{"sentence": s.text, **{k: float(v) for k, v in s.scores.items()}} for s in rep.sentences],
-            hide_index=True, width="stretch",
-            column_config={"sentence": st.column_config.TextColumn(width="large")},
-        )
+            cols[k % len(cols)].metric(score_label(name), _fmt(value), help=f"`{name}`: {docs.get(name, '')}")
     for note in rep.notes or []:
         st.caption(note)
     st.plotly_chart(rep.figure(), key="sg_figure", width="stretch")

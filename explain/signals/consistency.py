@@ -1,4 +1,4 @@
-"""Sample consistency for hallucination signals: embeddings, entailment judges, semantic entropy.
+"""Sample consistency for hallucination signals: sampling, embeddings, entailment judges, semantic entropy.
 
 A model that knows an answer tends to give the same answer when sampled again; one that makes it
 up tends to say something different each time (SelfCheckGPT; Kuhn et al., semantic entropy). This
@@ -28,8 +28,10 @@ import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
-from explain.errors import ExplainError
+from explain.errors import ExplainError, WhylmError
+from explain.rng import seeded
 
 Judge = Callable[[str, str], float]
 """``(premise, hypothesis) -> P(premise entails hypothesis)`` in [0, 1]."""
@@ -90,8 +92,8 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     return np.asarray(vecs, dtype=np.float32)
 
 
-class JudgeError(RuntimeError):
-    """A judge raised or returned something that is not a probability."""
+class JudgeError(WhylmError):
+    """A judge raised or returned something that is not a probability (a :class:`~explain.errors.WhylmError`)."""
 
 
 def call_judge(judge: Judge, premise: str, hypothesis: str) -> float:
@@ -247,6 +249,143 @@ def discrete_semantic_entropy(labels: Sequence[int]) -> float:
     return float(max(0.0, -(p * np.log(p)).sum()))
 
 
+def draw_samples(
+    lm: Any, ids: Sequence[int], n: int, max_new_tokens: int, seed: int, temperature: float = 1.0,
+    top_p: float = 1.0, chunk: int | None = None,
+) -> tuple[list[str], list[float]]:
+    """Draw ``n`` answers in batched, seeded generation calls (chunks sized to stay in memory),
+    inside :func:`explain.rng.seeded` so that no global random state changes.
+
+    Args:
+        chunk: samples per generation call; default: as many as fit in about 512 MB of scores.
+
+    Returns:
+        (texts, mean token log-probabilities under the model at temperature 1).
+
+    Example:
+        >>> texts, lps = draw_samples(lm, lm.chat_ids("Hi")[0], 4, 16, seed=0)   # doctest: +SKIP
+    """
+    lm.check_length(len(ids), max_new_tokens)
+    vocab = int(getattr(lm.model.config, "vocab_size", 50_000) or 50_000)
+    # generate keeps (samples, steps, vocab) float32 scores: cap a chunk at about 512 MB.
+    if chunk is None:
+        chunk = int(max(1, min(32, 512e6 // (4 * vocab * max(1, max_new_tokens)))))
+    chunk = max(1, int(chunk))
+    texts: list[str] = []
+    seq_lp: list[float] = []
+    with seeded(seed):  # the caller's global random streams are restored afterwards
+        for k, at in enumerate(range(0, n, chunk)):
+            size = min(chunk, n - at)
+            gen = lm.generate(ids, max_new_tokens=max_new_tokens, samples=size, do_sample=True,
+                              temperature=temperature, top_p=top_p, seed=seed + k)
+            for seq, lp in zip(gen.sequences, gen.logprobs):
+                texts.append(lm.tokenizer.decode(seq, skip_special_tokens=True))
+                seq_lp.append(float(lp.gather(-1, torch.tensor(seq, dtype=torch.long)[:, None]).mean()) if seq else 0.0)
+    return texts, seq_lp
+
+
+def consistency_scores(
+    answer: str,
+    samples: Sequence[str],
+    seq_logprobs: Sequence[float],
+    judge: Callable[[str, str], float] | None = None,
+    sentence_texts: Sequence[str] = (),
+    notes: list[str] | None = None,
+    cost: dict[str, float] | None = None,
+) -> tuple[dict[str, float], list[int], list[dict[str, float]]]:
+    """Consistency of ``answer`` with ``samples``, and semantic entropy of the samples.
+
+    A judge that raises or returns a non-probability is dropped: embeddings are used instead and
+    a line is added to ``notes`` (the documented fallback; never an exception).
+
+    Args:
+        answer: the main answer.
+        samples: the sampled answers.
+        seq_logprobs: each sample's mean token log-probability (for semantic entropy).
+        judge: ``(premise, hypothesis) -> P(entailment)`` or None.
+        sentence_texts: the answer's sentences, for per-sentence consistency (SelfCheckGPT-style).
+        notes, cost: lists/dicts the function appends fallbacks and call counts to.
+
+    Returns:
+        (scores, a cluster label per sample, per-sentence scores).
+
+    Example:
+        >>> s, labels, _ = consistency_scores("Paris", ["Paris", "paris"], [-0.1, -0.2])  # doctest: +SKIP
+        >>> labels, s["discrete_semantic_entropy"]                                         # doctest: +SKIP
+        ([0, 0], 0.0)
+    """
+    notes = notes if notes is not None else []
+    cost = cost if cost is not None else {}
+    sent_texts = list(sentence_texts)
+    if not samples:
+        notes.append("no samples: consistency scores skipped")
+        return {}, [], [{} for _ in sent_texts]
+    vecs = embed([answer, *samples, *sent_texts])
+    cost["embedded_texts"] = cost.get("embedded_texts", 0) + len(vecs)
+    main, samp, sent = vecs[0], vecs[1:1 + len(samples)], vecs[1 + len(samples):]
+    scores = {"inconsistency_embedding": float(1.0 - (samp @ main).mean())}
+    per_sentence = [{"inconsistency_embedding": float(1.0 - (samp @ v).mean())} for v in sent]
+    labels = None
+    if judge is not None:
+        calls = [0]
+
+        def counted(premise: str, hypothesis: str) -> float:
+            calls[0] += 1
+            return judge(premise, hypothesis)
+
+        try:
+            scores["inconsistency_judge"] = 1.0 - float(np.mean([call_judge(counted, s, answer) for s in samples]))
+            for k, text in enumerate(sent_texts):
+                if len(sent_texts) == 1:
+                    per_sentence[k]["inconsistency_judge"] = scores["inconsistency_judge"]
+                    continue
+                per_sentence[k]["inconsistency_judge"] = 1.0 - float(
+                    np.mean([call_judge(counted, s, text) for s in samples]))
+            labels = cluster(samples, judge=counted)
+        except JudgeError as exc:
+            notes.append(f"{exc}: fell back to embedding similarity for consistency and clustering")
+            scores.pop("inconsistency_judge", None)
+            for d in per_sentence:
+                d.pop("inconsistency_judge", None)
+        cost["judge_calls"] = cost.get("judge_calls", 0) + calls[0]
+    if labels is None:
+        labels = cluster(samples, embeddings=samp)
+    scores["semantic_entropy"] = semantic_entropy(labels, seq_logprobs)
+    scores["discrete_semantic_entropy"] = discrete_semantic_entropy(labels)
+    return scores, labels, per_sentence
+
+
+def score_texts(lm: Any, ids: Sequence[int], texts: Sequence[str]) -> list[float]:
+    """Mean token log-probability of each given sample after the prompt (batched passes).
+
+    Returns:
+        one float per text (0.0 for a text that is empty or does not fit the context window).
+
+    Example:
+        >>> score_texts(lm, lm.encode("Hi"), ["Hello", "Bye"])     # doctest: +SKIP
+        [-2.1, -5.3]
+    """
+    conts = [lm.encode(t, special=False) for t in texts]
+    keep = [k for k, c in enumerate(conts) if c and len(ids) + len(c) <= lm.max_length]
+    out = [0.0] * len(texts)
+    if keep:
+        lps = lm.continuation_logprobs([ids] * len(keep), [conts[k] for k in keep])
+        for k, lp in zip(keep, lps):
+            out[k] = float(np.mean(lp))
+    return out
+
+
 def _logsumexp(x: np.ndarray) -> float:
     top = float(np.max(x))
     return top + float(np.log(np.exp(x - top).sum()))
+
+
+SCORE_DOCS: dict[str, str] = {
+    "inconsistency_embedding": "[0, 2], in practice [0, 1]: 1 - mean cosine similarity (MiniLM) "
+    "between the answer and the sampled answers",
+    "inconsistency_judge": "[0, 1]: 1 - mean probability that a sampled answer entails the answer",
+    "semantic_entropy": "[0, log N] nats: entropy over meaning clusters of N samples, weighted by "
+    "their length-normalised probability",
+    "discrete_semantic_entropy": "[0, log N] nats: entropy of the fraction of samples per meaning cluster",
+}
+"""Range and meaning of the sample-consistency scores (higher = more likely hallucinated)."""
