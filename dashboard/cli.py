@@ -25,6 +25,7 @@ EPILOG = """examples:
   whylm dashboard --port 8600 --data-dir ./audits  another port, history in ./audits/audits.sqlite
   whylm explain "The capital of France is" --target " Paris" --json -
   whylm causal propose smoking "tar deposits" "lung cancer"
+  whylm audit outputs.jsonl --out audit.parquet --engine processes --workers 2
 """
 
 DASHBOARD_EPILOG = """example:
@@ -116,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         pass  # explain's commands not installed yet (development checkout)
     else:
         add_parsers(sub)
+    try:
+        from explain.audit.cli import add_parser as add_audit_parser
+    except ImportError:
+        pass
+    else:
+        add_audit_parser(sub)
     try:
         from causal.cli import add_parser
     except ImportError:
