@@ -3,7 +3,8 @@
 Workers are started with the ``spawn`` context (safe with torch and threads on every OS); each
 gets the model once, in its initializer (a LanguageModel is pickled to it; a path or ``None`` is
 loaded there), and its share of the CPU threads. Chunks go out to whichever worker is free and
-come back as they finish.
+come back as they finish. A worker that dies (killed, out of memory) stops the run with one line;
+the chunks already committed stay, and the same call resumes.
 
 Example:
     >>> ProcessEngine(None, workers=2).workers
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterator, Mapping
 
 from explain.audit.engines import chunks, load_model
@@ -57,6 +60,14 @@ class ProcessEngine:
         # Smaller chunks than the commit size keep every worker busy to the end.
         size = max(1, min(chunk_size, -(-len(records) // (4 * self.workers))))
         ctx = mp.get_context("spawn")
-        with ctx.Pool(self.workers, initializer=_init, initargs=(self.model, self.threads)) as pool:
-            for rows in pool.imap_unordered(_work, [(c, dict(settings)) for c in chunks(records, size)]):
-                yield rows
+        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init,
+                                   initargs=(self.model, self.threads))
+        try:
+            futures = [pool.submit(_work, (c, dict(settings))) for c in chunks(records, size)]
+            for fut in as_completed(futures):
+                yield fut.result()
+        except BrokenProcessPool:
+            raise ExplainError("a worker process died (killed or out of memory?): the chunks done are saved, "
+                               "run the same audit again to resume") from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

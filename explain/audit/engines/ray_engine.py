@@ -40,11 +40,13 @@ def import_ray() -> Any:
 class AuditActor:
     """A Ray Data callable class: holds one model, audits a batch of records (JSON text in, out)."""
 
-    def __init__(self, spec: Any, settings: Mapping[str, Any], threads: int) -> None:
+    def __init__(self, spec: Any, settings: Mapping[str, Any], threads: int, gpu: bool = False) -> None:
         import torch
 
         torch.set_num_threads(max(1, threads))
         self.lm = load_model(spec)
+        if gpu and torch.cuda.is_available():  # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPU
+            self.lm.model.to("cuda")
         self.settings = dict(settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -84,7 +86,7 @@ class RayEngine:
             ds = ray.data.from_items([{"record": json.dumps(r, ensure_ascii=False)} for r in records],
                                      override_num_blocks=max(1, -(-len(records) // size)))
             ds = ds.map_batches(
-                AuditActor, fn_constructor_args=(self.model, dict(settings), max(1, int(self.cpus))),
+                AuditActor, fn_constructor_args=(self.model, dict(settings), max(1, int(self.cpus)), self.gpus > 0),
                 batch_size=size, batch_format="numpy", concurrency=self.workers,
                 num_cpus=self.cpus, num_gpus=self.gpus or None,
             )
