@@ -166,9 +166,15 @@ def _table(df: pd.DataFrame) -> None:
     errors_only = st.checkbox("Only rows with an error", key="au_errors")
     rows = filter_rows(df, chosen, risk, score, score_min, errors_only)
     n_err = int(df["error"].notna().sum())
-    st.caption(f"{len(rows):,} of {len(df):,} rows shown · {n_err:,} with an error · click a column header to sort")
+    st.caption(f"{len(rows):,} of {len(df):,} rows shown · {n_err:,} with an error · click a column header to "
+               "sort, a row to open it")
     cols = [c for c in ("id", "risk", "verdict", *scores, "error", "seconds", "prompt", "response") if c in rows]
-    st.dataframe(rows[cols], hide_index=True, width="stretch", key="au_table")
+    event = st.dataframe(rows[cols], hide_index=True, width="stretch", key="au_table", on_select="rerun",
+                         selection_mode="single-row")
+    picked = list(getattr(getattr(event, "selection", None), "rows", None) or [])
+    if picked and picked != st.session_state.get("_au_picked"):  # a click on a row opens that record
+        st.session_state["au_record"] = str(rows["id"].iloc[picked[0]])
+    st.session_state["_au_picked"] = picked
     st.download_button(f"Export the {len(rows):,} rows shown (CSV)", data=csv_safe(rows.drop(
         columns=[c for c in ("report", "attribution") if c in rows])), file_name="whylm-audit-flagged.csv",
         mime="text/csv", key="au_export")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html as _html
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -221,7 +222,8 @@ def audit(
         chunk_size: records per committed part (at most this many are redone after a kill).
         chat, max_new_tokens, top_k: passed to signals/attribute; top features kept per row.
         engine_options: e.g. ``{"cpus_per_worker": 1, "gpus_per_worker": 1}`` for Ray.
-        on_estimate: called with the :class:`explain.Cost` before the run starts (the CLI prints it).
+        on_estimate: called with the :class:`explain.Cost` before the run starts (default: printed to
+            standard error when the progress bar is shown).
 
     Returns:
         an :class:`AuditSummary`.
@@ -255,11 +257,13 @@ def audit(
     done = store.done_ids()
     todo = [r for r in recs if r["id"] not in done]
     cost = check_budget(estimate(local_lm, todo, settings, eng.workers), max_seconds)
+    show = want_progress(progress, cost.seconds)
     if on_estimate is not None:
         on_estimate(cost)
+    elif show:  # someone is watching: the cost comes before the bar
+        print(f"estimate: {cost.summary()}", file=sys.stderr)
     start = time.perf_counter()
     processed = 0
-    show = want_progress(progress, cost.seconds)
     with bar(len(todo), f"audit ({engine})", show=show, unit="rec") as pbar:
         for rows in eng.run(todo, settings, chunk_size):
             store.commit(rows)
