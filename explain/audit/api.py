@@ -176,7 +176,8 @@ def estimate(lm: Any, records: list[dict[str, Any]], settings: Mapping[str, Any]
             family = getattr(METHODS.get(method), "family", "")
             passes = features + 1 if method == "ablation" else (3 if family == "gradient" else 2 * (features + 1))
             positions += passes * (n + m) + (m * DECODE_STEP_POSITIONS if generate else 0)
-    seconds = positions * seconds_per_position(lm) / max(1, workers) if records else 0.0
+    # One sequence of 128 tokens is what an audit runs (and a quarter of the default measurement's cost).
+    seconds = positions * seconds_per_position(lm, length=128, batch=1) / max(1, workers) if records else 0.0
     what = f"audit of {len(records):,} records" + (f" with {method} attribution" if method else "")
     return Cost(what, seconds=seconds, passes=len(records), positions=positions, unit="records",
                 cheaper="audit fewer records, use more workers, or drop attribute=")
