@@ -1,7 +1,7 @@
 """The whylm dashboard: ``streamlit run dashboard/app.py`` (or ``whylm dashboard``).
 
 Pages: Explain (token attribution), Signals (hallucination signals), Causal (LLM-proposed causal
-graphs checked with DoWhy) and History (the audit store). Configuration comes from the environment
+graphs checked with DoWhy), Audits (batch audits of datasets) and History (the audit store). Configuration comes from the environment
 that ``whylm dashboard`` sets: ``$WHYLM_MODEL`` (default model) and ``$WHYLM_DATA_DIR`` (store folder).
 """
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from causal.cli import add_parser as add_causal_parser
+from explain.audit.cli import add_parser as add_audit_parser
 from explain.cli import add_parsers as add_explain_parsers
 from explain.cli_io import check_argv, check_outputs
 from explain.errors import WhylmError, one_line, report_internal_error
@@ -32,6 +33,7 @@ EPILOG = """examples:
   whylm dashboard --port 8600 --data-dir ./audits  another port, history in ./audits/audits.sqlite
   whylm explain "The capital of France is" --target " Paris" --json -
   whylm causal propose smoking "tar deposits" "lung cancer"
+  whylm audit outputs.jsonl --out audit.parquet --engine processes --workers 2
 """
 
 DASHBOARD_EPILOG = """example:
@@ -192,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_dashboard_parser(sub)
     add_explain_parsers(sub)
+    add_audit_parser(sub)
     add_causal_parser(sub)
     return parser
 

@@ -17,6 +17,7 @@ PAGES = (
     ("explain", "Explain", ":material/insights:", "explain_page.py"),
     ("signals", "Signals", ":material/report:", "signals_page.py"),
     ("causal", "Causal", ":material/account_tree:", "causal_page.py"),
+    ("audits", "Audits", ":material/fact_check:", "audits_page.py"),
     ("history", "History", ":material/history:", "history_page.py"),
 )
 
@@ -30,7 +31,7 @@ def build_pages() -> dict[str, "st.Page"]:
 
 
 def switch_to(kind: str) -> None:
-    """Switch to the page of ``kind`` (``explain``, ``signals``, ``causal``, ``history``)."""
+    """Switch to the page of ``kind`` (``explain``, ``signals``, ``causal``, ``audits``, ``history``)."""
     st.switch_page(build_pages()[kind])
 
 

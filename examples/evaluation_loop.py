@@ -1,73 +1,48 @@
-"""Attribution inside an evaluation loop: explain every prompt/response pair of a JSONL file.
+"""An audit inside an evaluation script: score every prompt/response pair of a JSONL file, then gate.
 
-Each input line is ``{"id": ..., "prompt": ..., "response": ...}``; each output line is the input's
-id plus the :class:`explain.AttributionResult` as a dict. The loop is resumable: ids already in the
-output file are skipped, and each result is flushed as soon as it is computed, so an interrupted
-run loses at most the item it was working on.
+Each input line is ``{"id": ..., "prompt": ..., "response": ..., "context": ...}`` (``response`` and
+``context`` optional). :func:`explain.audit` writes one Parquet row per record and is resumable: run
+the script again after an interruption and only the missing ids are audited. The script then reads
+the rows with pandas, prints the riskiest answers, and exits 1 when too many records failed.
 
 Run:
-    python examples/evaluation_loop.py examples/data/eval_pairs.jsonl results.jsonl
-    python examples/evaluation_loop.py pairs.jsonl out.jsonl --method shapley --model ./my-model
+    python examples/evaluation_loop.py examples/data/eval_pairs.jsonl audit.parquet
+    python examples/evaluation_loop.py pairs.jsonl audit.parquet --attribute ablation --engine processes --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-from tqdm import tqdm
+import pandas as pd
 
-from explain import ExplainError, LanguageModel, attribute
-
-
-def done_ids(path: Path) -> set[str]:
-    """Ids already written to ``path`` (a partial last line from a crash is ignored)."""
-    ids: set[str] = set()
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                ids.add(str(json.loads(line)["id"]))
-            except (json.JSONDecodeError, KeyError):
-                continue
-    return ids
-
-
-def drop_partial_line(path: Path) -> None:
-    """Cut a half-written last line (left by a crash) so appended rows start on a new line."""
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        if text and not text.endswith("\n"):
-            path.write_text(text[: text.rfind("\n") + 1], encoding="utf-8")
+from explain import WhylmError, audit
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("pairs", type=Path, help="JSONL with id, prompt, response")
-    parser.add_argument("out", type=Path, help="JSONL to append results to")
-    parser.add_argument("--method", default="ablation")
+    parser.add_argument("pairs", help="JSONL, CSV or Parquet with prompt (and id, response, context)")
+    parser.add_argument("out", help="audit output folder (Parquet dataset)")
+    parser.add_argument("--attribute", default=None, help="add attributions, e.g. ablation")
+    parser.add_argument("--engine", default="local", choices=("local", "processes", "ray"))
+    parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--model", default=None, help="model folder (default: embedded SmolLM2)")
-    parser.add_argument("--chat", action="store_true")
+    parser.add_argument("--max-error-rate", type=float, default=0.5, help="fail the evaluation above this")
     args = parser.parse_args(argv)
-
-    items = [json.loads(line) for line in args.pairs.read_text(encoding="utf-8").splitlines() if line.strip()]
-    drop_partial_line(args.out)
-    seen = done_ids(args.out)
-    todo = [it for it in items if str(it["id"]) not in seen]
-    print(f"{len(items)} items, {len(seen)} already done, {len(todo)} to go", file=sys.stderr)
-    lm = LanguageModel.load(args.model)
-    with args.out.open("a", encoding="utf-8") as out:
-        for item in tqdm(todo, desc="attributing"):
-            try:
-                res = attribute(lm, item["prompt"], target=item["response"], method=args.method,
-                                chat=args.chat, progress=False)
-                row = {"id": item["id"], **res.to_dict()}
-            except ExplainError as exc:  # a bad item is recorded, not fatal
-                row = {"id": item["id"], "error": str(exc)}
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            out.flush()
-    return 0
+    try:
+        summary = audit(args.pairs, args.model, out=args.out, attribute=args.attribute, engine=args.engine,
+                        workers=args.workers, max_seconds=3600)
+    except WhylmError as exc:  # bad input file, other settings in out, over budget: one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary.summary())
+    rows = pd.read_parquet(args.out)
+    score = "risk" if rows["risk"].notna().any() else "score.mean_neg_logprob"
+    print(f"\nriskiest answers by {score}:")
+    for _, r in rows.sort_values(score, ascending=False).head(3).iterrows():
+        print(f"  {r['id']}: {r[score]:.3f}  {r['response']!r}")
+    return 1 if summary.errors > args.max_error_rate * max(1, summary.records) else 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Example:
 """
 
 from explain.attribution import METHODS, attribute
+from explain.audit import AuditSummary, audit
 from explain.budget import Cost, check_budget
 from explain.errors import ExplainError, WhylmError
 from explain.model import LanguageModel
@@ -16,6 +17,6 @@ from explain.result import AttributionResult
 from explain.signals import SignalReport, calibrate_signals, register_signal, signals
 
 __all__ = [
-    "METHODS", "AttributionResult", "Cost", "ExplainError", "LanguageModel", "SignalReport", "WhylmError",
-    "attribute", "calibrate_signals", "check_budget", "register_signal", "signals",
+    "METHODS", "AttributionResult", "AuditSummary", "Cost", "ExplainError", "LanguageModel", "SignalReport",
+    "WhylmError", "attribute", "audit", "calibrate_signals", "check_budget", "register_signal", "signals",
 ]

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +20,7 @@ EXAMPLES = ROOT / "examples"
 # script -> the tests that run it (fast on the tiny model, slow on the embedded one)
 COVERED = {
     "causal_pipeline.py": ("test_causal_pipeline_on_the_tiny_model", "test_causal_pipeline_script"),
-    "evaluation_loop.py": ("test_evaluation_loop_on_the_tiny_model", "test_evaluation_loop_is_resumable"),
+    "evaluation_loop.py": ("test_evaluation_loop_on_the_tiny_model", "test_evaluation_loop_audits_and_resumes"),
     "signals_rag_check.py": ("test_signals_rag_check_on_the_tiny_model", "test_signals_rag_check_script"),
 }
 
@@ -92,38 +93,49 @@ def _pairs(tmp_path: Path, n: int = 2) -> tuple[Path, Path, list[dict]]:
     return pairs, tmp_path / "out.jsonl", items
 
 
-def test_evaluation_loop_on_the_tiny_model(tiny_lm, tiny_dir, tmp_path) -> None:
-    from explain.attribution.ablation import leave_one_out_reference
+def test_evaluation_loop_on_the_tiny_model(tiny_lm, tiny_dir, tmp_path, capsys) -> None:
+    import torch
+
     from explain.attribution.inputs import build_input
 
-    pairs, out, items = _pairs(tmp_path)
+    pairs, _, items = _pairs(tmp_path)
+    out = tmp_path / "audit"
     module = runpy.run_path(str(EXAMPLES / "evaluation_loop.py"))
     assert module["main"]([str(pairs), str(out), "--model", tiny_dir]) == 0
-    rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [r["id"] for r in rows] == [it["id"] for it in items]
-    for row, item in zip(rows, items):
-        # the brute-force loop: one plain forward pass per ablated prompt token
-        ref = leave_one_out_reference(tiny_lm, build_input(tiny_lm, item["prompt"], item["response"]))
-        np.testing.assert_allclose(np.array(row["token_attr"], dtype=float), ref, atol=2e-4)
-    # a second run resumes: nothing is attributed twice
+    rows = pd.read_parquet(out).set_index("id")
+    assert sorted(rows.index) == sorted(it["id"] for it in items)
+    for item in items:
+        # an independent teacher-forced pass: one plain forward over the chat prompt + response
+        inp = build_input(tiny_lm, item["prompt"], item["response"], chat=True)
+        ids = torch.tensor([list(inp.prompt_ids) + list(inp.target_ids)])
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny_lm.model(input_ids=ids).logits[0].double(), -1)
+        n = len(inp.prompt_ids)
+        want = -np.mean([logp[n - 1 + i, t].item() for i, t in enumerate(inp.target_ids)])
+        assert rows.loc[item["id"], "score.mean_neg_logprob"] == pytest.approx(want, abs=1e-4)
+    # a second run resumes: nothing is audited twice
+    capsys.readouterr()
     assert module["main"]([str(pairs), str(out), "--model", tiny_dir]) == 0
-    assert len(out.read_text().splitlines()) == len(items)
+    assert f"0 audited now ({len(items)} already done)" in capsys.readouterr().out
+    assert len(pd.read_parquet(out)) == len(items)
 
 
 @pytest.mark.slow
-def test_evaluation_loop_is_resumable(tmp_path, monkeypatch) -> None:
+def test_evaluation_loop_audits_and_resumes(tmp_path, capsys) -> None:
     pairs = tmp_path / "pairs.jsonl"
     lines = (EXAMPLES / "data/eval_pairs.jsonl").read_text().splitlines()[:3]
     pairs.write_text("\n".join(lines) + "\n" + json.dumps({"id": "bad", "prompt": "", "response": " x"}) + "\n")
-    out = tmp_path / "out.jsonl"
-    out.write_text(json.dumps({"id": "capital-fr", "kept": True}) + "\n" + '{"id": "trunc')  # a crash mid-line
-    module = runpy.run_path(str(EXAMPLES / "evaluation_loop.py"))
+    out = tmp_path / "audit.parquet"
+    module = runpy.run_path(str(ROOT / "examples/evaluation_loop.py"))
     assert module["main"]([str(pairs), str(out)]) == 0
-    rows = [json.loads(x) for x in out.read_text().splitlines()[1:]]
-    assert [r["id"] for r in rows] == ["capital-it", "water", "bad"]
-    assert rows[0]["output_tokens"] == [" Rome"] and len(rows[0]["token_attr"][0]) == len(rows[0]["input_tokens"])
-    assert rows[2]["error"] == "prompt is empty"
-    assert module["done_ids"](out) == {"capital-fr", "capital-it", "water", "bad"}
+    printed = capsys.readouterr().out
+    assert "4 audited now (0 already done), 1 errors" in printed and "riskiest answers" in printed
+    rows = pd.read_parquet(out).set_index("id")
+    assert sorted(rows.index) == ["bad", "capital-fr", "capital-it", "water"]
+    assert rows.loc["bad", "error"].startswith("prompt is empty")
+    assert rows.loc["capital-it", "response"] == " Rome" and rows.loc["capital-it", "score.mean_neg_logprob"] > 0
+    assert module["main"]([str(pairs), str(out)]) == 0  # a second run resumes: nothing left to do
+    assert "0 audited now (4 already done)" in capsys.readouterr().out
 
 
 class _CoinLLM:
@@ -177,30 +189,13 @@ def test_causal_pipeline_llm_options_are_the_cli_ones(capsys) -> None:
 
 
 # ------------------------------------------------------------------------------- signals_rag_check
-def _check_rag_output(out: str, threshold: float = 0.25) -> list[str]:
-    """Every row's FLAG/ok matches its printed ungrounded_max against the threshold."""
-    flags = []
-    blocks = re.findall(r"^(FLAG|ok  ) (.*)\n\s+(.*)\n", out, re.M)
-    assert len(blocks) == 3, out
-    for flag, _answer, scores in blocks:
-        values = dict(kv.split("=") for kv in scores.split(", "))
-        assert (float(values["ungrounded_max"]) > threshold) == (flag == "FLAG"), (flag, scores)
-        flags.append(flag.strip())
-    return flags
-
-
-def test_signals_rag_check_on_the_tiny_model(tiny_lm, monkeypatch, capsys, tmp_path) -> None:
-    import explain
-
-    monkeypatch.setattr(explain.LanguageModel, "load", classmethod(lambda cls, *a, **k: tiny_lm))
-    page = tmp_path / "r.html"
-    monkeypatch.setattr(sys, "argv", ["signals_rag_check.py", "--html", str(page), "--threshold", "0"])
+def test_signals_rag_check_on_the_tiny_model(tiny_dir, tmp_path, capsys) -> None:
     module = runpy.run_path(str(EXAMPLES / "signals_rag_check.py"))
-    assert module["main"]() == 0
+    page = tmp_path / "rag.html"
+    assert module["main"](["--model", tiny_dir, "--html", str(page)]) == 0
     out = capsys.readouterr().out
-    _check_rag_output(out, threshold=0.0)
-    html = page.read_text()
-    assert html.count("whylm-highlight") >= 3 and "Leonardo" in html
+    assert out.count("no verdict (no calibration ships for model") == 3  # a tiny model has no calibration
+    assert page.read_text().count('class="whylm-signals"') == 3
 
 
 @pytest.mark.slow
@@ -208,7 +203,8 @@ def test_signals_rag_check_script(tmp_path) -> None:
     page = tmp_path / "r.html"
     proc = _script(EXAMPLES / "signals_rag_check.py", ["--html", str(page)], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    flags = _check_rag_output(proc.stdout)
-    # the docstring's promise: the grounded answer passes, the contradicting one is flagged
-    assert flags[:2] == ["ok", "FLAG"], proc.stdout
-    assert page.exists()
+    lines = [line for line in proc.stdout.splitlines() if "(risk " in line]
+    assert len(lines) == 3, proc.stdout
+    risks = [float(line.split("(risk ")[1].split(")")[0]) for line in lines]
+    assert risks[0] < risks[1], proc.stdout  # the made-up workshop in Rome is riskier than the right answer
+    assert page.read_text().count('class="whylm-signals"') == 3

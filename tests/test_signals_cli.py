@@ -34,14 +34,3 @@ def test_signals_errors_are_one_line(tiny_dir, capsys, argv, message) -> None:
     assert main(argv + ["--model", str(tiny_dir)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(message)
 
-
-def test_rag_check_example_runs_on_a_tiny_model(tiny_dir, tmp_path, capsys) -> None:
-    import runpy
-    from pathlib import Path
-
-    module = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "signals_rag_check.py"))
-    page = tmp_path / "rag.html"
-    assert module["main"](["--model", tiny_dir, "--html", str(page)]) == 0
-    out = capsys.readouterr().out
-    assert out.count("no verdict (no calibration ships for model") == 3  # a tiny model has no calibration
-    assert page.read_text().count('class="whylm-signals"') == 3

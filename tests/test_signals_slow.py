@@ -52,14 +52,3 @@ def test_calibrated_verdicts_on_the_embedded_model(embedded_lm):
     assert right.verdict != "likely hallucinated" and wrong.verdict != "supported"
     assert "calibrated for SmolLM2-135M-Instruct" in right.risk_note
 
-
-def test_rag_check_example_on_the_embedded_model(capsys):
-    import runpy
-    from pathlib import Path
-
-    module = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "signals_rag_check.py"))
-    assert module["main"]([]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if "(risk " in line]
-    assert len(lines) == 3
-    risks = [float(line.split("(risk ")[1].split(")")[0]) for line in lines]
-    assert risks[0] < risks[1]  # the made-up workshop in Rome is riskier than the right answer
