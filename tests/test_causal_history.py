@@ -40,7 +40,7 @@ def _csv() -> bytes:
 
 def _arrows(at: AppTest) -> dict[str, str]:
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    return {a["hovertext"].split(":")[0]: a["arrowcolor"] for a in spec["layout"]["annotations"]}
+    return {a["hovertext"].split(":")[0]: a["arrowcolor"] for a in spec["layout"]["annotations"] if a.get("showarrow")}
 
 
 def test_history_reopens_a_causal_check_with_colours_and_summary(data_dir):
