@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import os
 import shutil
 import tempfile
@@ -134,6 +135,8 @@ class LanguageModel:
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self._logits_to_keep_ok: bool | None = None
+        params = inspect.signature(model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -417,14 +420,37 @@ class LanguageModel:
             kwargs["position_ids"] = position_ids
         if past_key_values is not None:
             kwargs["past_key_values"] = past_key_values
+        return self._run(kwargs, keep).logits[:, -keep:].float()
+
+    def extend_cache(self, input_ids: torch.Tensor, past_key_values: Any = None) -> Any:
+        """Run ``input_ids`` after ``past_key_values`` (or from scratch) and return the grown cache.
+
+        The LM head runs at one position only. Returns: the model's key/value cache object.
+
+        Example:
+            >>> past = lm.extend_cache(torch.tensor([lm.encode("The capital")]))  # doctest: +SKIP
+            >>> past.get_seq_length()                                             # doctest: +SKIP
+            2
+        """
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "use_cache": True}
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        out = self._run(kwargs, 1)
+        cache = out.get("cache") if hasattr(out, "get") else None
+        return cache if cache is not None else out.past_key_values
+
+    def _run(self, kwargs: dict[str, Any], keep: int) -> Any:
+        """The model's output for ``kwargs`` with ``logits_to_keep=keep`` where it is supported."""
+        if "past_key_values" in kwargs and self._cache_kwarg == "cache":
+            kwargs["cache"] = kwargs.pop("past_key_values")  # transformers >= 5.2 renamed it
         if self._logits_to_keep_ok is not False:
             try:
-                logits = self.model(**kwargs, logits_to_keep=keep).logits
+                out = self.model(**kwargs, logits_to_keep=keep)
                 self._logits_to_keep_ok = True
-                return logits[:, -keep:].float()
+                return out
             except TypeError:
                 self._logits_to_keep_ok = False
-        return self.model(**kwargs).logits[:, -keep:].float()
+        return self.model(**kwargs)
 
     @torch.no_grad()
     def continuation_logprobs(

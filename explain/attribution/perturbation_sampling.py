@@ -31,6 +31,7 @@ import torch
 
 from explain.attribution.batched_forward import BatchedForward, as_numpy
 from explain.attribution.inputs import AttributionInput
+from explain.attribution.prefix_tree import PrefixTreeForward
 from explain.attribution.registry import register
 from explain.errors import ExplainError
 from explain.model import LanguageModel
@@ -55,7 +56,7 @@ class MaskTable:
         torch.Size([2, m])
     """
 
-    def __init__(self, fwd: BatchedForward, multi_output: bool) -> None:
+    def __init__(self, fwd: BatchedForward | PrefixTreeForward, multi_output: bool) -> None:
         self.fwd = fwd
         self.multi_output = multi_output
         self.mode = "record"  # "record" | "all" (B, m) | "total" (B,) | int j: column j (B,)
@@ -127,7 +128,8 @@ def _run(
     n_samples = _check_int("n_samples", DEFAULT_SAMPLES[name] if n_samples is None else n_samples)
     seed = _check_int("seed", seed, minimum=0)
     fwd = BatchedForward(lm, inp, baseline=baseline, batch_tokens=batch_tokens)
-    table = MaskTable(fwd, multi_output=per_token)
+    engine = PrefixTreeForward(fwd)
+    table = MaskTable(engine, multi_output=per_token)
     method = algorithm(table)
     ones = torch.ones(1, inp.n)
 
@@ -148,7 +150,7 @@ def _run(
         attr = torch.stack(rows)
         table.mode = "total"
         info["seq_attr"] = as_numpy(_seeded(seed, run).reshape(inp.n)).tolist()
-    info.update(fwd.info)
+    info.update(engine.info)
     info["perturbations"] = table.distinct
     info["target_logprobs"] = as_numpy(fwd.original)
     return as_numpy(attr), info
