@@ -6,8 +6,9 @@ each row times one way of computing an attribution and gives its max |difference
 - ablation: ours, captum ``FeatureAblation`` default path (``forward_in_tokens=True``), captum's
   single-pass path (``forward_in_tokens=False``), and one plain batched forward over the n + 1
   perturbed sequences (no cache reuse, full LM head); reference: brute-force teacher-forced LOO.
-- shapley / kernelshap / lime: ours vs captum ``LLMAttribution`` single-pass with the same seed and
-  samples; reference: captum (token matrix for shapley, sequence vector for kernelshap / lime).
+- shapley / kernelshap / lime: ours (prefix-tree engine) vs captum ``LLMAttribution`` single-pass
+  with the same seed and samples; reference: captum (token matrix for shapley, sequence vector for
+  kernelshap / lime). For shapley also ours with the prefix tree off (the plain batched engine).
 - integrated_gradients / input_x_gradient: ours vs captum ``LLMGradientAttribution`` on the
   embedding layer; reference: captum's token matrix.
 - attention / shap: ours only (no captum counterpart).
@@ -15,6 +16,8 @@ each row times one way of computing an attribution and gives its max |difference
 Usage:
     python benchmarks/attribution_speed.py --quick
     python benchmarks/attribution_speed.py --lengths 32 64 128 --target-len 16 --out speed.json
+    python benchmarks/attribution_speed.py --lengths 32 64 --threads 1 \
+        --methods shapley kernelshap lime integrated_gradients       # the sampling and IG rows
 """
 
 from __future__ import annotations
@@ -36,8 +39,25 @@ def settings(quick: bool) -> dict[str, dict[str, Any]]:
     if quick:
         return {"shapley": {"n_samples": 2}, "kernelshap": {"n_samples": 60}, "lime": {"n_samples": 60},
                 "integrated_gradients": {"n_steps": 8}, "shap": {"max_evals": 200}}
-    return {"shapley": {"n_samples": 5}, "kernelshap": {"n_samples": 200}, "lime": {"n_samples": 200},
-            "integrated_gradients": {"n_steps": 20}, "shap": {"max_evals": 500}}
+    return {"shapley": {"n_samples": 3}, "kernelshap": {"n_samples": 64}, "lime": {"n_samples": 64},
+            "integrated_gradients": {"n_steps": 16}, "shap": {"max_evals": 500}}
+
+
+def without_prefix_tree(fn: Any) -> Any:
+    """Run ``fn`` with the sampling methods on the plain batched engine (the prefix tree off)."""
+    from explain.attribution import perturbation_sampling
+
+    class Off(perturbation_sampling.PrefixTreeForward):
+        def __init__(self, fwd: Any, **kw: Any) -> None:
+            super().__init__(fwd, **kw)
+            self.usable = False
+
+    real = perturbation_sampling.PrefixTreeForward
+    perturbation_sampling.PrefixTreeForward = Off
+    try:
+        return fn()
+    finally:
+        perturbation_sampling.PrefixTreeForward = real
 
 
 def plain_batched_loo(lm: Any, inp: Any, batch: int = 8) -> np.ndarray:
@@ -124,6 +144,11 @@ def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: 
             else:
                 diff = maxdiff(ours.seq_attr, ref.seq_attr)
             row(method, f"ours {kw}", t_ours, diff, None, ours.info, "captum (same seed)")
+            if method == "shapley":
+                plain, t_plain = timed(lambda: without_prefix_tree(
+                    lambda: attribute(lm, prompt, target, method=method, progress=False, **kw)))
+                row(method, "ours without the prefix tree", t_plain, maxdiff(plain.token_attr, ref.token_attr),
+                    t_ours, plain.info, "captum (same seed)")
             row(method, "captum forward_in_tokens=False", t_ref, 0.0, t_ours, ref="captum (same seed)")
         elif method in ("integrated_gradients", "input_x_gradient"):
             cls = LayerIntegratedGradients if method == "integrated_gradients" else LayerGradientXActivation

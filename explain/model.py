@@ -156,7 +156,7 @@ class LanguageModel:
 
         Example:
             >>> lm = LanguageModel.load()          # doctest: +SKIP
-            >>> lm.name
+            >>> lm.name                            # doctest: +SKIP
             'SmolLM2-135M-Instruct'
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
