@@ -500,9 +500,7 @@ def prompt_ids(lm: Any, prompt: str, context: str | None, chat: bool) -> list[in
         [1, 34, ...]
     """
     text = prompt if context is None else CONTEXT_TEMPLATE.format(context=context, prompt=prompt)
-    if chat:
-        return lm.chat_ids(text)[0]
-    return lm.encode(text, special=True)
+    return lm.prompt_ids(text, chat=chat)[0]
 
 
 def token_scores(logprob: np.ndarray, entropy: np.ndarray, margin: np.ndarray, top1: np.ndarray) -> dict[str, float]:
