@@ -23,12 +23,13 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import time
 import warnings
 from typing import Any
 
 import numpy as np
 import torch
-from _common import load_model, markdown_table, prompt_of_length, timed, write_json
+from _common import load_model, markdown_table, prompt_of_length, write_json
 
 METHODS = ("ablation", "shapley", "kernelshap", "lime", "integrated_gradients", "input_x_gradient",
            "attention", "shap")
@@ -58,6 +59,17 @@ def without_prefix_tree(fn: Any) -> Any:
         return fn()
     finally:
         perturbation_sampling.PrefixTreeForward = real
+
+
+def timed(fn: Any) -> tuple[Any, tuple[float, float]]:
+    """Run ``fn`` once. Returns: (its result, (wall seconds, this process's CPU seconds)).
+
+    CPU seconds are what the ratios use: with ``--threads 1`` they barely move when other jobs
+    share the machine, while wall time does.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, (time.perf_counter() - wall, time.process_time() - cpu)
 
 
 def plain_batched_loo(lm: Any, inp: Any, batch: int = 8) -> np.ndarray:
@@ -112,13 +124,16 @@ def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: 
     inp = build_input(lm, prompt, target)
     rows: list[dict] = []
 
-    def row(method: str, impl: str, seconds: float, diff: float | None, ours_s: float | None, info: dict | None = None,
-            ref: str = "") -> None:
-        rows.append({"n": inp.n, "m": inp.m, "method": method, "impl": impl, "seconds": seconds,
-                     "speedup_of_ours": None if ours_s is None else seconds / ours_s,
+    def row(method: str, impl: str, seconds: tuple[float, float], diff: float | None,
+            ours_s: tuple[float, float] | None, info: dict | None = None, ref: str = "") -> None:
+        rows.append({"n": inp.n, "m": inp.m, "method": method, "impl": impl, "seconds": seconds[0],
+                     "cpu_seconds": seconds[1],
+                     "speedup_of_ours": None if ours_s is None else seconds[1] / ours_s[1],
                      "max_abs_diff": diff, "reference": ref,
-                     "forward_passes": (info or {}).get("forward_passes")})
-        print(f"  n={inp.n} {method:<20} {impl:<34} {seconds:8.2f}s  diff={diff}", flush=True)
+                     "forward_passes": (info or {}).get("forward_passes"),
+                     "token_positions": (info or {}).get("token_positions")})
+        print(f"  n={inp.n} {method:<20} {impl:<34} {seconds[0]:8.2f}s wall {seconds[1]:8.2f}s cpu  diff={diff}",
+              flush=True)
 
     for method in methods:
         kw = opts.get(method, {})
@@ -178,9 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     for n in lengths:
         rows += bench_length(lm, n, args.target_len, list(args.methods), settings(args.quick), args)
-    header = ["n", "m", "method", "implementation", "seconds", "time / ours", "max abs diff", "vs", "fwd passes"]
-    table = [[r["n"], r["m"], r["method"], r["impl"], r["seconds"], r["speedup_of_ours"], r["max_abs_diff"],
-              r["reference"], r["forward_passes"]] for r in rows]
+    header = ["n", "m", "method", "implementation", "wall s", "CPU s", "CPU time / ours", "max abs diff", "vs",
+              "fwd passes", "positions"]
+    table = [[r["n"], r["m"], r["method"], r["impl"], r["seconds"], r["cpu_seconds"], r["speedup_of_ours"],
+              r["max_abs_diff"], r["reference"], r["forward_passes"], r["token_positions"]] for r in rows]
     print()
     print(markdown_table(header, table))
     write_json(args.out, rows)

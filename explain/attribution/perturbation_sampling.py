@@ -2,7 +2,10 @@
 
 The algorithms are captum's own (same permutations, samples, kernels and surrogate fits, driven
 by the same torch random stream), but the model calls go through
-:class:`~explain.attribution.batched_forward.BatchedForward`. Captum draws its perturbations
+:class:`~explain.attribution.prefix_tree.PrefixTreeForward`: the masks are evaluated as a prefix
+tree, so the key/value cache of a prefix that several masks share is computed once (a Shapley
+permutation's masks add one feature at a time and share most; random KernelSHAP/LIME masks share
+only their first few features). Captum draws its perturbations
 without looking at the model's answers, so each method runs in three steps:
 
 1. *record*: captum runs with a forward function that only records the keep-masks it asks for;
@@ -157,7 +160,7 @@ def _run(
 
 
 def _note(text: str) -> str:
-    return text + " Seeded (seed=0), n_samples=; captum's algorithm on our batched forward."
+    return text + " Seeded (seed=0), n_samples=; captum's algorithm on our prefix-tree batched forward."
 
 
 @register(
