@@ -175,6 +175,39 @@ def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: 
     return rows
 
 
+def tree_plan_table(lengths: list[int], target_len: int, opts: dict) -> str:
+    """Token positions the prefix tree computes vs one full pass per mask, from captum's own mask
+    draws (seed 0; no model needed: the masks do not depend on the model's answers).
+
+    Returns: a markdown table.
+    """
+    from types import SimpleNamespace
+
+    from captum.attr import KernelShap, Lime, ShapleyValueSampling
+
+    from explain.attribution.perturbation_sampling import PERTURBATIONS_PER_EVAL, MaskTable, _seeded
+    from explain.attribution.prefix_tree import distinct_prefixes, plan
+
+    out = []
+    for n in lengths:
+        bounds, length = np.arange(n + 1), n + target_len - 1
+        for name, cls in (("shapley", ShapleyValueSampling), ("kernelshap", KernelShap), ("lime", Lime)):
+            table = MaskTable(SimpleNamespace(inp=SimpleNamespace(n=n, m=target_len)), multi_output=name == "shapley")
+            method = cls(table)
+            _seeded(0, lambda: method.attribute(torch.ones(1, n), n_samples=opts[name]["n_samples"],
+                                                perturbations_per_eval=PERTURBATIONS_PER_EVAL))
+            bits = torch.stack(list(table.pending.values())).numpy()
+            d = distinct_prefixes(bits)
+            levels = plan(d, bounds, length)
+            tree = sum(d[hi] * (bounds[hi] - bounds[lo]) for lo, hi in zip(levels, levels[1:]))
+            tree += len(bits) * (length - bounds[levels[-1]])
+            full = len(bits) * length
+            trie = int(d[1:].sum()) + len(bits) * (target_len - 1)
+            out.append([n, name, opts[name]["n_samples"], len(bits), len(levels), tree, full, full / tree, full / trie])
+    return markdown_table(["n", "method", "n_samples", "distinct masks", "tree levels", "positions (tree)",
+                           "positions (one pass per mask)", "fewer by", "fewer by (every level)"], out)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[32, 64, 128], help="prompt lengths in tokens")
@@ -185,9 +218,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="skip captum's slow default FeatureAblation path above this prompt length")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", help="write the rows as JSON here")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="print the prefix tree's position counts for the sampling methods (no model)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     lengths = [32] if args.quick else args.lengths
+    if args.plan_only:
+        print(tree_plan_table(lengths, args.target_len, settings(args.quick)))
+        return
     lm = load_model(args.threads)
     print(f"model {lm.name}, torch threads {torch.get_num_threads()}, lengths {lengths}, target {args.target_len}")
     rows: list[dict] = []
