@@ -98,10 +98,9 @@ def test_attribute_with_chat_attributes_the_users_a_on_the_real_ids(lm) -> None:
     target = lm.encode(" b", special=False)
     (lp,) = lm.continuation_logprobs([ids], [target])
     np.testing.assert_allclose(res.target_logprobs, lp, atol=1e-5)
-    # dropping the user's "a" (id -> 0) is the only change the attribution measures
-    where = len(ids) - 1 - ids[::-1].index(lm.encode("a", special=False)[0])  # never the header's a
-    user_a = [i for i, t in enumerate(ids) if t == lm.encode("a", special=False)[0]][0]
-    assert user_a != where or len(ids) < 8
+    # the user's "a" sits right after the hand-written header; dropping it (id -> 0) is what is measured
+    user_a = len(lm.encode("<|im_start|>user\n", special=False))
+    assert ids[user_a] == lm.encode("a", special=False)[0]
     dropped = list(ids)
     dropped[user_a] = 0
     (lp_drop,) = lm.continuation_logprobs([dropped], [target])
