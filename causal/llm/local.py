@@ -54,10 +54,7 @@ class LocalBackend(CachedBackend):
         tok_ids = [self.lm.encode(o, special=False) for o in options]
         if any(len(t) != 1 for t in tok_ids):
             return None
-        if self.chat and getattr(self.lm.tokenizer, "chat_template", None):
-            ids, _ = self.lm.chat_ids(prompt)
-        else:
-            ids = self.lm.encode(prompt)
+        ids, _ = self.lm.prompt_ids(prompt, chat=self.chat and self.lm.has_chat_template)
         _, row = self.lm.continuation_logprobs([ids], [tok_ids[0]], full=True)[0]
         return np.array([float(row[0, t[0]]) for t in tok_ids], dtype=float)
 

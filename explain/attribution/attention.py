@@ -12,6 +12,16 @@ for a first look (one forward pass), and check conclusions with ``ablation`` or
 
 A segment's score is the sum over its positions. Scores are non-negative and rows sum to at most 1.
 
+**The attention sink.** Causal LMs park most of their attention on the first position (a "sink",
+Xiao et al. 2023): on SmolLM2, rollout over "The capital of France is" gives "The" 1.0 and every
+other token below 1e-6, whatever the target. By default (``sink="exclude"``) the first position is
+left out of the normalisation: each target token's scores over the other positions are divided by
+their sum (so they sum to 1 over prompt, template and earlier target positions), and the first
+position scores 0 by construction. The mass the method puts on it is shown separately, per target
+token, in ``info["sink_share"]``. Rollout still favours early positions (a causal model's rollout
+drains mass towards the start); read it as a heuristic.
+``sink="keep"`` gives the unmodified method.
+
 Example:
     >>> res = attribute(lm, "The capital of France is", " Paris", method="attention")  # doctest: +SKIP
     >>> res.token_attr.min() >= 0                                                     # doctest: +SKIP
@@ -33,6 +43,7 @@ from explain.errors import ExplainError
 from explain.model import LanguageModel
 
 MODES = ("rollout", "last_layer", "mean")
+SINK_CHOICES = ("exclude", "keep")
 
 
 @contextmanager
@@ -47,6 +58,20 @@ def eager_attention(model: Any) -> Iterator[None]:
     finally:
         if switch:
             model.set_attn_implementation(before)
+
+
+def exclude_sink(rows: torch.Tensor) -> torch.Tensor:
+    """Score rows (k, L) without the first position, renormalised to sum to 1 over the rest.
+
+    Returns: a float64 (k, L) tensor whose first column is 0.
+
+    Example:
+        >>> exclude_sink(torch.tensor([[0.9, 0.06, 0.04], [1.0, 0.0, 0.0]])).tolist()
+        [[0.0, 0.6, 0.4], [0.0, 0.0, 0.0]]
+    """
+    out = rows.double().clone()
+    out[:, 0] = 0.0
+    return out / out.sum(-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
 
 
 def rollout(attentions: list[torch.Tensor], residual: float) -> torch.Tensor:
@@ -64,12 +89,23 @@ def rollout(attentions: list[torch.Tensor], residual: float) -> torch.Tensor:
     return out
 
 
+def _combine(maps: list[torch.Tensor], mode: str, residual: float) -> torch.Tensor:
+    """One (L, L) float64 score map from per-layer head-averaged maps, as ``mode`` says."""
+    if mode == "rollout":
+        return rollout(maps, residual)
+    if mode == "last_layer":
+        return maps[-1].double()
+    return torch.stack(maps).double().mean(0)
+
+
 @register(
     "attention",
     family="attention",
     cost="1 forward pass (eager attention)",
     note="HEURISTIC: attention rollout from each target position; cheap, not faithful. "
-    "mode=rollout (default), last_layer or mean.",
+    "mode=rollout (default), last_layer or mean. The first position (the attention sink, which "
+    "takes nearly all the mass) is excluded from every map and its share shown separately in "
+    "info['sink_share']; sink='keep' for the unmodified method.",
 )
 def attention(
     lm: LanguageModel,
@@ -79,13 +115,21 @@ def attention(
     progress: bool,
     mode: str = "rollout",
     residual: float = 0.5,
+    sink: str = "exclude",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Attention from the positions predicting each target token to the prompt's features.
 
     ``baseline`` and ``progress`` are not used (one pass, nothing is perturbed).
 
+    Args:
+        mode: ``rollout``, ``last_layer`` or ``mean``.
+        residual: rollout's weight of the residual connection.
+        sink: ``exclude`` (default) takes the first position out of every map (see the module's
+            note); ``keep`` runs the method unmodified.
+
     Returns:
-        (token_attr (m, n), info) with non-negative scores.
+        (token_attr (m, n), info) with non-negative scores; ``info["sink_share"]`` is the mass the
+        unmodified method puts on the first position, per target token.
 
     Example:
         >>> attr, info = attention(lm, inp, baseline=0, progress=False, mode="last_layer")  # doctest: +SKIP
@@ -94,19 +138,19 @@ def attention(
         raise ExplainError(f"unknown attention mode '{mode}': choose one of {', '.join(MODES)}")
     if isinstance(residual, bool) or not isinstance(residual, (int, float)) or not 0 <= residual < 1:
         raise ExplainError(f"residual must be a number in [0, 1), got {residual!r}")
+    if sink not in SINK_CHOICES:
+        raise ExplainError(f"unknown sink choice '{sink}': choose one of {', '.join(SINK_CHOICES)}")
     ids = torch.tensor([inp.sequence], dtype=torch.long, device=lm.device)
     with torch.no_grad(), eager_attention(lm.model):
         out = lm.model(input_ids=ids, output_attentions=True, use_cache=False)
     if not out.attentions or any(a is None for a in out.attentions):
         raise ExplainError(f"model '{lm.name}' does not return attention weights")
     maps = [a[0].float().mean(0).cpu() for a in out.attentions]  # head-averaged (L, L) per layer
-    if mode == "rollout":
-        scores = rollout(maps, float(residual))
-    elif mode == "last_layer":
-        scores = maps[-1].double()
-    else:
-        scores = torch.stack(maps).double().mean(0)
-    rows = scores[len(inp.prompt_ids) - 1:len(inp.prompt_ids) - 1 + inp.m]
+    predicting = slice(len(inp.prompt_ids) - 1, len(inp.prompt_ids) - 1 + inp.m)
+    rows = _combine(maps, mode, float(residual))[predicting]
+    sink_share = rows[:, 0]
+    if sink == "exclude":
+        rows = exclude_sink(rows)
     attr = torch.stack([rows[:, pos].sum(1) for pos in inp.features], dim=1)
     logp = torch.log_softmax(out.logits[0, -inp.m:].float(), dim=-1)
     target = torch.tensor(inp.target_ids, device=logp.device)
@@ -114,6 +158,8 @@ def attention(
         "forward_passes": 1,
         "mode": mode,
         "residual": float(residual),
+        "sink": sink,
+        "sink_share": as_numpy(sink_share).tolist(),
         "heuristic": True,
         "target_logprobs": as_numpy(logp.gather(-1, target[:, None])[:, 0]),
     }

@@ -72,11 +72,8 @@ class _EmbeddingGradients:
         """(S, m) target log-probs of a batch of embedding sequences (S, L, d)."""
         m = self.inp.m
         self.forwards += 1
-        try:
-            logits = self.lm.model(inputs_embeds=embeds, use_cache=False, logits_to_keep=m).logits
-        except TypeError:
-            logits = self.lm.model(inputs_embeds=embeds, use_cache=False).logits
-        logp = torch.log_softmax(logits[:, -m:].float(), dim=-1)
+        logits = self.lm.forward_logits(None, m, inputs_embeds=embeds)
+        logp = torch.log_softmax(logits, dim=-1)
         return logp.gather(-1, self.target[None, :, None].expand(logp.shape[0], -1, 1))[..., 0]
 
     def weighted_grads(self, embeds: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -94,15 +94,7 @@ def build_input(
         ExplainError: empty prompt or target, too long for the model, no chat template.
     """
     text, segments = _prompt_text(prompt)
-    if chat:
-        ids, (start, end) = lm.chat_ids(text)
-        content_offset = start
-        if start == end:
-            raise ExplainError("could not locate the prompt inside the chat template")
-    else:
-        ids = lm.encode(text, special=True)
-        content_offset = lm.special_prefix_len()
-        end = len(ids)
+    ids, (content_offset, end) = lm.prompt_ids(text, chat=chat)
     lm.check_length(len(ids), 0 if target is None else 1)
 
     if segments:

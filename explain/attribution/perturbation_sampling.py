@@ -2,7 +2,10 @@
 
 The algorithms are captum's own (same permutations, samples, kernels and surrogate fits, driven
 by the same torch random stream), but the model calls go through
-:class:`~explain.attribution.batched_forward.BatchedForward`. Captum draws its perturbations
+:class:`~explain.attribution.prefix_tree.PrefixTreeForward`: the masks are evaluated as a prefix
+tree, so the key/value cache of a prefix that several masks share is computed once (a Shapley
+permutation's masks add one feature at a time and share most; random KernelSHAP/LIME masks share
+only their first few features). Captum draws its perturbations
 without looking at the model's answers, so each method runs in three steps:
 
 1. *record*: captum runs with a forward function that only records the keep-masks it asks for;
@@ -31,6 +34,7 @@ import torch
 
 from explain.attribution.batched_forward import BatchedForward, as_numpy
 from explain.attribution.inputs import AttributionInput
+from explain.attribution.prefix_tree import PrefixTreeForward
 from explain.attribution.registry import register
 from explain.errors import ExplainError
 from explain.model import LanguageModel
@@ -55,7 +59,7 @@ class MaskTable:
         torch.Size([2, m])
     """
 
-    def __init__(self, fwd: BatchedForward, multi_output: bool) -> None:
+    def __init__(self, fwd: BatchedForward | PrefixTreeForward, multi_output: bool) -> None:
         self.fwd = fwd
         self.multi_output = multi_output
         self.mode = "record"  # "record" | "all" (B, m) | "total" (B,) | int j: column j (B,)
@@ -127,7 +131,8 @@ def _run(
     n_samples = _check_int("n_samples", DEFAULT_SAMPLES[name] if n_samples is None else n_samples)
     seed = _check_int("seed", seed, minimum=0)
     fwd = BatchedForward(lm, inp, baseline=baseline, batch_tokens=batch_tokens)
-    table = MaskTable(fwd, multi_output=per_token)
+    engine = PrefixTreeForward(fwd)
+    table = MaskTable(engine, multi_output=per_token)
     method = algorithm(table)
     ones = torch.ones(1, inp.n)
 
@@ -148,14 +153,14 @@ def _run(
         attr = torch.stack(rows)
         table.mode = "total"
         info["seq_attr"] = as_numpy(_seeded(seed, run).reshape(inp.n)).tolist()
-    info.update(fwd.info)
+    info.update(engine.info)
     info["perturbations"] = table.distinct
     info["target_logprobs"] = as_numpy(fwd.original)
     return as_numpy(attr), info
 
 
 def _note(text: str) -> str:
-    return text + " Seeded (seed=0), n_samples=; captum's algorithm on our batched forward."
+    return text + " Seeded (seed=0), n_samples=; captum's algorithm on our prefix-tree batched forward."
 
 
 @register(

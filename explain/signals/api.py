@@ -105,7 +105,7 @@ def signals(
     start_time = time.perf_counter()
     _check_inputs(prompt, response, context, n_samples, sample_texts, max_new_tokens)
     cal, risk_note = load_calibration(calibration, getattr(lm, "name", ""))
-    use_chat = bool(chat and getattr(lm.tokenizer, "chat_template", None))
+    use_chat = bool(chat and lm.has_chat_template)
     ids = prompt_ids(lm, prompt, context, use_chat)
     plain = prompt_ids(lm, prompt, None, use_chat) if context is not None else None
     if n_samples > 0 and sample_texts is None:
@@ -265,9 +265,7 @@ def prompt_ids(lm: Any, prompt: str, context: str | None, chat: bool) -> list[in
         [1, 34, ...]
     """
     text = prompt if context is None else CONTEXT_TEMPLATE.format(context=context, prompt=prompt)
-    if chat:
-        return lm.chat_ids(text)[0]
-    return lm.encode(text, special=True)
+    return lm.prompt_ids(text, chat=chat)[0]
 
 
 def split_sentences(tokens: Sequence[str]) -> list[tuple[int, int]]:

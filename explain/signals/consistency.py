@@ -263,7 +263,7 @@ def draw_samples(
         (texts, mean token log-probabilities under the model at temperature 1).
 
     Example:
-        >>> texts, lps = draw_samples(lm, lm.chat_ids("Hi")[0], 4, 16, seed=0)   # doctest: +SKIP
+        >>> texts, lps = draw_samples(lm, lm.prompt_ids("Hi", chat=True)[0], 4, 16, seed=0)   # doctest: +SKIP
     """
     lm.check_length(len(ids), max_new_tokens)
     vocab = int(getattr(lm.model.config, "vocab_size", 50_000) or 50_000)
