@@ -248,15 +248,20 @@ def known_judge(llm: Any = None) -> JudgeResult | None:
     """
     backend = get_backend(llm)
     label, settings = backend_label(backend), _settings(backend)
-    path = _cache_file(backend, _key(label, settings, None, 0))
-    if path is not None and path.is_file():
-        try:
-            res = JudgeResult.from_json(path.read_text(encoding="utf-8"))
-            res.source = "cache"
-            return res
-        except (CausalError, ValueError, OSError):
-            pass  # a corrupt entry is ignored and overwritten by the next measurement
-    return _shipped(label, settings)
+    return _read_cached(_cache_file(backend, _key(label, settings, None, 0))) or _shipped(label, settings)
+
+
+def _read_cached(path: Path | None) -> JudgeResult | None:
+    """The judge figure cached at ``path``, or None (none there, or a corrupt entry: ignored and
+    overwritten by the next measurement)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        res = JudgeResult.from_json(path.read_text(encoding="utf-8"))
+    except (CausalError, ValueError, OSError):
+        return None
+    res.source = "cache"
+    return res
 
 
 def judge_cost(llm: Any = None, n_pairs: int | None = None) -> Cost:
@@ -329,13 +334,9 @@ def evaluate_judge(
     key = _key(label, settings, n_pairs, seed)
     path = _cache_file(backend, key) if use_cache else None
     if use_cache:
-        if path is not None and path.is_file():
-            try:
-                res = JudgeResult.from_json(path.read_text(encoding="utf-8"))
-                res.source = "cache"
-                return res
-            except (CausalError, ValueError, OSError):
-                pass
+        cached = _read_cached(path)
+        if cached is not None:
+            return cached
         if n_pairs is None:
             shipped = _shipped(label, settings)
             if shipped is not None:
