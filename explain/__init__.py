@@ -8,7 +8,7 @@ Example:
     (5,)
 """
 
-from explain.attribution import METHODS, attribute
+from explain.attribution import METHODS, attribute, estimate_cost
 from explain.budget import Cost, check_budget
 from explain.errors import ExplainError, WhylmError
 from explain.model import LanguageModel
@@ -17,5 +17,5 @@ from explain.signals import SignalReport, signals
 
 __all__ = [
     "METHODS", "AttributionResult", "Cost", "ExplainError", "LanguageModel", "SignalReport", "WhylmError",
-    "attribute", "check_budget", "signals",
+    "attribute", "check_budget", "estimate_cost", "signals",
 ]

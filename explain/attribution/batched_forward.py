@@ -159,11 +159,7 @@ class BatchedForward:
     def rows_for(self, start: int, length: int) -> int:
         """How many rows of ``length`` positions whose first ``start`` come from the shared cache fit
         in one pass under both budgets. Returns: at least 1."""
-        suffix = max(1, length - start)
-        by_time = self.batch_tokens // suffix
-        per_row = length * self.kv_bytes + suffix * self.act_bytes
-        by_memory = self.memory_bytes // max(1, per_row)
-        return max(1, min(by_time, by_memory))
+        return rows_that_fit(start, length, self.batch_tokens, self.memory_bytes, self.kv_bytes, self.act_bytes)
 
     def perturbed(self, keep: torch.Tensor) -> torch.Tensor:
         """Input ids (B, L) with every dropped feature's positions set to the baseline."""
@@ -307,6 +303,23 @@ class BatchedForward:
         self.positions += start + ids[:, start:].numel()
         logits = self.lm.forward_logits(ids[:, start:].to(dev), self.inp.m, past_key_values=past)
         return self._logprobs(logits)
+
+
+def rows_that_fit(start: int, length: int, batch_tokens: int, memory_bytes: int, kv_bytes: int, act_bytes: int) -> int:
+    """Rows of ``length`` positions (the first ``start`` shared from the cache) one pass may hold:
+    at most ``batch_tokens`` computed positions and ``memory_bytes`` of cache and activations.
+
+    Returns:
+        at least 1.
+
+    Example:
+        >>> rows_that_fit(0, 100, 4096, 10**9, 1000, 1000)
+        40
+    """
+    suffix = max(1, length - start)
+    by_time = batch_tokens // suffix
+    by_memory = memory_bytes // max(1, length * kv_bytes + suffix * act_bytes)
+    return max(1, min(by_time, by_memory))
 
 
 def plan_batches(

@@ -240,3 +240,33 @@ def build_input(
         sources=pf.sources,
         spans=pf.spans,
     )
+
+
+# Tried in order for the default baseline: the first that is one ordinary (non-special) token.
+BASELINE_CANDIDATES = (" ", ".", " the", "the")
+
+
+def default_baseline(lm: LanguageModel) -> tuple[int, str]:
+    """The replacement token for perturbation and gradient methods when ``baseline`` is not given.
+
+    Captum's convention is id 0, but on GPT-2, SmolLM2, Llama and Qwen tokenizers id 0 is a special
+    token (``<|endoftext|>``, ``<unk>``, ``!``...); ``<|endoftext|>`` acts as a document boundary,
+    so overwriting a token with it erases the context before it. The default is instead the first
+    of :data:`BASELINE_CANDIDATES` that encodes to one token that is not special (not eos, bos or
+    pad): a blank, which carries no content and starts nothing.
+
+    Returns:
+        (token id, the rule that chose it, in words).
+
+    Example:
+        >>> default_baseline(lm)   # doctest: +SKIP
+        (216, "' ' (a blank token): id 0 is the special token '<|endoftext|>'")
+    """
+    special = set(getattr(lm.tokenizer, "all_special_ids", []) or []) | lm.eos_ids
+    for text in BASELINE_CANDIDATES:
+        ids = lm.encode(text, special=False)
+        if len(ids) == 1 and ids[0] not in special:
+            zero = lm.tokenizer.convert_ids_to_tokens(0)
+            why = "a special token" if 0 in special else "an arbitrary token"
+            return ids[0], f"{text!r}, a content-free token (id 0 is {why}, {zero!r})"
+    return 0, "id 0 (captum's default): no single-token blank in this vocabulary"
