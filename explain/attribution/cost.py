@@ -5,7 +5,7 @@ method asks for (exact for ``ablation``; for the sampling methods, rows drawn th
 them), how :func:`~explain.attribution.batched_forward.plan_batches` groups them into passes under
 the token and memory budgets, and how many token positions and attention pairs each pass computes.
 Seconds come from a short measurement of the model on this machine (:func:`speed`, three small
-forwards, cached per model, device and thread count):
+forwards, cached per model, device and thread count, in memory and on disk):
 
     seconds = a * positions + b * attention pairs + c * passes
 
@@ -22,9 +22,12 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -64,11 +67,19 @@ class Speed:
 _SPEEDS: dict[tuple[str, str, int], Speed] = {}
 
 
+def _speed_file() -> Path:
+    from explain.model import cache_dir
+
+    return Path(os.environ.get("WHYLM_SPEED_CACHE") or cache_dir() / "speed.json")
+
+
 def speed(lm: LanguageModel) -> Speed:
     """Measure (once per model, device and torch thread count) what a forward pass costs here.
 
-    Three no-grad forwards, best of two each: 8 x 64 tokens (mostly per-position cost), 1 x 768
-    tokens (adds attention over a long context), 1 x 4 tokens (the fixed cost of a pass).
+    Three no-grad forwards, best of two each: 4 x 64 tokens (mostly per-position cost), 1 x 384
+    tokens (adds attention over a longer context), 1 x 4 tokens (the fixed cost of a pass). The
+    result is kept for the process and in ``speed.json`` in whylm's cache folder
+    (``$WHYLM_SPEED_CACHE`` overrides the path), so a machine is measured once.
 
     Returns:
         a :class:`Speed`.
@@ -77,13 +88,24 @@ def speed(lm: LanguageModel) -> Speed:
         >>> speed(lm).per_position > 0   # doctest: +SKIP
         True
     """
+    import platform
+
     import torch
 
-    key = (str(lm.name), str(lm.device), torch.get_num_threads())
+    n_params = sum(p.numel() for p in lm.model.parameters())
+    key = (f"{lm.name}|{n_params}|{lm.device}|{torch.get_num_threads()}|{platform.node()}|{torch.__version__}", "", 0)
     if key in _SPEEDS:
         return _SPEEDS[key]
+    path = _speed_file()
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if key[0] in stored:
+            _SPEEDS[key] = Speed(**stored[key[0]])
+            return _SPEEDS[key]
+    except (OSError, ValueError, TypeError):
+        stored = {}
     vocab = lm.model.get_input_embeddings().num_embeddings
-    longest = max(16, min(768, lm.max_length))
+    longest = max(16, min(384, lm.max_length))
 
     def timed(batch: int, length: int) -> float:
         ids = (torch.arange(batch * length, device=lm.device).reshape(batch, length) * 7919) % max(vocab - 1, 1) + 1
@@ -95,17 +117,25 @@ def speed(lm: LanguageModel) -> Speed:
                 best = min(best, time.perf_counter() - start)
         return best
 
-    tiny = timed(1, 4)
-    short = timed(8, 64)
+    per_pass = timed(1, 4)
+    short = timed(4, 64)
     long = timed(1, longest)
-    per_pass = tiny
-    # short - c = a * 512 + b * pairs_short;  long - c = a * longest + b * pairs_long
-    pos = np.array([[512.0, 8 * 64 * 65 / 2], [float(longest), longest * (longest + 1) / 2]])
+    # short - c = a * 256 + b * pairs_short;  long - c = a * longest + b * pairs_long
+    pos = np.array([[256.0, 4 * 64 * 65 / 2], [float(longest), longest * (longest + 1) / 2]])
     rhs = np.array([short - per_pass, long - per_pass])
     per_position, per_pair = np.linalg.solve(pos, rhs)
     if per_pair < 0 or per_position <= 0:  # noisy timings: fall back to a per-position rate alone
-        per_position, per_pair = max(short - per_pass, 1e-6) / 512, 0.0
+        per_position, per_pair = max(short - per_pass, 1e-6) / 256, 0.0
     _SPEEDS[key] = Speed(float(per_position), float(per_pair), float(per_pass))
+    try:
+        stored = stored if isinstance(stored, dict) else {}
+        stored[key[0]] = asdict(_SPEEDS[key])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(stored, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache folder only costs a new measurement next time
     return _SPEEDS[key]
 
 
