@@ -59,9 +59,9 @@ def test_explain_prints_the_estimate_and_runs_over_sentences(tiny_dir, capsys) -
 
 
 def test_explain_over_budget_is_refused_before_running(tiny_dir, capsys) -> None:
-    code = main(["explain", "word " * 200, "--target", " x", "--model", str(tiny_dir), "--max-seconds", "0.001",
+    code = main(["explain", "the sky " * 40, "--target", " x", "--model", str(tiny_dir), "--max-seconds", "0.001",
                  "--no-progress"])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert any(line.startswith("estimate: token-level ablation of 200 tokens") for line in err)
+    assert any(line.startswith("estimate: token-level ablation of") for line in err)
     assert err[-1].startswith("error: token-level ablation") and 'sources="sentences"' in err[-1]
