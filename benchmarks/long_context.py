@@ -78,9 +78,8 @@ def haystack(lm: Any, n_tokens: int, seed: int) -> dict[str, Any]:
         s = filler_sentence(rng)
         used += len(lm.encode(" " + s, special=False))
         sentences.append(s)
-    a, b = rng.sample(range(len(sentences) + 1), 2)
-    for pos, text in sorted([(a, needle), (b, distractor)], reverse=True):
-        sentences.insert(pos, text)
+    sentences.insert(rng.randrange(len(sentences) + 1), needle)
+    sentences.insert(rng.randrange(len(sentences) + 1), distractor)
     return {"prompt": " ".join(sentences) + question, "target": f" {code}", "needle": needle,
             "distractor": distractor}
 
