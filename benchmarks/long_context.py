@@ -192,7 +192,7 @@ def timing(lm: Any, lengths: list[int], samples: int, captum_max: float) -> list
     return rows
 
 
-def cost_model(lm: Any, lengths: list[int], token_max: int) -> list[list[Any]]:
+def cost_model(lm: Any, lengths: list[int], token_max: int, measure_max: int = 10**9) -> list[list[Any]]:
     from explain import ExplainError, attribute, estimate_cost
 
     rows = []
@@ -210,6 +210,9 @@ def cost_model(lm: Any, lengths: list[int], token_max: int) -> list[list[Any]]:
                     verdict = f"refused in {time.perf_counter() - start:.1f} s: {str(err)[:60]}..."
                 rows.append([n_prompt, sources, est.seconds, float("nan"), float("nan"), verdict])
                 continue
+            if n_prompt > measure_max:
+                rows.append([n_prompt, sources, est.seconds, float("nan"), float("nan"), "estimated only"])
+                continue
             _, secs, _, _ = measured(lambda: attribute(lm, h["prompt"], h["target"], sources=sources,
                                                        progress=False, max_seconds=1e6))
             rows.append([n_prompt, sources, est.seconds, secs, est.seconds / secs, "ran"])
@@ -218,15 +221,16 @@ def cost_model(lm: Any, lengths: list[int], token_max: int) -> list[list[Any]]:
     return rows
 
 
-def needle(lm: Any, n_haystacks: int, n_tokens: int, samples: int) -> tuple[list[list[Any]], dict[str, Any]]:
+def needle(lm: Any, n_haystacks: int, n_tokens: int, samples: int,
+           methods: tuple[str, ...] = ("ablation", "lime", "kernelshap")) -> tuple[list[list[Any]], dict[str, Any]]:
     from explain import attribute
 
-    hits: dict[str, list[int]] = {"ablation": [], "lime": [], "kernelshap": [], "random": []}
+    hits: dict[str, list[int]] = {**{m: [] for m in methods}, "random": []}
     secs: dict[str, list[float]] = {k: [] for k in hits}
     rng = np.random.default_rng(0)
     for k in range(n_haystacks):
         h = haystack(lm, n_tokens, seed=k)
-        for name in ("ablation", "lime", "kernelshap"):
+        for name in methods:
             opts = {"n_samples": samples} if name != "ablation" else {}
             res, s, _, _ = measured(lambda: attribute(lm, h["prompt"], h["target"], method=name,
                                                       sources="sentences", progress=False, max_seconds=1e6, **opts))
@@ -246,7 +250,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lengths", type=int, nargs="*", default=[512, 1024, 2048, 4096])
     parser.add_argument("--cost-lengths", type=int, nargs="*", default=[32, 128, 512, 1024, 2048, 4096])
     parser.add_argument("--token-max", type=int, default=256, help="longest prompt for a measured token-level run")
+    parser.add_argument("--measure-max", type=int, default=10**9,
+                        help="cost model: longer prompts are estimated, not run")
     parser.add_argument("--haystacks", type=int, default=20)
+    parser.add_argument("--needle-methods", nargs="+", default=["ablation", "lime", "kernelshap"],
+                        choices=["ablation", "lime", "kernelshap"])
     parser.add_argument("--needle-tokens", type=int, default=1024)
     parser.add_argument("--samples", type=int, default=64, help="LIME / KernelSHAP source ablations")
     parser.add_argument("--captum-max-seconds", type=float, default=600.0)
@@ -264,12 +272,12 @@ def main(argv: list[str] | None = None) -> None:
         print("\n" + markdown_table(header, rows))
         payload["timing"] = [dict(zip(header, r)) for r in rows]
     if args.cost_lengths:
-        rows = cost_model(lm, args.cost_lengths, args.token_max)
+        rows = cost_model(lm, args.cost_lengths, args.token_max, args.measure_max)
         header = ["prompt tokens", "sources", "estimate s", "measured s", "estimate / measured", "outcome"]
         print("\n" + markdown_table(header, rows))
         payload["cost_model"] = [dict(zip(header, r)) for r in rows]
     if args.haystacks:
-        rows, hits = needle(lm, args.haystacks, args.needle_tokens, args.samples)
+        rows, hits = needle(lm, args.haystacks, args.needle_tokens, args.samples, tuple(args.needle_methods))
         header = ["method (sentence sources)", "top-1 hit rate", "hits", "haystacks", "s / haystack"]
         print(f"\nneedle test: {args.haystacks} haystacks of about {args.needle_tokens} tokens")
         print(markdown_table(header, rows))
