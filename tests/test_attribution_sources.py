@@ -149,3 +149,15 @@ def test_every_method_works_over_sentences(tiny_lm, method: str) -> None:
     n = len(split_sources(TEXT, "sentences"))
     assert res.token_attr.shape == (len(res.output_tokens), n) and np.isfinite(res.token_attr).all()
     assert res.input_tokens[0] == "The capital of France is Paris."
+
+
+@pytest.mark.slow
+def test_embedded_model_sentence_ablation_matches_brute_force_and_finds_the_needle(embedded_lm) -> None:
+    context = ("The harbour reopened in spring. The code for the blue vault is 4172. "
+               "A small bakery closed early after the storm. The code for the red vault is 9385. "
+               "The museum counted visitors on most Sundays.")
+    prompt = context + "\nQuestion: what is the code for the blue vault?\nAnswer: The code for the blue vault is"
+    res = attribute(embedded_lm, prompt, " 4172", sources="sentences", progress=False)
+    inp = build_input(embedded_lm, prompt, " 4172", sources="sentences")
+    np.testing.assert_allclose(res.token_attr, leave_one_out_reference(embedded_lm, inp), atol=1e-4)
+    assert res.top_features(1)[0][0] == "The code for the blue vault is 4172."
