@@ -28,7 +28,6 @@ Usage (the figures in the README come from the first line; the second is the qui
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import threading
 import time
@@ -161,7 +160,6 @@ OURS = {"ablation": {}, "lime": {"n_samples": 64}, "kernelshap": {"n_samples": 6
 def timing(lm: Any, lengths: list[int], samples: int, captum_max: float) -> list[list[Any]]:
     from explain import attribute, estimate_cost
     from explain.attribution import build_input
-    from explain.attribution.cost import estimate_cost as _  # noqa: F401  (same function)
 
     rows = []
     for n_tokens in lengths:

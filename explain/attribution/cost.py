@@ -267,20 +267,17 @@ def estimate_cost(
             width = max(suffix)
             peak = max(peak, (hi - lo) * (max(lengths[lo:hi]) * kv + width * act + m * vocab * 4))
         passes, positions, pairs = passes * scale, positions * scale, pairs * scale
-        what_cost = f"{'removing' if pf.removal else 'replacing'} features"
     elif method in ("integrated_gradients", "input_x_gradient"):
         steps = int(method_options.get("n_steps", 20)) if method == "integrated_gradients" else 1
         # a forward and a backward (about two forwards) per step, plus one batched backward per extra target
         work = steps * (3 + 2 * (m - 1))
         passes, positions, pairs = work, work * n_seq, work * n_seq * (n_seq + 1) / 2
         peak = steps * n_seq * (kv + act) * 4
-        what_cost = "gradients"
     else:  # attention: one forward with attention weights kept
         layers = getattr(lm.model.config, "num_hidden_layers", 12)
         heads = getattr(lm.model.config, "num_attention_heads", 12)
         passes, positions, pairs = 1.0, float(n_seq), n_seq * (n_seq + 1) / 2
         peak = layers * heads * n_seq * n_seq * 4.0
-        what_cost = "attention weights"
     if generated:  # greedy generation of the target first: one cached step per new token
         passes += max_new_tokens + 1
         positions += n_prompt + max_new_tokens
@@ -302,11 +299,11 @@ def estimate_cost(
         passes=int(math.ceil(passes)),
         positions=int(math.ceil(positions)),
         memory_bytes=int(weights + peak),
-        cheaper=_cheaper(method, pf.sources, n, method_options, what_cost),
+        cheaper=_cheaper(method, pf.sources, method_options),
     )
 
 
-def _cheaper(method: str, sources: str, n: int, options: Mapping[str, Any], _: str) -> str:
+def _cheaper(method: str, sources: str, options: Mapping[str, Any]) -> str:
     tips = []
     if sources in ("tokens", "words"):
         tips.append('use sources="sentences" (or "paragraphs")')
