@@ -12,10 +12,12 @@ Three parts, all on the embedded model, in one run:
    (:func:`explain.estimate_cost`) and their ratio, and the peak resident memory of the process
    during the call (sampled every 20 ms, minus the memory before it). Captum rows are skipped
    when their estimate exceeds ``--captum-max-seconds``.
-2. **Cost model** (``--cost-lengths``, default 32 128 512 1024 2048 4096): predicted vs measured
+2. **Memory** (``--memory-lengths``, default 2048 4096): peak RSS of sentence ablation's largest
+   pass (the first batch, run alone; every later pass is shorter).
+3. **Cost model** (``--cost-lengths``, default 32 128 512 1024 2048 4096): predicted vs measured
    seconds of ``sources="sentences"`` ablation and, up to ``--token-max`` tokens, token-level
    ablation; and whether ``attribute`` refuses the token-level run at the default budget.
-3. **Needle** (``--haystacks`` haystacks of ``--needle-tokens`` tokens): one sentence holds the
+4. **Needle** (``--haystacks`` haystacks of ``--needle-tokens`` tokens): one sentence holds the
    answer, a distractor sentence has the same form with another colour and code; target = the
    answer. Top-1 hit rate of each method (the needle ranked first among all sources).
 
@@ -219,6 +221,37 @@ def cost_model(lm: Any, lengths: list[int], token_max: int, measure_max: int = 1
     return rows
 
 
+def memory(lm: Any, lengths: list[int]) -> list[list[Any]]:
+    """Peak memory of sentence-source ablation's largest pass: the engine's first batch (the rows
+    whose removed sentence comes first, so the longest suffixes), run alone. Later passes are
+    shorter, so this is the peak of the whole run without waiting for all of it."""
+    from explain.attribution import build_input
+    from explain.attribution.batched_forward import BatchedForward, plan_batches
+
+    rows = []
+    for n_tokens in lengths:
+        h = haystack(lm, n_tokens, seed=30_000 + n_tokens)
+        inp = build_input(lm, h["prompt"], h["target"], sources="sentences")
+
+        def first_pass() -> int:
+            fwd = BatchedForward(lm, inp)
+            keep = ~torch.eye(inp.n, dtype=torch.bool)
+            starts = fwd.starts(keep)
+            rows_all = fwd.removed_rows(keep)
+            order = torch.argsort(starts, stable=True)
+            plan = plan_batches([int(starts[r]) for r in order], [len(rows_all[int(r)]) for r in order],
+                                fwd.cap(inp.n), fwd.rows_for)
+            start, lo, hi = plan[0]
+            fwd(keep[order[lo:hi]])
+            return hi - lo
+
+        n_rows, secs, rss, extra = measured(first_pass)
+        rows.append([len(inp.prompt_ids), inp.n, n_rows, secs, rss / 1e9, extra / 1e9])
+        print(f"  memory {len(inp.prompt_ids)} tokens: first pass of {n_rows} rows, peak RSS {rss / 1e9:.2f} GB",
+              flush=True)
+    return rows
+
+
 def needle(lm: Any, n_haystacks: int, n_tokens: int, samples: int,
            methods: tuple[str, ...] = ("ablation", "lime", "kernelshap")) -> tuple[list[list[Any]], dict[str, Any]]:
     from explain import attribute
@@ -250,6 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token-max", type=int, default=256, help="longest prompt for a measured token-level run")
     parser.add_argument("--measure-max", type=int, default=10**9,
                         help="cost model: longer prompts are estimated, not run")
+    parser.add_argument("--memory-lengths", type=int, nargs="*", default=[2048, 4096],
+                        help="peak memory of sentence ablation's largest pass at these lengths")
     parser.add_argument("--haystacks", type=int, default=20)
     parser.add_argument("--needle-methods", nargs="+", default=["ablation", "lime", "kernelshap"],
                         choices=["ablation", "lime", "kernelshap"])
@@ -274,6 +309,12 @@ def main(argv: list[str] | None = None) -> None:
         header = ["prompt tokens", "sources", "estimate s", "measured s", "estimate / measured", "outcome"]
         print("\n" + markdown_table(header, rows))
         payload["cost_model"] = [dict(zip(header, r)) for r in rows]
+    if args.memory_lengths:
+        rows = memory(lm, args.memory_lengths)
+        header = ["prompt tokens", "sources", "rows in the largest pass", "seconds", "peak RSS GB",
+                  "RSS above start GB"]
+        print("\n" + markdown_table(header, rows))
+        payload["memory"] = [dict(zip(header, r)) for r in rows]
     if args.haystacks:
         rows, hits = needle(lm, args.haystacks, args.needle_tokens, args.samples, tuple(args.needle_methods))
         header = ["method (sentence sources)", "top-1 hit rate", "hits", "haystacks", "s / haystack"]
