@@ -12,8 +12,8 @@ Three parts, all on the embedded model, in one run:
    (:func:`explain.estimate_cost`) and their ratio, and the peak resident memory of the process
    during the call (sampled every 20 ms, minus the memory before it). Captum rows are skipped
    when their estimate exceeds ``--captum-max-seconds``.
-2. **Memory** (``--memory-lengths``, default 2048 4096): peak RSS of sentence ablation's largest
-   pass (the first batch, run alone; every later pass is shorter).
+2. **Memory** (``--memory-lengths``, default 2048 4096): peak RSS of sentence ablation's heaviest
+   pass (the batch holding the most cache and activations, run alone; every other pass holds less).
 3. **Cost model** (``--cost-lengths``, default 32 128 512 1024 2048 4096): predicted vs measured
    seconds of ``sources="sentences"`` ablation and, up to ``--token-max`` tokens, token-level
    ablation; and whether ``attribute`` refuses the token-level run at the default budget.
@@ -222,9 +222,9 @@ def cost_model(lm: Any, lengths: list[int], token_max: int, measure_max: int = 1
 
 
 def memory(lm: Any, lengths: list[int]) -> list[list[Any]]:
-    """Peak memory of sentence-source ablation's largest pass: the engine's first batch (the rows
-    whose removed sentence comes first, so the longest suffixes), run alone. Later passes are
-    shorter, so this is the peak of the whole run without waiting for all of it."""
+    """Peak memory of sentence-source ablation's heaviest pass, run alone: the batch of the engine's
+    plan that holds the most key/value cache and activations (rows x (row length x cache per
+    position + suffix x activations per position)); every other pass holds less."""
     from explain.attribution import build_input
     from explain.attribution.batched_forward import BatchedForward, plan_batches
 
@@ -233,21 +233,28 @@ def memory(lm: Any, lengths: list[int]) -> list[list[Any]]:
         h = haystack(lm, n_tokens, seed=30_000 + n_tokens)
         inp = build_input(lm, h["prompt"], h["target"], sources="sentences")
 
-        def first_pass() -> int:
+        def heaviest_pass() -> int:
             fwd = BatchedForward(lm, inp)
             keep = ~torch.eye(inp.n, dtype=torch.bool)
             starts = fwd.starts(keep)
             rows_all = fwd.removed_rows(keep)
+            starts = torch.minimum(starts, torch.tensor([len(r) - inp.m for r in rows_all]))
             order = torch.argsort(starts, stable=True)
-            plan = plan_batches([int(starts[r]) for r in order], [len(rows_all[int(r)]) for r in order],
-                                fwd.cap(inp.n), fwd.rows_for)
-            start, lo, hi = plan[0]
+            lengths_sorted = [len(rows_all[int(r)]) for r in order]
+            plan = plan_batches([int(starts[r]) for r in order], lengths_sorted, fwd.cap(inp.n), fwd.rows_for)
+
+            def held(batch: tuple[int, int, int]) -> int:
+                start, lo, hi = batch
+                longest = max(lengths_sorted[lo:hi])
+                return (hi - lo) * (longest * fwd.kv_bytes + (longest - start) * fwd.act_bytes)
+
+            start, lo, hi = max(plan, key=held)
             fwd(keep[order[lo:hi]])
             return hi - lo
 
-        n_rows, secs, rss, extra = measured(first_pass)
+        n_rows, secs, rss, extra = measured(heaviest_pass)
         rows.append([len(inp.prompt_ids), inp.n, n_rows, secs, rss / 1e9, extra / 1e9])
-        print(f"  memory {len(inp.prompt_ids)} tokens: first pass of {n_rows} rows, peak RSS {rss / 1e9:.2f} GB",
+        print(f"  memory {len(inp.prompt_ids)} tokens: heaviest pass of {n_rows} rows, peak RSS {rss / 1e9:.2f} GB",
               flush=True)
     return rows
 
@@ -311,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
         payload["cost_model"] = [dict(zip(header, r)) for r in rows]
     if args.memory_lengths:
         rows = memory(lm, args.memory_lengths)
-        header = ["prompt tokens", "sources", "rows in the largest pass", "seconds", "peak RSS GB",
+        header = ["prompt tokens", "sources", "rows in the heaviest pass", "seconds", "peak RSS GB",
                   "RSS above start GB"]
         print("\n" + markdown_table(header, rows))
         payload["memory"] = [dict(zip(header, r)) for r in rows]
