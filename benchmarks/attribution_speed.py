@@ -137,7 +137,7 @@ def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: 
 
     for method in methods:
         kw = opts.get(method, {})
-        ours, t_ours = timed(lambda: attribute(lm, prompt, target, method=method, progress=False, **kw))
+        ours, t_ours = timed(lambda: attribute(lm, prompt, target, method=method, baseline=0, progress=False, **kw))
         if method == "ablation":
             ref, t_ref = timed(lambda: leave_one_out_reference(lm, inp))
             row(method, "ours", t_ours, maxdiff(ours.token_attr, ref), None, ours.info, "brute-force LOO")
@@ -161,7 +161,7 @@ def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: 
             row(method, f"ours {kw}", t_ours, diff, None, ours.info, "captum (same seed)")
             if method == "shapley":
                 plain, t_plain = timed(lambda: without_prefix_tree(
-                    lambda: attribute(lm, prompt, target, method=method, progress=False, **kw)))
+                    lambda: attribute(lm, prompt, target, method=method, baseline=0, progress=False, **kw)))
                 row(method, "ours without the prefix tree", t_plain, maxdiff(plain.token_attr, ref.token_attr),
                     t_ours, plain.info, "captum (same seed)")
             row(method, "captum forward_in_tokens=False", t_ref, 0.0, t_ours, ref="captum (same seed)")

@@ -2,9 +2,15 @@
 
 For each built-in prompt the model first generates its greedy answer (the target). Each method
 ranks the prompt tokens by their attribution to the whole target (``seq_attr``); the top k are
-replaced by the baseline token (id 0) for k = ceil(f * n), f = 0.1 .. 0.5, and the drop in the
-target's log-probability is measured. AOPC is the mean drop over those k (higher = the method
-found the tokens the answer depends on). A random ranking (mean of 3 orders) is the floor.
+deleted for k = ceil(f * n), f = 0.1 .. 0.5, and the drop in the target's log-probability is
+measured. AOPC is the mean drop over those k (higher = the method found the tokens the answer
+depends on). A random ranking (mean of 3 orders) is the floor.
+
+Every method runs under each baseline of ``--baselines``: ``default`` (the per-tokenizer neutral
+token, :func:`explain.attribution.default_baseline`) and ``0`` (captum's id 0, on SmolLM2 the
+``<|endoftext|>`` token). Two deletion curves per run: *replace* (the top tokens overwritten with
+the same baseline the method used) and *remove* (the top tokens removed from the prompt: the same
+yardstick for both baselines).
 
 Usage:
     python benchmarks/faithfulness.py --n-prompts 30
@@ -70,11 +76,14 @@ METHODS = {
 }
 
 
-def deletion_drops(lm: Any, inp: Any, order: np.ndarray) -> np.ndarray:
-    """Drop of the total target log-prob when the first k features of ``order`` are removed, per fraction."""
+def deletion_drops(lm: Any, inp: Any, order: np.ndarray, baseline: int, remove: bool = False) -> np.ndarray:
+    """Drop of the total target log-prob when the first k features of ``order`` are replaced by
+    ``baseline`` (or removed), per fraction."""
+    from dataclasses import replace
+
     from explain.attribution.batched_forward import BatchedForward
 
-    fwd = BatchedForward(lm, inp, baseline=0)
+    fwd = BatchedForward(lm, replace(inp, removal=remove), baseline=baseline)
     keep = torch.ones(len(FRACTIONS), inp.n, dtype=torch.bool)
     for r, f in enumerate(FRACTIONS):
         keep[r, order[: max(1, math.ceil(f * inp.n))]] = False
@@ -90,37 +99,57 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--target-len", type=int, default=8, help="greedy target length in tokens")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--baselines", nargs="+", default=["default", "0"],
+                        help="'default' (per-tokenizer neutral token) and/or token ids")
     parser.add_argument("--out", help="write per-method results as JSON here")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
+    from explain.attribution import default_baseline
+
     lm = load_model(args.threads)
     prompts = PROMPTS[: args.n_prompts]
     inputs = [build_input(lm, p, None, max_new_tokens=args.target_len) for p in prompts]
+    default_id, rule = default_baseline(lm)
+    baselines = {b: (default_id if b == "default" else int(b)) for b in args.baselines}
     print(f"model {lm.name}, {len(inputs)} prompts, mean n={np.mean([i.n for i in inputs]):.1f}, "
           f"mean m={np.mean([i.m for i in inputs]):.1f}, torch threads {torch.get_num_threads()}")
-    curves: dict[str, list[np.ndarray]] = {name: [] for name in [*args.methods, "random"]}
-    cost: dict[str, list[tuple[float, int]]] = {name: [] for name in curves}
+    print(f"default baseline: id {default_id}, {rule}")
+    keys = [(name, b) for b in baselines for name in args.methods] + [("random", b) for b in baselines]
+    curves: dict[tuple[str, str], dict[str, list[np.ndarray]]] = {k: {"replace": [], "remove": []} for k in keys}
+    cost: dict[tuple[str, str], list[tuple[float, int]]] = {k: [] for k in keys}
     rng = np.random.default_rng(0)
     for k, (prompt, inp) in enumerate(zip(prompts, inputs)):
-        for name in args.methods:
-            start = time.perf_counter()
-            res = attribute(lm, prompt, inp.target, method=name, progress=False, **METHODS[name])
-            cost[name].append((time.perf_counter() - start, int(res.info.get("forward_passes") or 0)))
-            order = np.argsort(-res.seq_attr, kind="stable")
-            curves[name].append(deletion_drops(lm, inp, order))
-        curves["random"].append(np.mean([deletion_drops(lm, inp, rng.permutation(inp.n)) for _ in range(3)], 0))
-        cost["random"].append((0.0, 0))
+        for b, bid in baselines.items():
+            for name in args.methods:
+                start = time.perf_counter()
+                res = attribute(lm, prompt, inp.target, method=name, baseline=bid, progress=False,
+                                max_seconds=1e6, **METHODS[name])
+                cost[(name, b)].append((time.perf_counter() - start, int(res.info.get("forward_passes") or 0)))
+                order = np.argsort(-res.seq_attr, kind="stable")
+                curves[(name, b)]["replace"].append(deletion_drops(lm, inp, order, bid))
+                curves[(name, b)]["remove"].append(deletion_drops(lm, inp, order, bid, remove=True))
+            orders = [rng.permutation(inp.n) for _ in range(3)]
+            for kind in ("replace", "remove"):
+                curves[("random", b)][kind].append(
+                    np.mean([deletion_drops(lm, inp, o, bid, remove=kind == "remove") for o in orders], 0))
+            cost[("random", b)].append((0.0, 0))
         print(f"  prompt {k + 1}/{len(prompts)}: {prompt!r} -> {inp.target!r}", flush=True)
     rows, payload = [], {}
-    for name, per_prompt in curves.items():
-        curve = np.mean(per_prompt, 0)
-        secs = float(np.mean([c[0] for c in cost[name]]))
-        passes = float(np.mean([c[1] for c in cost[name]]))
-        rows.append([name, float(curve.mean()), *[float(v) for v in curve], secs, passes])
-        payload[name] = {"aopc": float(curve.mean()), "curve": curve.tolist(), "seconds_per_prompt": secs,
-                         "forward_passes_per_prompt": passes}
-    rows.sort(key=lambda r: -r[1])
-    header = ["method", "AOPC (nats)", *[f"drop @{int(f * 100)}%" for f in FRACTIONS], "s / prompt", "fwd passes"]
+    for (name, b), per_kind in curves.items():
+        replace_curve = np.mean(per_kind["replace"], 0)
+        remove_curve = np.mean(per_kind["remove"], 0)
+        secs = float(np.mean([c[0] for c in cost[(name, b)]]))
+        passes = float(np.mean([c[1] for c in cost[(name, b)]]))
+        label = f"{b} (id {baselines[b]})"
+        rows.append([name, label, float(replace_curve.mean()), float(remove_curve.mean()),
+                     *[float(v) for v in remove_curve], secs, passes])
+        payload[f"{name}|{b}"] = {"baseline": baselines[b], "aopc_replace": float(replace_curve.mean()),
+                                  "aopc_remove": float(remove_curve.mean()), "curve_replace": replace_curve.tolist(),
+                                  "curve_remove": remove_curve.tolist(), "seconds_per_prompt": secs,
+                                  "forward_passes_per_prompt": passes}
+    rows.sort(key=lambda r: (r[1], -r[3]))
+    header = ["method", "baseline", "AOPC replace (nats)", "AOPC remove (nats)",
+              *[f"remove @{int(f * 100)}%" for f in FRACTIONS], "s / prompt", "fwd passes"]
     print()
     print(markdown_table(header, rows))
     write_json(args.out, payload)

@@ -8,7 +8,7 @@ Example:
     (5,)
 """
 
-from explain.attribution import METHODS, attribute
+from explain.attribution import METHODS, attribute, estimate_cost
 from explain.audit import AuditSummary, audit
 from explain.budget import Cost, check_budget
 from explain.errors import ExplainError, WhylmError
@@ -18,5 +18,6 @@ from explain.signals import SignalReport, calibrate_signals, register_signal, si
 
 __all__ = [
     "METHODS", "AttributionResult", "AuditSummary", "Cost", "ExplainError", "LanguageModel", "SignalReport",
-    "WhylmError", "attribute", "audit", "calibrate_signals", "check_budget", "register_signal", "signals",
+    "WhylmError", "attribute", "audit", "calibrate_signals", "check_budget", "estimate_cost", "register_signal",
+    "signals",
 ]

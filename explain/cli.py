@@ -19,6 +19,7 @@ from explain.errors import ExplainError
 
 EXPLAIN_EXAMPLE = """examples:
   whylm explain "The capital of France is" --target " Paris"
+  whylm explain "$(cat context.txt) Question: who built it? Answer:" --target " Ada" --sources sentences
   whylm explain "Summarise: cats sleep a lot." --chat --method shapley --json out.json --html out.html
   whylm explain "The capital of France is" --model ./my-llama --method integrated_gradients
 """
@@ -53,7 +54,13 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--method", default="ablation", choices=sorted(METHODS), help="attribution method (default: ablation)")
     p.add_argument("--model", help="local model folder or cached hub id (default: embedded SmolLM2-135M-Instruct)")
     p.add_argument("--chat", action="store_true", help="apply the chat template; attribute the user's text only")
-    p.add_argument("--baseline", type=int, default=None, help="replacement token id for perturbation methods (default 0)")
+    p.add_argument("--baseline", type=int, default=None,
+                   help="replacement token id for token-level perturbation and gradients "
+                        "(default: a content-free token per tokenizer; 0 gives captum's numbers)")
+    p.add_argument("--sources", default="tokens", choices=["tokens", "words", "sentences", "paragraphs"],
+                   help="what to attribute to; a source is ablated by removing it (default: tokens)")
+    p.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="refuse a run estimated to take longer (default 300)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="generation length without --target")
     p.add_argument("--top", type=int, default=3, help="top input tokens to print per output token")
     _add_output_flags(p)
@@ -103,10 +110,16 @@ def _write(args: argparse.Namespace, payload: str, page: str) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    """Handler of ``whylm explain``. Returns: the exit code."""
+    """Handler of ``whylm explain``: prints the cost estimate, then runs. Returns: the exit code."""
     from explain.attribution import attribute
+    from explain.attribution.cost import estimate_cost
+    from explain.budget import check_budget
 
     lm = _load(args.model)
+    cost = estimate_cost(lm, args.prompt, args.target, method=args.method, sources=args.sources,
+                         chat=args.chat, max_new_tokens=args.max_new_tokens)
+    print(f"estimate: {cost.summary()}", file=sys.stderr)
+    check_budget(cost, args.max_seconds)
     res = attribute(
         lm,
         args.prompt,
@@ -116,6 +129,8 @@ def run_explain(args: argparse.Namespace) -> int:
         chat=args.chat,
         max_new_tokens=args.max_new_tokens,
         progress=None if not args.no_progress else False,
+        sources=args.sources,
+        max_seconds=args.max_seconds,
     )
     if args.json != "-":
         print(f"{res.method} on {res.model}: {len(res.output_tokens)} output x {len(res.input_tokens)} input tokens, "

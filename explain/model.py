@@ -148,6 +148,9 @@ class LanguageModel:
     ) -> "LanguageModel":
         """Load the embedded default (``None``), a local folder, or a hub id already cached.
 
+        whylm runs offline: a hub id that is not in the local cache fails at once unless the
+        environment variable ``WHYLM_ALLOW_DOWNLOADS=1`` allows a download.
+
         Returns:
             a :class:`LanguageModel` in eval mode on ``device``.
 
@@ -180,7 +183,9 @@ class LanguageModel:
                     source, dtype=dtype or torch.float32, local_files_only=True
                 )
             except OSError:
-                if Path(str(source)).exists() or os.environ.get("HF_HUB_OFFLINE") == "1":
+                # Offline unless the user opts into downloads: an unknown id fails at once, in one line.
+                if Path(str(source)).exists() or os.environ.get("HF_HUB_OFFLINE") == "1" or \
+                        os.environ.get("WHYLM_ALLOW_DOWNLOADS") != "1":
                     raise
                 tokenizer = AutoTokenizer.from_pretrained(source)
                 model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or torch.float32)
@@ -188,7 +193,7 @@ class LanguageModel:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExplainError(
                 f"cannot load model '{key}': not a local folder with a causal LM nor a hub id "
-                f"in the local cache (no network here?) [{first[:160]}]"
+                f"in the local cache (set WHYLM_ALLOW_DOWNLOADS=1 to download hub ids) [{first[:160]}]"
             ) from None
         try:
             model = model.to(device)

@@ -13,21 +13,23 @@ Example:
 
 from __future__ import annotations
 
-import json
+import html as _html
+import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from explain import plots
+from explain.serialize import Result, from_jsonable_array, jsonable
 
 
 @dataclass
-class AttributionResult:
+class AttributionResult(Result):
     """Attributions of ``output_tokens`` to ``input_tokens``.
 
     Attributes:
-        input_tokens: readable strings, one per input feature (token or segment name).
+        input_tokens: readable strings, one per input feature (a token, or a source's text or name).
         output_tokens: readable strings of the explained (target or generated) tokens.
         token_attr: float array (m, n): output token x input feature.
         seq_attr: float array (n,): attribution to the log-probability of the whole target.
@@ -62,35 +64,44 @@ class AttributionResult:
 
     # ------------------------------------------------------------ serialising
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (NaN becomes None). Returns: the dict.
+        """A JSON-ready dict (NaN and infinities become None, through :func:`explain.serialize.jsonable`).
+
+        Returns:
+            the dict; :meth:`from_dict` rebuilds an equal result.
 
         Example:
             >>> sorted(AttributionResult(["a"], ["b"], [[1.0]], [1.0], [0.0]).to_dict())[:3]
             ['info', 'input_tokens', 'method']
         """
-        return {
+        return jsonable({
             "input_tokens": list(self.input_tokens),
             "output_tokens": list(self.output_tokens),
-            "token_attr": _nan_to_none(self.token_attr),
-            "seq_attr": _nan_to_none(self.seq_attr),
-            "target_logprobs": _nan_to_none(self.target_logprobs),
+            "token_attr": self.token_attr,
+            "seq_attr": self.seq_attr,
+            "target_logprobs": self.target_logprobs,
             "method": self.method,
             "model": self.model,
             "prompt": self.prompt,
             "target": self.target,
             "info": self.info,
-        }
+        })
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AttributionResult":
-        """Rebuild a result from :meth:`to_dict` output. Returns: an :class:`AttributionResult`."""
+    def from_dict(cls, d: Mapping[str, Any]) -> "AttributionResult":
+        """Rebuild a result from :meth:`to_dict` output. Returns: an :class:`AttributionResult`.
+
+        Example:
+            >>> r = AttributionResult(["a"], ["b"], [[float("nan")]], [1.0], [0.0])
+            >>> AttributionResult.from_dict(r.to_dict()).token_attr.tolist()
+            [[nan]]
+        """
         n = len(d["input_tokens"])
         return cls(
             input_tokens=list(d["input_tokens"]),
             output_tokens=list(d["output_tokens"]),
-            token_attr=_none_to_nan(d["token_attr"]).reshape(len(d["output_tokens"]), n),
-            seq_attr=_none_to_nan(d["seq_attr"]),
-            target_logprobs=_none_to_nan(d["target_logprobs"]),
+            token_attr=from_jsonable_array(d["token_attr"]).reshape(len(d["output_tokens"]), n),
+            seq_attr=from_jsonable_array(d["seq_attr"]),
+            target_logprobs=from_jsonable_array(d["target_logprobs"]),
             method=d.get("method", ""),
             model=d.get("model", ""),
             prompt=d.get("prompt", ""),
@@ -98,14 +109,26 @@ class AttributionResult:
             info=dict(d.get("info", {})),
         )
 
-    def to_json(self, indent: int | None = None) -> str:
-        """The result as a JSON string. Returns: the string."""
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+    def summary(self, k: int = 3) -> str:
+        """A few lines: method, model, sizes, cost, and the top ``k`` features for the whole target.
 
-    @classmethod
-    def from_json(cls, text: str) -> "AttributionResult":
-        """Parse :meth:`to_json` output. Returns: an :class:`AttributionResult`."""
-        return cls.from_dict(json.loads(text))
+        Returns:
+            the text.
+
+        Example:
+            >>> print(AttributionResult(["a", "b"], ["c"], [[0.5, -0.1]], [0.5, -0.1], [-1.2],
+            ...                         method="ablation", model="m").summary(k=1))
+            ablation attribution on m: 1 output token(s) x 2 input feature(s)
+            target log-prob -1.200; top features: 'a' +0.500
+        """
+        kind = self.info.get("sources", "tokens")
+        what = "input feature(s)" if kind == "tokens" else f"{kind}"
+        head = f"{self.method} attribution on {self.model}: {len(self.output_tokens)} output token(s) x " \
+               f"{len(self.input_tokens)} {what}"
+        if "seconds" in self.info:
+            head += f", {self.info['seconds']:.2f} s"
+        tops = ", ".join(f"{t!r} {v:+.3f}" for t, v in self.top_features(k))
+        return f"{head}\ntarget log-prob {float(np.sum(self.target_logprobs)):.3f}; top features: {tops}"
 
     # ------------------------------------------------------------ converters
     def to_captum(self):
@@ -142,24 +165,39 @@ class AttributionResult:
             output_names=list(self.output_tokens),
         )
 
-    def to_inseq(self) -> dict[str, Any]:
-        """A dict in inseq's decoder-only layout: ``target_attributions`` is (n + m, m), transposed
-        relative to ours, with rows for the prompt then the generated tokens (NaN where a token
-        comes after the step, or is not attributed by this method).
+    def to_inseq_dict(self) -> dict[str, Any]:
+        """A plain dict in inseq's decoder-only layout (not an inseq object: inseq is not a
+        dependency). ``target_attributions`` is (n + m, m), transposed relative to ours, with rows
+        for the prompt then the generated tokens (None where a token comes after the step, or is
+        not attributed by this method).
 
         Returns:
             ``{"source": [...], "target": [...], "target_attributions": [[...]], "step_scores": {...}}``.
+
+        Example:
+            >>> AttributionResult(["a"], ["b"], [[1.0]], [1.0], [0.0]).to_inseq_dict()["target_attributions"]
+            [[1.0], [None]]
         """
         n, m = len(self.input_tokens), len(self.output_tokens)
         mat = np.full((n + m, m), np.nan)
         mat[:n, :] = self.token_attr.T
-        return {
+        return jsonable({
             "source": list(self.input_tokens),
             "target": list(self.input_tokens) + list(self.output_tokens),
-            "target_attributions": _nan_to_none(mat),
-            "step_scores": {"probability": _nan_to_none(np.exp(self.target_logprobs))},
+            "target_attributions": mat,
+            "step_scores": {"probability": np.exp(self.target_logprobs)},
             "attribution_method": self.method,
-        }
+        })
+
+    def to_inseq(self) -> dict[str, Any]:
+        """Deprecated name of :meth:`to_inseq_dict` (it never returned an inseq object).
+
+        Returns:
+            the same dict, with a ``DeprecationWarning``.
+        """
+        warnings.warn("to_inseq() returns a dict, not an inseq object: call to_inseq_dict()",
+                      DeprecationWarning, stacklevel=2)
+        return self.to_inseq_dict()
 
     # ------------------------------------------------------------- showing
     def figure(self, title: str | None = None):
@@ -176,14 +214,58 @@ class AttributionResult:
         )
 
     def html(self, row: int | None = None) -> str:
-        """Input tokens highlighted by attribution (``row=None``: to the whole target), escaped.
+        """Input features highlighted by attribution (``row=None``: to the whole target), escaped.
+
+        Over sources (sentences, ...) the prompt is shown as written, each source highlighted,
+        with the ranking of the sources beside it.
 
         Returns:
             an HTML fragment.
+
+        Example:
+            >>> r = AttributionResult(["<b>"], ["x"], [[1.0]], [1.0], [0.0])
+            >>> "&lt;b&gt;" in r.html() and "<b>" not in r.html()
+            True
         """
         values = self.seq_attr if row is None else self.token_attr[row]
         what = "the whole target" if row is None else f"output token {row}: {self.output_tokens[row]!r}"
+        spans = self.info.get("source_spans") or []
+        if isinstance(self.prompt, str) and len(spans) == len(self.input_tokens):
+            return self._sources_html(values, spans, f"Attribution to {what}")
         return plots.highlight_html(self.input_tokens, values, title=f"Attribution to {what}")
+
+    def _sources_html(self, values: np.ndarray, spans: list, title: str) -> str:
+        text = str(self.prompt)
+        pieces, tips, shown, at = [], [], [], []
+        pos = 0
+        for i, (a, b) in enumerate(spans):
+            if a > pos:  # text between sources (fixed context) is shown uncoloured
+                pieces.append(text[pos:a])
+                shown.append(np.nan)
+                tips.append("not a source")
+            rank = int((np.nan_to_num(values, nan=-np.inf) > values[i]).sum()) + 1
+            pieces.append(text[a:b])
+            shown.append(values[i])
+            tips.append(f"#{rank}: {values[i]:+.4f}")
+            at.append(i)
+            pos = b
+        if pos < len(text):
+            pieces.append(text[pos:])
+            shown.append(np.nan)
+            tips.append("not a source")
+        body = plots.highlight_html(pieces, np.nan_to_num(shown, nan=0.0), title=title, tooltips=tips)
+        rows = "".join(
+            f"<tr><td>{k + 1}</td><td style='text-align:right'>{v:+.3f}</td><td>{_html.escape(t)}</td></tr>"
+            for k, (t, v) in enumerate(self.top_features(min(10, len(self.input_tokens)))))
+        ranking = (
+            "<table class='whylm-ranking' style='font-size:90%;border-collapse:collapse'>"
+            "<tr><th>#</th><th>attribution</th><th>source</th></tr>" + rows + "</table>"
+        )
+        return ("<div style='display:flex;gap:16px;align-items:flex-start'>"
+                f"<div style='flex:3'>{body}</div><div style='flex:2'>{ranking}</div></div>")
+
+    def _repr_html_(self) -> str:
+        return f"<pre class='whylm-summary'>{_html.escape(self.summary())}</pre>" + self.html()
 
     def top_features(self, k: int = 5, row: int | None = None) -> list[tuple[str, float]]:
         """The ``k`` input features with the largest attribution (to ``row``, or the whole target).
@@ -194,14 +276,3 @@ class AttributionResult:
         values = self.seq_attr if row is None else self.token_attr[row]
         order = np.argsort(-np.nan_to_num(values, nan=-np.inf))[:k]
         return [(self.input_tokens[i], float(values[i])) for i in order]
-
-
-def _nan_to_none(a: np.ndarray) -> Any:
-    arr = np.asarray(a, dtype=float)
-    if arr.ndim == 0:
-        return None if np.isnan(arr) else float(arr)
-    return [_nan_to_none(x) for x in arr] if arr.ndim > 1 else [None if np.isnan(x) else float(x) for x in arr]
-
-
-def _none_to_nan(a: Any) -> np.ndarray:
-    return np.array(a, dtype=float)  # None becomes nan under dtype=float

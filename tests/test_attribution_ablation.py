@@ -55,7 +55,7 @@ def test_ablation_equals_captum_single_pass(arch: str) -> None:
 def test_captum_default_cached_path_still_disagrees(tiny_lm) -> None:
     """Pins captum 0.9's defect on transformers 5 (forward_in_tokens=True with cached outputs):
     when captum fixes it this test fails, and the README's warning can go."""
-    ours = attribute(tiny_lm, PROMPT, TARGET, method="ablation", progress=False)
+    ours = attribute(tiny_lm, PROMPT, TARGET, method="ablation", baseline=0, progress=False)
     default = captum_feature_ablation(tiny_lm, PROMPT, TARGET, forward_in_tokens=True)
     assert np.abs(default.token_attr.numpy() - ours.token_attr).max() > 1e-2
 
@@ -70,7 +70,7 @@ def test_cache_guard_falls_back_when_cache_path_is_wrong(tiny_lm, monkeypatch) -
 
     monkeypatch.setattr(batched_forward.BatchedForward, "_cached", broken)
     with pytest.warns(UserWarning, match="cache reuse disagrees"):
-        res = attribute(tiny_lm, PROMPT, TARGET, progress=False, max_rows=2)
+        res = attribute(tiny_lm, PROMPT, TARGET, baseline=0, progress=False, max_rows=2)
     np.testing.assert_allclose(res.token_attr, brute_force(tiny_lm, build_input(tiny_lm, PROMPT, TARGET)), atol=1e-4)
     assert res.info["kv_cache_reuse"] is False
 
@@ -85,7 +85,7 @@ def test_segments_are_one_feature_each(tiny_lm) -> None:
 
 
 def test_chat_attributes_only_user_content(tiny_lm) -> None:
-    res = attribute(tiny_lm, "what colour is the sky?", " blue", chat=True, progress=False)
+    res = attribute(tiny_lm, "what colour is the sky?", " blue", chat=True, baseline=0, progress=False)
     inp = build_input(tiny_lm, "what colour is the sky?", " blue", chat=True)
     assert "".join(res.input_tokens) == "what colour is the sky?"
     assert len(inp.prompt_ids) > len(res.input_tokens)  # the template is there but not a feature
@@ -128,7 +128,7 @@ def test_bad_input_gives_one_line_error(tiny_lm, kwargs, message) -> None:
 
 @pytest.mark.slow
 def test_embedded_model_matches_brute_force_and_captum(embedded_lm) -> None:
-    res = attribute(embedded_lm, PROMPT, TARGET, progress=False)
+    res = attribute(embedded_lm, PROMPT, TARGET, baseline=0, progress=False)
     inp = build_input(embedded_lm, PROMPT, TARGET)
     np.testing.assert_allclose(res.token_attr, brute_force(embedded_lm, inp), atol=1e-4)
     ref = captum_feature_ablation(embedded_lm, PROMPT, TARGET, forward_in_tokens=False)

@@ -34,10 +34,10 @@ def plain_logprobs(lm, inp, keep: torch.Tensor) -> torch.Tensor:
     """(B, m) target log-probs, one unbatched teacher-forced pass per keep-mask row."""
     rows = []
     for k in keep.bool():
-        ids = list(inp.prompt_ids)
-        for f in np.flatnonzero(~k.numpy()):
-            for p in inp.features[f]:
-                ids[p] = 0
+        gone = {p for f in np.flatnonzero(~k.numpy()) for p in inp.features[f]}
+        # a source (segment) is removed, a token replaced by id 0
+        ids = [t for p, t in enumerate(inp.prompt_ids) if p not in gone] if inp.removal else \
+            [0 if p in gone else t for p, t in enumerate(inp.prompt_ids)]
         (lp,) = lm.continuation_logprobs([ids], [inp.target_ids])
         rows.append(torch.tensor(lp, dtype=torch.float64))
     return torch.stack(rows)
@@ -50,7 +50,7 @@ def test_shapley_equals_captum(arch: str) -> None:
 
     lm = make_tiny_lm(arch)
     inp = build_input(lm, PROMPT, TARGET)
-    ours = attribute(lm, PROMPT, TARGET, method="shapley", n_samples=3, seed=7, progress=False)
+    ours = attribute(lm, PROMPT, TARGET, method="shapley", n_samples=3, seed=7, baseline=0, progress=False)
     ref = captum_llm(lm, ShapleyValueSampling, PROMPT, inp.target_ids, seed=7, n_samples=3)
     np.testing.assert_allclose(ours.token_attr, ref.token_attr.numpy(), atol=1e-4)
     np.testing.assert_allclose(ours.seq_attr, ref.seq_attr.numpy(), atol=1e-4)
@@ -62,7 +62,7 @@ def test_kernelshap_equals_captum(arch: str) -> None:
 
     lm = make_tiny_lm(arch)
     inp = build_input(lm, PROMPT, TARGET)
-    ours = attribute(lm, PROMPT, TARGET, method="kernelshap", n_samples=50, seed=3, progress=False)
+    ours = attribute(lm, PROMPT, TARGET, method="kernelshap", n_samples=50, seed=3, baseline=0, progress=False)
     ref = captum_llm(lm, KernelShap, PROMPT, inp.target_ids, seed=3, n_samples=50).seq_attr.numpy()
     np.testing.assert_allclose(ours.seq_attr, ref, atol=1e-4)
     # least squares is linear in the outputs: the per-token fits add up to captum's sequence fit
@@ -73,7 +73,7 @@ def test_lime_equals_captum_per_token_and_sequence(tiny_lm) -> None:
     from captum.attr import Lime
 
     inp = build_input(tiny_lm, PROMPT, TARGET)
-    ours = attribute(tiny_lm, PROMPT, TARGET, method="lime", n_samples=40, seed=1, progress=False)
+    ours = attribute(tiny_lm, PROMPT, TARGET, method="lime", n_samples=40, seed=1, baseline=0, progress=False)
     ref = captum_llm(tiny_lm, Lime, PROMPT, inp.target_ids, seed=1, n_samples=40).seq_attr.numpy()
     np.testing.assert_allclose(ours.seq_attr, ref, atol=1e-4)
     # each row is captum's Lime on that token's log-prob alone, from the same seed
@@ -98,7 +98,7 @@ def test_gradient_methods_equal_captum(arch: str, method: str) -> None:
     ref = LLMGradientAttribution(cls(lm.model, layer), lm.tokenizer).attribute(
         TextTokenInput(PROMPT, lm.tokenizer), target=torch.tensor(inp.target_ids), **kw
     )
-    ours = attribute(lm, PROMPT, TARGET, method=method, progress=False, **kw)
+    ours = attribute(lm, PROMPT, TARGET, method=method, baseline=0, progress=False, **kw)
     np.testing.assert_allclose(ours.token_attr, ref.token_attr.numpy(), atol=1e-4)
     np.testing.assert_allclose(ours.seq_attr, ref.seq_attr.numpy(), atol=1e-4)
     # issue 12.5: within 2e-5 of the largest value, all m targets from one batched backward
@@ -172,7 +172,7 @@ def test_shap_is_efficient_and_exact_shapley_for_two_features(tiny_lm) -> None:
 
 
 def test_shap_owen_values_add_up_to_the_full_drop(tiny_lm) -> None:
-    res = attribute(tiny_lm, PROMPT, TARGET, method="shap", max_evals=500, progress=False)
+    res = attribute(tiny_lm, PROMPT, TARGET, method="shap", max_evals=500, baseline=0, progress=False)
     inp = build_input(tiny_lm, PROMPT, TARGET)
     f = plain_logprobs(tiny_lm, inp, torch.tensor([[1] * inp.n, [0] * inp.n])).numpy()
     np.testing.assert_allclose(res.token_attr.sum(1), f[0] - f[1], atol=1e-4)
@@ -264,10 +264,11 @@ def test_embedded_model_agrees_with_captum(embedded_lm) -> None:
 
     prompt, target = "The capital of France is", " Paris."
     inp = build_input(embedded_lm, prompt, target)
-    ours = attribute(embedded_lm, prompt, target, method="shapley", n_samples=2, progress=False)
+    ours = attribute(embedded_lm, prompt, target, method="shapley", n_samples=2, baseline=0, progress=False)
     ref = captum_llm(embedded_lm, ShapleyValueSampling, prompt, inp.target_ids, n_samples=2)
     np.testing.assert_allclose(ours.token_attr, ref.token_attr.numpy(), atol=1e-3)
-    ig = attribute(embedded_lm, prompt, target, method="integrated_gradients", n_steps=4, progress=False)
+    ig = attribute(embedded_lm, prompt, target, method="integrated_gradients", n_steps=4, baseline=0,
+                   progress=False)
     lig = LayerIntegratedGradients(embedded_lm.model, embedded_lm.model.get_input_embeddings())
     ref_ig = LLMGradientAttribution(lig, embedded_lm.tokenizer).attribute(
         TextTokenInput(prompt, embedded_lm.tokenizer), target=torch.tensor(inp.target_ids), n_steps=4

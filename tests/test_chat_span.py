@@ -91,7 +91,7 @@ def test_span_is_the_users_text_on_every_template(lm, template: str, text: str) 
 
 
 def test_attribute_with_chat_attributes_the_users_a_on_the_real_ids(lm) -> None:
-    res = attribute(lm, "a", target=" b", chat=True, method="ablation", progress=False)
+    res = attribute(lm, "a", target=" b", chat=True, method="ablation", baseline=0, progress=False)
     assert res.input_tokens == ["a"]
     ids = list(lm.tokenizer.apply_chat_template([{"role": "user", "content": "a"}], add_generation_prompt=True,
                                                 tokenize=True)["input_ids"])

@@ -46,3 +46,22 @@ def test_help_shows_an_example(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["explain", "--help"])
     assert 'whylm explain "The capital of France is"' in capsys.readouterr().out
+
+
+def test_explain_prints_the_estimate_and_runs_over_sentences(tiny_dir, capsys) -> None:
+    assert main(["explain", "Sky is blue. Grass is green. The sun is hot.", "--target", " blue",
+                 "--sources", "sentences", "--model", str(tiny_dir), "--json", "-", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "estimate: sentence-level ablation of" in captured.err and "(3 sources)" in captured.err
+    data = json.loads(captured.out)
+    assert data["input_tokens"] == ["Sky is blue.", "Grass is green.", "The sun is hot."]
+    assert data["info"]["ablation"] == "removal"
+
+
+def test_explain_over_budget_is_refused_before_running(tiny_dir, capsys) -> None:
+    code = main(["explain", "the sky " * 40, "--target", " x", "--model", str(tiny_dir), "--max-seconds", "0.001",
+                 "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any(line.startswith("estimate: token-level ablation of") for line in err)
+    assert err[-1].startswith("error: token-level ablation") and 'sources="sentences"' in err[-1]

@@ -36,7 +36,9 @@ def test_to_captum_and_shap_and_inseq(result) -> None:
     exp = result.to_shap()
     assert exp.values.shape == (len(result.input_tokens), len(result.output_tokens))
     np.testing.assert_allclose(exp.values, result.token_attr.T)
-    ins = result.to_inseq()
+    ins = result.to_inseq_dict()
+    with pytest.warns(DeprecationWarning, match="to_inseq_dict"):
+        assert result.to_inseq() == ins
     mat = np.array(ins["target_attributions"], dtype=float)
     n, m = len(result.input_tokens), len(result.output_tokens)
     assert mat.shape == (n + m, m)
@@ -56,3 +58,20 @@ def test_html_and_figure_escape_markup(result) -> None:
 def test_shape_is_validated() -> None:
     with pytest.raises(ValueError, match="token_attr has shape"):
         AttributionResult(["a"], ["b"], [[1.0, 2.0]], [1.0], [0.0])
+
+
+def test_json_round_trip_is_exact_with_nan_and_sources(tiny_lm) -> None:
+    res = attribute(tiny_lm, "Sky is blue. Grass <b>is</b> green.", " blue", sources="sentences", progress=False)
+    res.token_attr[0, 0] = np.nan
+    back = AttributionResult.from_json(res.to_json())
+    assert back.to_json() == res.to_json()
+    np.testing.assert_array_equal(back.seq_attr, res.seq_attr)
+    assert np.isnan(back.token_attr[0, 0]) and "NaN" not in res.to_json()
+
+
+def test_summary_and_notebook_view_show_sources_escaped(tiny_lm) -> None:
+    res = attribute(tiny_lm, "Sky is blue. Grass <b>is</b> green.", " blue", sources="sentences", progress=False)
+    assert res.summary().startswith("ablation attribution on") and "sentences" in res.summary()
+    page = res._repr_html_()
+    assert "<b>is" not in page and "&lt;b&gt;is" in page
+    assert "whylm-ranking" in page and page.count("<tr>") == 3  # header + two sources

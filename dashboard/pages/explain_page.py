@@ -1,9 +1,12 @@
-"""Explain page: which prompt tokens drove each output token (``explain.attribute``).
+"""Explain page: which prompt tokens or sentences drove each output token (``explain.attribute``).
 
-Model picker, prompt (plain or chat), optional target, method picker with each method's note, run
-with a progress bar; then the prompt and answer highlighted by attribution, the output x input
-heatmap, a per-output-token drill-down, an optional side-by-side comparison with a second method,
-and a JSON download. Every run is saved to History.
+Model picker, prompt (plain or chat), optional target, source granularity (tokens, words,
+sentences, paragraphs), method picker with each method's note, the cost estimate shown before the
+run (and a run over the budget refused with the cheaper choice), run with a progress bar; then the
+prompt and answer highlighted by attribution (over sentences: the prompt as written, each sentence
+highlighted, the ranking beside it), the output x input heatmap, a per-output-token drill-down, an
+optional side-by-side comparison with a second method, and a JSON download. Every run is saved to
+History.
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ FALLBACK_METHODS = (
     "attention", "shap",
 )
 INPUT_KEYS = ("ex_model_choice", "ex_model_path", "ex_prompt", "ex_chat", "ex_target", "ex_method",
-    "ex_compare", "ex_method2", "ex_max_new", "ex_token")
+    "ex_compare", "ex_method2", "ex_max_new", "ex_token", "ex_sources", "ex_max_seconds")
+SOURCES = {
+    "tokens": "Tokens: one feature per token (token ids replaced by a neutral baseline).",
+    "words": "Words: one feature per word, removed when ablated.",
+    "sentences": "Sentences: one feature per sentence, removed when ablated (best for long contexts).",
+    "paragraphs": "Paragraphs: one feature per paragraph, removed when ablated.",
+}
+# The comparison's default second method: a faithful one (attention weights are a heuristic).
+COMPARE_DEFAULT = "shapley"
 
 
 
@@ -55,6 +66,7 @@ def _apply_reopen() -> None:
     st.session_state["ex_chat"] = bool(inp.get("chat", False))
     st.session_state["ex_target"] = str(inp.get("target") or "")
     st.session_state["ex_max_new"] = int(inp.get("max_new_tokens", 32))
+    st.session_state["ex_sources"] = str(inp.get("sources") or "tokens")
     methods = list(inp.get("methods") or [run.method])
     if methods and methods[0] in method_notes():
         st.session_state["ex_method"] = methods[0]
@@ -69,21 +81,41 @@ def _apply_reopen() -> None:
     st.info(f"Reopened run {run.id} from History ({run.when}).")
 
 
+def estimate(spec: str | None, prompt: str, target: str | None, chat: bool, method: str, sources: str,
+             max_new_tokens: int) -> Any:
+    """The cost of one run before it starts (:func:`explain.estimate_cost`). Returns: a ``Cost``."""
+    from explain import estimate_cost
+
+    if not prompt.strip():
+        raise ValueError("prompt is empty: type a prompt to explain")
+    lm = load_model(spec)
+    return estimate_cost(lm, prompt, target, method=method, sources=sources, chat=chat,
+                         max_new_tokens=max_new_tokens)
+
+
 def _run(spec: str | None, prompt: str, target: str | None, chat: bool, methods: list[str],
-         max_new_tokens: int) -> list[dict[str, Any]]:
-    """Load the model and compute one attribution per method, with a progress bar."""
-    from explain import attribute
+         max_new_tokens: int, sources: str = "tokens", max_seconds: float | None = None) -> list[dict[str, Any]]:
+    """Load the model, state each method's estimated cost, refuse one over the budget, and compute
+    one attribution per method, with a progress bar."""
+    from explain import attribute, check_budget
 
     if not prompt.strip():
         raise WhylmError("prompt is empty: type a prompt to explain")
     with progress_bar(f"Loading {model_label(spec)}…") as bar:
+        load_model(spec)
+        costs = [estimate(spec, prompt, target, chat, m, sources, max_new_tokens) for m in methods]
+        for cost in costs:
+            st.info(md_escape(f"Estimate: {cost.summary()}"))
+            check_budget(cost, max_seconds)
         lm = load_model(spec)
         results = []
         for i, method in enumerate(methods):
             bar.progress(0.1 + 0.9 * i / len(methods),
-                         text=f"Running {method} ({i + 1}/{len(methods)})…")
+                         text=f"Running {method} ({i + 1}/{len(methods)}), estimated "
+                              f"{costs[i].seconds:.0f} s…")
             res = attribute(lm, prompt, target=target, method=method, chat=chat,
-                            max_new_tokens=max_new_tokens, progress=False)
+                            max_new_tokens=max_new_tokens, progress=False, sources=sources,
+                            max_seconds=max_seconds)
             results.append(res.to_dict())
     return results
 
@@ -105,6 +137,16 @@ def render() -> None:
                      help="Apply the model's chat template; only your text is attributed.")
     target = c2.text_input("Target (optional)", key="ex_target",
                            placeholder="leave empty to explain the model's own greedy answer")
+    c5, c6 = st.columns([1, 1])
+    if st.session_state.get("ex_sources") not in SOURCES:
+        st.session_state["ex_sources"] = "tokens"
+    sources = c5.selectbox("Attribute to", list(SOURCES), key="ex_sources",
+                           help="Granularity of the features; long prompts: sentences.")
+    c5.caption(SOURCES[sources])
+    st.session_state.setdefault("ex_max_seconds", 300)
+    max_seconds = c6.number_input("Time budget (s)", min_value=1, max_value=24 * 3600, step=60,
+                                  key="ex_max_seconds",
+                                  help="A run estimated to take longer is refused, with a cheaper choice.")
     c3, c4 = st.columns(2)
     if st.session_state.get("ex_method") not in names:
         st.session_state.pop("ex_method", None)
@@ -114,18 +156,26 @@ def render() -> None:
     method2 = None
     if compare:
         if st.session_state.get("ex_method2") not in names:
-            st.session_state["ex_method2"] = "attention" if "attention" in names else names[-1]
+            st.session_state["ex_method2"] = COMPARE_DEFAULT if COMPARE_DEFAULT in names else names[-1]
         method2 = c4.selectbox("Second method", names, key="ex_method2")
         c4.caption(notes.get(method2, ""))
     st.session_state.setdefault("ex_max_new", 32)
     max_new = st.slider("Max new tokens (when generating)", 1, 128, key="ex_max_new")
 
-    if st.button("Explain", type="primary", key="ex_run"):
+    b1, b2 = st.columns([1, 1])
+    if b2.button("Estimate cost", key="ex_estimate"):
+        cost = run_safely("Estimate", estimate, spec, prompt, target or None, chat, method, sources, max_new)
+        if cost is not None:
+            over = cost.seconds > float(max_seconds)
+            (st.warning if over else st.info)(md_escape(
+                f"Estimate: {cost.summary()}" + (f" — over the budget: {cost.cheaper}" if over else "")))
+    if b1.button("Explain", type="primary", key="ex_run"):
         methods = [method] + ([method2] if compare and method2 and method2 != method else [])
-        results = run_safely("Explain", _run, spec, prompt, target or None, chat, methods, max_new)
+        results = run_safely("Explain", _run, spec, prompt, target or None, chat, methods, max_new,
+                             sources, float(max_seconds))
         if results is not None:
             inputs = {"model": spec, "prompt": prompt, "target": target or None, "chat": chat,
-                      "methods": methods, "max_new_tokens": max_new}
+                      "methods": methods, "max_new_tokens": max_new, "sources": sources}
             run_id = save_run(KIND, inputs, {"results": results}, model=model_label(spec),
                               method=" vs ".join(methods), title=prompt)
             st.session_state[STATE] = {"inputs": inputs, "results": results, "run_id": run_id}
@@ -149,8 +199,11 @@ def _show(state: dict[str, Any]) -> None:
     run_id = state.get("run_id")
     st.subheader("Result" + (f" · run {run_id}" if run_id else ""))
     inp = state.get("inputs", {})
+    kind = str(res.info.get("sources", "tokens"))
     st.caption(f"Model: {md_escape(model_label(inp.get('model')))} · method: {md_escape(res.method)} · "
-               f"{len(res.input_tokens)} prompt tokens × {len(res.output_tokens)} answer tokens")
+               f"{len(res.input_tokens)} prompt {md_escape(kind)} × {len(res.output_tokens)} answer tokens"
+               + (f" · {float(res.info['seconds']):.1f} s (estimated {float(res.info['estimated_seconds']):.1f} s)"
+                  if "estimated_seconds" in res.info and "seconds" in res.info else ""))
     from explain.plots import highlight_html
 
     m = len(res.output_tokens)
@@ -162,9 +215,13 @@ def _show(state: dict[str, Any]) -> None:
         res.output_tokens, [0.0] * m, title="Answer",
         tooltips=[f"log-prob {x:.3f}" for x in lp],
     ))
-    show_html(highlight_html(res.input_tokens, res.seq_attr,
-                             title="Prompt, coloured by attribution to the whole answer "
-                                   "(red pushes the answer up, blue down)"))
+    if kind != "tokens" and res.info.get("source_spans"):
+        # the prompt as written, each source highlighted, the ranking beside it (escaped by html())
+        show_html(res.html())
+    else:
+        show_html(highlight_html(res.input_tokens, res.seq_attr,
+                                 title="Prompt, coloured by attribution to the whole answer "
+                                       "(red pushes the answer up, blue down)"))
 
     fig = clickable(res.figure())
     event = st.plotly_chart(fig, key="ex_heatmap", on_select="rerun", selection_mode="points",
@@ -216,10 +273,13 @@ def _drill_down(res: Any, event: Any) -> None:
     label = st.selectbox("Drill down: output token (or click a heatmap row)", labels, key="ex_token")
     i = labels.index(label)
     row = [float(x) for x in res.token_attr[i]]
-    show_html(highlight_html(
-        res.input_tokens, row,
-        title=f"Prompt, coloured by attribution to answer token {i}",
-    ))
+    if res.info.get("sources", "tokens") != "tokens" and res.info.get("source_spans"):
+        show_html(res.html(row=i))
+    else:
+        show_html(highlight_html(
+            res.input_tokens, row,
+            title=f"Prompt, coloured by attribution to answer token {i}",
+        ))
     show_html(highlight_html(res.output_tokens, [1.0 if k == i else 0.0 for k in range(m)],
                              mode="risk", title="Selected answer token",
                              tooltips=[f"log-prob {float(x):.3f}" for x in res.target_logprobs]))

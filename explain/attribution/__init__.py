@@ -1,4 +1,4 @@
-"""Token attribution: one module per method family, one entry point, :func:`attribute`.
+"""Attribution to tokens or sources: one module per method family, one entry point, :func:`attribute`.
 
 Example:
     >>> from explain import LanguageModel, attribute
@@ -13,12 +13,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from explain.attribution.inputs import AttributionInput, build_input
+from explain.attribution.cost import estimate_cost
+from explain.attribution.inputs import AttributionInput, build_input, default_baseline
 from explain.attribution.registry import METHODS, MethodInfo, register
+from explain.attribution.sources import check_sources, split_sources
+from explain.budget import check_budget
 from explain.errors import ExplainError
 from explain.model import LanguageModel
 from explain.result import AttributionResult
@@ -35,6 +38,44 @@ for _module in ("ablation", "perturbation_sampling", "gradient", "attention", "s
 PROGRESS_THRESHOLD = 64
 
 
+def check_baseline(lm: LanguageModel, baseline: Any) -> tuple[int, str]:
+    """Validate ``baseline`` (a token id) or choose the default (:func:`default_baseline`).
+
+    Returns:
+        (token id, how it was chosen).
+
+    Raises:
+        ExplainError: not an integer token id, or outside the vocabulary.
+
+    Example:
+        >>> check_baseline(lm, 1.5)   # doctest: +SKIP
+        Traceback (most recent call last):
+        explain.errors.ExplainError: baseline must be a token id (an integer), got 1.5
+    """
+    if baseline is None:
+        return default_baseline(lm)
+    if isinstance(baseline, bool) or not isinstance(baseline, (int, np.integer)):
+        raise ExplainError(f"baseline must be a token id (an integer), got {baseline!r}")
+    vocab = lm.model.get_input_embeddings().num_embeddings
+    if not 0 <= int(baseline) < vocab:
+        raise ExplainError(f"baseline token id {baseline} is outside the vocabulary (0..{vocab - 1})")
+    return int(baseline), "given"
+
+
+def _check_options(method: str, info: MethodInfo, kwargs: Mapping[str, Any]) -> None:
+    params = inspect.signature(info.fn).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        for name in kwargs:
+            if name not in params or name in ("lm", "inp", "baseline", "progress"):
+                raise ExplainError(f"method '{method}' takes no option '{name}'")
+    for name in ("batch_tokens", "max_rows", "n_samples", "n_steps", "max_evals", "internal_batch_size"):
+        value = kwargs.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ExplainError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 def attribute(
     lm: LanguageModel,
     prompt: str | Mapping[str, str],
@@ -44,9 +85,11 @@ def attribute(
     chat: bool = False,
     max_new_tokens: int = 32,
     progress: bool | None = None,
+    sources: str | Sequence[tuple[int, int]] = "tokens",
+    max_seconds: float | None = None,
     **kwargs: Any,
 ) -> AttributionResult:
-    """Attribute each target token's log-probability to the prompt's tokens (or segments).
+    """Attribute each target token's log-probability to the prompt's tokens or sources.
 
     Args:
         lm: the model (:class:`explain.LanguageModel`).
@@ -54,41 +97,51 @@ def attribute(
         target: the text to explain; ``None`` generates greedily first.
         method: a name in :data:`METHODS` (``ablation``, ``shapley``, ``kernelshap``, ``lime``,
             ``integrated_gradients``, ``input_x_gradient``, ``attention``, ``shap``).
-        baseline: replacement token id for perturbation methods (default 0, captum's).
+        baseline: replacement token id for token-level perturbation and for gradient methods;
+            default: a content-free token chosen per tokenizer (:func:`default_baseline`, recorded
+            in ``info``); ``baseline=0`` gives captum's numbers.
         chat: apply the chat template; only the user's content tokens are features.
         max_new_tokens: generation length when ``target`` is None.
         progress: show a progress bar; default: only for long runs.
-        **kwargs: passed to the method (e.g. ``n_samples``, ``seed``, ``n_steps``).
+        sources: what a feature is: ``"tokens"`` (default), ``"words"``, ``"sentences"``,
+            ``"paragraphs"``, or a list of ``(start, end)`` character spans. A source is ablated by
+            removing its tokens (ContextCite), a token by replacing it with ``baseline``.
+        max_seconds: refuse a run predicted (:func:`estimate_cost`) to take longer
+            (default :data:`explain.budget.DEFAULT_MAX_SECONDS`).
+        **kwargs: passed to the method (e.g. ``n_samples``, ``seed``, ``n_steps``, ``batch_tokens``).
 
     Returns:
-        an :class:`AttributionResult` with ``token_attr`` (m, n) and ``seq_attr`` (n,).
+        an :class:`AttributionResult` with ``token_attr`` (m, n) and ``seq_attr`` (n,); its
+        ``input_tokens`` are the tokens or the source texts.
 
     Raises:
-        ExplainError: unknown method, empty or over-long prompt/target, bad arguments.
+        ExplainError: unknown method, empty or over-long prompt/target, bad arguments, or a run
+            over its time budget (the message gives the estimate and the cheaper choice).
 
     Example:
         >>> res = attribute(lm, "The capital of France is", target=" Paris")   # doctest: +SKIP
         >>> res.token_attr.shape                                                # doctest: +SKIP
         (1, 5)
+        >>> res = attribute(lm, context + " Q: who? A:", " Ada", sources="sentences")  # doctest: +SKIP
     """
     info = METHODS.get(method)
     if info is None:
         raise ExplainError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
-    if baseline is None:
-        baseline = 0
-    vocab = lm.model.get_input_embeddings().num_embeddings
-    if not 0 <= int(baseline) < vocab:
-        raise ExplainError(f"baseline token id {baseline} is outside the vocabulary (0..{vocab - 1})")
-    params = inspect.signature(info.fn).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        for name in kwargs:
-            if name not in params or name in ("lm", "inp", "baseline", "progress"):
-                raise ExplainError(f"method '{method}' takes no option '{name}'")
-    inp = build_input(lm, prompt, target, chat=chat, max_new_tokens=max_new_tokens)
+    if target is not None and not isinstance(target, str):
+        raise ExplainError(f"target must be a string, not {type(target).__name__}")
+    baseline_id, baseline_rule = check_baseline(lm, baseline)
+    _check_options(method, info, kwargs)
+    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))):
+        raise ExplainError(f"max_seconds must be a number of seconds, got {max_seconds!r}")
+    sources = "tokens" if sources is None else check_sources(sources)
+    cost = estimate_cost(lm, prompt, target, method=method, sources=sources, chat=chat,
+                         max_new_tokens=max_new_tokens, **kwargs)
+    check_budget(cost, max_seconds)
+    inp = build_input(lm, prompt, target, chat=chat, max_new_tokens=max_new_tokens, sources=sources)
     if progress is None:
-        progress = inp.n * inp.m > PROGRESS_THRESHOLD * 8
+        progress = cost.seconds > 10 or inp.n * inp.m > PROGRESS_THRESHOLD * 8
     start = time.perf_counter()
-    token_attr, details = info.fn(lm, inp, baseline=int(baseline), progress=bool(progress), **kwargs)
+    token_attr, details = info.fn(lm, inp, baseline=baseline_id, progress=bool(progress), **kwargs)
     seconds = time.perf_counter() - start
     token_attr = np.asarray(token_attr, dtype=np.float64).reshape(inp.m, inp.n)
     logprobs = details.pop("target_logprobs", None)
@@ -110,7 +163,13 @@ def attribute(
         target=inp.target,
         info={
             "seconds": round(seconds, 4),
-            "baseline": int(baseline),
+            "estimated_seconds": round(cost.seconds, 4),
+            "baseline": baseline_id,
+            "baseline_token": lm.tokenizer.convert_ids_to_tokens(baseline_id),
+            "baseline_rule": baseline_rule,
+            "sources": inp.sources,
+            "source_spans": [list(s) for s in inp.spans],
+            "ablation": "removal" if inp.removal else "replacement",
             "chat": chat,
             "generated": inp.generated,
             "family": info.family,
@@ -119,4 +178,7 @@ def attribute(
     )
 
 
-__all__ = ["METHODS", "AttributionInput", "MethodInfo", "attribute", "build_input", "register"]
+__all__ = [
+    "METHODS", "AttributionInput", "MethodInfo", "attribute", "build_input", "check_baseline",
+    "default_baseline", "estimate_cost", "register", "split_sources",
+]

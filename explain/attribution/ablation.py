@@ -4,6 +4,8 @@ Feature i's attribution to target token j is ``log p(t_j | x) - log p(t_j | x wi
 replaced by the baseline token)``, the same quantity as captum's ``FeatureAblation`` over
 ``LLMAttribution``, computed with n + 1 teacher-forced sequences in a few batched passes that
 reuse the unperturbed prefix's key/value cache (see :mod:`explain.attribution.batched_forward`).
+Over sources (``sources="sentences"``, ...) feature i is *removed* instead (ContextCite's
+leave-one-out): ``log p(t_j | x) - log p(t_j | x without source i)``.
 
 Example:
     >>> res = attribute(lm, "The capital of France is", " Paris", method="ablation")  # doctest: +SKIP
@@ -44,7 +46,10 @@ def ablation(
 
     Returns:
         (token_attr (m, n), info) where ``token_attr[j, i]`` is the drop in target token j's
-        log-prob when feature i is replaced by ``baseline``.
+        log-prob when feature i is replaced by ``baseline`` (removed, over sources).
+
+    Example:
+        >>> attr, info = ablation(lm, inp, baseline=0, progress=False)   # doctest: +SKIP
     """
     fwd = BatchedForward(
         lm, inp, baseline=baseline, batch_tokens=batch_tokens, max_rows=max_rows, use_cache=use_cache
@@ -60,7 +65,8 @@ def leave_one_out_reference(lm: LanguageModel, inp: AttributionInput, baseline: 
     no cache. Slow; tests and benchmarks check :func:`ablation` against it.
 
     Returns:
-        float64 array (m, n): drop in each target token's log-prob when feature i is replaced.
+        float64 array (m, n): drop in each target token's log-prob when feature i is replaced by
+        ``baseline`` (or, when ``inp.removal``, when its tokens are removed from the prompt).
 
     Example:
         >>> ref = leave_one_out_reference(lm, build_input(lm, "The capital of France is", " Paris"))  # doctest: +SKIP
@@ -68,9 +74,13 @@ def leave_one_out_reference(lm: LanguageModel, inp: AttributionInput, baseline: 
     (orig,) = lm.continuation_logprobs([inp.prompt_ids], [inp.target_ids])
     cols = []
     for positions in inp.features:
-        ids = list(inp.prompt_ids)
-        for p in positions:
-            ids[p] = baseline
+        if inp.removal:
+            gone = set(positions)
+            ids = [t for p, t in enumerate(inp.prompt_ids) if p not in gone]
+        else:
+            ids = list(inp.prompt_ids)
+            for p in positions:
+                ids[p] = baseline
         (pert,) = lm.continuation_logprobs([ids], [inp.target_ids])
         cols.append(orig.astype(np.float64) - pert)
     return np.stack(cols, axis=1)

@@ -12,6 +12,16 @@ The cached path is checked at run time: the first batch carries the unperturbed 
 must match a plain forward; if it does not (a model whose cache misbehaves), the engine falls back
 to full forwards and says so in ``info``.
 
+With ``inp.removal`` (sources: words, sentences, segments...) a dropped feature's tokens are
+*removed*, as ContextCite does: each row is the kept tokens only, so rows differ in length. Rows
+are right-padded (causal attention never looks right, so padding changes nothing before it), the
+prefix cache is shared as above, and the LM head runs on the hidden states gathered at each row's
+own m target positions.
+
+Batches are sized by ``batch_tokens`` (positions computed per pass) and by ``memory_bytes`` (the
+key/value cache and activations a pass holds; default: a quarter of the available memory, at most
+1 GiB), so a long prompt runs in bounded memory (a 4k-token prompt held 3.5 GB peak RSS at 2 GiB).
+
 Example:
     >>> fwd = BatchedForward(lm, inp)                       # doctest: +SKIP
     >>> keep = torch.ones(3, inp.n, dtype=torch.bool); keep[0, 0] = False   # doctest: +SKIP
@@ -22,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from typing import Any
 
@@ -34,6 +43,47 @@ from explain.attribution.inputs import AttributionInput
 from explain.model import LanguageModel
 
 CACHE_CHECK_TOLERANCE = 1e-3
+MAX_MEMORY_BYTES = 1024**3
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (CPU: ``psutil``; CUDA: free device memory).
+
+    Example:
+        >>> available_memory() > 0
+        True
+    """
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # pragma: no cover - psutil ships with our dependencies
+        return 4 * 1024**3
+
+
+def bytes_per_position(lm: LanguageModel) -> tuple[int, int]:
+    """Memory one token position costs in a pass: (key/value cache bytes, transient activation bytes).
+
+    Returns:
+        a pair of ints: the cache kept for a position across layers, and the largest per-layer
+        activations (hidden states, MLP intermediate, attention rows) a position needs at once.
+
+    Example:
+        >>> bytes_per_position(lm)   # doctest: +SKIP
+        (46080, 12288)
+    """
+    cfg = lm.model.config
+    get = lambda *names, default=0: next((int(getattr(cfg, n)) for n in names if getattr(cfg, n, None)), default)  # noqa: E731
+    hidden = get("hidden_size", "n_embd", "d_model", default=768)
+    layers = get("num_hidden_layers", "n_layer", "num_layers", default=12)
+    heads = get("num_attention_heads", "n_head", default=12)
+    kv_heads = get("num_key_value_heads", default=heads)
+    head_dim = get("head_dim", default=hidden // max(heads, 1))
+    inter = get("intermediate_size", "n_inner", default=4 * hidden)
+    itemsize = next(lm.model.parameters()).element_size()
+    kv = 2 * layers * kv_heads * head_dim * itemsize
+    act = (4 * hidden + 2 * inter) * itemsize
+    return kv, act
 
 
 class BatchedForward:
@@ -43,11 +93,13 @@ class BatchedForward:
         lm: the model.
         inp: the prompt/target/features.
         baseline: token id put in place of a dropped feature's tokens.
-        batch_tokens: token positions per forward pass (the memory budget).
+        batch_tokens: token positions computed per forward pass.
         max_rows: rows per pass; ``None`` splits B perturbations into about three batches: on a
             CPU a large batch is far more efficient than a small one, while each split lets the
             later batches skip the prefix before their first perturbed position.
         use_cache: reuse the unperturbed prefix's key/value cache.
+        memory_bytes: memory one pass may hold (cache + activations); default: a quarter of the
+            available memory, at most :data:`MAX_MEMORY_BYTES`.
     """
 
     def __init__(
@@ -58,11 +110,16 @@ class BatchedForward:
         batch_tokens: int = 4096,
         max_rows: int | None = None,
         use_cache: bool = True,
+        memory_bytes: int | None = None,
     ) -> None:
         self.max_rows = max_rows
         self.lm, self.inp, self.baseline = lm, inp, int(baseline)
         self.batch_tokens = max(1, int(batch_tokens))
         self.use_cache = use_cache
+        self.removal = bool(inp.removal)
+        self.memory_bytes = int(memory_bytes or min(MAX_MEMORY_BYTES, available_memory() // 4))
+        self.kv_bytes, self.act_bytes = bytes_per_position(lm)
+        self.head_ok = True
         self.seq = torch.tensor(inp.sequence, dtype=torch.long)
         self.target = torch.tensor(inp.target_ids, dtype=torch.long)
         self.first_pos = torch.tensor([f[0] for f in inp.features], dtype=torch.long)
@@ -77,6 +134,9 @@ class BatchedForward:
         self.cache_fallback = False
         with torch.no_grad():
             self.original = self._plain(self.seq[None])[0]
+            if self.removal:  # the gathered-head path must give the plain path's numbers
+                via_head = self._removed_pass([self.seq], 0)[0]
+                self.head_ok = float((via_head - self.original).abs().max()) <= CACHE_CHECK_TOLERANCE
 
     @property
     def info(self) -> dict[str, Any]:
@@ -85,7 +145,21 @@ class BatchedForward:
             "forward_passes": self.calls,
             "token_positions": self.positions,
             "kv_cache_reuse": self.use_cache and not self.cache_fallback,
+            "ablation": "removal" if self.removal else "replacement",
         }
+
+    def cap(self, n_rows: int) -> int:
+        """Most rows per pass before the budgets: ``max_rows``, else about a third of the rows (on
+        a CPU a large batch is far more efficient, while each split lets later batches skip the
+        prefix before their first perturbed position). Returns: the cap."""
+        if self.max_rows:
+            return int(self.max_rows)
+        return max(8, math.ceil(n_rows / 3)) if self.use_cache else max(1, n_rows)
+
+    def rows_for(self, start: int, length: int) -> int:
+        """How many rows of ``length`` positions whose first ``start`` come from the shared cache fit
+        in one pass under both budgets. Returns: at least 1."""
+        return rows_that_fit(start, length, self.batch_tokens, self.memory_bytes, self.kv_bytes, self.act_bytes)
 
     def perturbed(self, keep: torch.Tensor) -> torch.Tensor:
         """Input ids (B, L) with every dropped feature's positions set to the baseline."""
@@ -94,28 +168,52 @@ class BatchedForward:
         ids[dropped] = self.baseline
         return ids
 
+    def removed_rows(self, keep: torch.Tensor) -> list[torch.Tensor]:
+        """Per keep-mask row, the sequence with every dropped feature's tokens removed. A row whose
+        whole prompt is removed is conditioned on the end-of-text token alone (an empty document).
+        Returns: a list of 1-D long tensors (prompt kept + target[:-1])."""
+        dropped = ((~keep).to(torch.float32) @ self.feature_positions) > 0
+        rows = [self.seq[~d] for d in dropped]
+        empty = torch.tensor([self.lm.pad_id if self.lm.tokenizer.bos_token_id is None
+                              else self.lm.tokenizer.bos_token_id])
+        n_prompt = len(self.inp.prompt_ids)
+        return [r if int((~d[:n_prompt]).sum()) else torch.cat([empty, r]) for r, d in zip(rows, dropped)]
+
+    def starts(self, keep: torch.Tensor) -> torch.Tensor:
+        """Per row, the first position that differs from the unperturbed input (capped so the
+        suffix holds every target position). Returns: a long tensor (B,)."""
+        return torch.where(
+            (~keep).any(1),
+            torch.where(~keep, self.first_pos, torch.iinfo(torch.long).max).min(1).values,
+            torch.tensor(self.last_start),
+        ).clamp(max=self.last_start)
+
     @torch.no_grad()
     def __call__(self, keep: torch.Tensor, progress: bool = False) -> torch.Tensor:
         """Target log-probs (B, m) of each keep-mask row; ``progress`` shows a tqdm bar."""
         keep = torch.as_tensor(keep).bool().reshape(-1, self.inp.n)
         out = torch.empty(keep.shape[0], self.inp.m, dtype=torch.float64)
-        starts = torch.where(
-            (~keep).any(1),
-            torch.where(~keep, self.first_pos, torch.iinfo(torch.long).max).min(1).values,
-            torch.tensor(self.last_start),
-        ).clamp(max=self.last_start)
+        starts = self.starts(keep)
+        if self.removal:
+            rows_all = self.removed_rows(keep)
+            # a row's suffix must still hold its first target position (its kept prompt may end early)
+            starts = torch.minimum(starts, torch.tensor([len(r) - self.inp.m for r in rows_all]))
+        else:
+            ids_all = self.perturbed(keep)
         order = torch.argsort(starts, stable=True)
-        ids_all = self.perturbed(keep)
-        length = self.seq.shape[0]
+        if self.removal:
+            lengths = [len(rows_all[int(r)]) for r in order]
+        else:
+            lengths = [self.seq.shape[0]] * len(order)
         bar = tqdm(total=len(order), desc="perturbations", unit="seq", disable=not progress, leave=False)
-        cap = self.max_rows or max(8, math.ceil(len(order) / 3)) if self.use_cache else len(order)
-        i = 0
-        while i < len(order):
-            start = int(starts[order[i]])
-            rows = max(1, min(cap, self.batch_tokens // max(1, length - start)))
-            chunk = order[i:i + rows]
-            out[chunk] = self._batch(ids_all[chunk], start)
-            i += len(chunk)
+        batches = plan_batches([int(starts[r]) for r in order], lengths, self.cap(len(order)),
+                               self.rows_for, self.use_cache)
+        for start, lo, hi in batches:
+            chunk = order[lo:hi]
+            if self.removal:
+                out[chunk] = self._removed_batch([rows_all[int(r)] for r in chunk], start)
+            else:
+                out[chunk] = self._batch(ids_all[chunk], start)
             bar.update(len(chunk))
         bar.close()
         return out
@@ -136,6 +234,54 @@ class BatchedForward:
                 return self._plain(ids)
             return probe[1:]
         return self._cached(ids, start)
+
+    # ------------------------------------------------------------ removal
+    def _removed_batch(self, rows: list[torch.Tensor], start: int) -> torch.Tensor:
+        if not self.head_ok:
+            return torch.stack([self._plain(r[None])[0] for r in rows])
+        if not self.use_cache or self.cache_fallback or start == 0:
+            return self._removed_pass(rows, 0)
+        if not self.cache_checked:
+            probe = self._removed_pass([self.seq, *rows], start)
+            self.cache_checked = True
+            if float((probe[0] - self.original).abs().max()) > CACHE_CHECK_TOLERANCE:
+                self.cache_fallback = True
+                warnings.warn(
+                    f"{self.lm.name}: key/value cache reuse disagrees with a plain forward; "
+                    "using plain forwards (slower, exact)", stacklevel=3,
+                )
+                return self._removed_pass(rows, 0)
+            return probe[1:]
+        return self._removed_pass(rows, start)
+
+    def _removed_pass(self, rows: list[torch.Tensor], start: int) -> torch.Tensor:
+        """Rows of different lengths sharing their first ``start`` tokens: right-padded, one pass,
+        the LM head applied at each row's own target positions."""
+        dev, m = self.lm.device, self.inp.m
+        width = max(len(r) for r in rows) - start
+        ids = torch.full((len(rows), width), int(self.seq[-1]), dtype=torch.long)
+        for k, r in enumerate(rows):
+            ids[k, : len(r) - start] = r[start:]
+        past = None
+        if start:
+            past = self.lm.model(input_ids=self.seq[None, :start].to(dev), use_cache=True).past_key_values
+            past.batch_repeat_interleave(len(rows))
+            self.calls += 1
+            self.positions += start
+        self.calls += 1
+        self.positions += sum(len(r) - start for r in rows)
+        hidden = self.lm.model.base_model(
+            input_ids=ids.to(dev), past_key_values=past, use_cache=past is not None
+        ).last_hidden_state
+        # Row k's target tokens are predicted at its last m positions (its own length).
+        ends = torch.tensor([len(r) - start for r in rows], device=dev)
+        index = (ends[:, None] - m + torch.arange(m, device=dev)[None, :]).clamp(min=0)
+        gathered = hidden.gather(1, index[:, :, None].expand(-1, -1, hidden.shape[-1]))
+        logits = self.lm.model.get_output_embeddings()(gathered)
+        cap = getattr(self.lm.model.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return self._logprobs(logits)
 
     def _logprobs(self, logits: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(logits.float(), dim=-1)
@@ -159,9 +305,45 @@ class BatchedForward:
         return self._logprobs(logits)
 
 
-def elapsed(since: float) -> float:
-    """Seconds since ``since`` (a ``time.perf_counter()`` value), rounded for reports."""
-    return round(time.perf_counter() - since, 4)
+def rows_that_fit(start: int, length: int, batch_tokens: int, memory_bytes: int, kv_bytes: int, act_bytes: int) -> int:
+    """Rows of ``length`` positions (the first ``start`` shared from the cache) one pass may hold:
+    at most ``batch_tokens`` computed positions and ``memory_bytes`` of cache and activations.
+
+    Returns:
+        at least 1.
+
+    Example:
+        >>> rows_that_fit(0, 100, 4096, 10**9, 1000, 1000)
+        40
+    """
+    suffix = max(1, length - start)
+    by_time = batch_tokens // suffix
+    by_memory = memory_bytes // max(1, length * kv_bytes + suffix * act_bytes)
+    return max(1, min(by_time, by_memory))
+
+
+def plan_batches(
+    starts: list[int], lengths: list[int], cap: int, rows_for: Any, use_cache: bool = True
+) -> list[tuple[int, int, int]]:
+    """Group rows (sorted by ``starts``) into passes: each pass shares the cache up to its first
+    row's start and holds at most ``cap`` rows and ``rows_for(start, longest row)`` rows.
+
+    Returns:
+        a list of (shared prefix length, first row, end row) over the sorted rows.
+
+    Example:
+        >>> plan_batches([0, 2, 2, 5], [10, 10, 10, 10], cap=2, rows_for=lambda s, n: 8)
+        [(0, 0, 2), (2, 2, 4)]
+    """
+    out: list[tuple[int, int, int]] = []
+    i = 0
+    while i < len(starts):
+        start = starts[i] if use_cache else 0
+        length = max(lengths[i:i + cap])
+        rows = max(1, min(cap, rows_for(start, length)))
+        out.append((start, i, min(len(starts), i + rows)))
+        i += rows
+    return out
 
 
 def as_numpy(t: torch.Tensor) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Turn a user's prompt and target into token ids and attribution features.
 
 A feature is a group of prompt positions that is perturbed together: one token (plain prompts), a
-user-content token (``chat=True``; the template stays fixed), or a whole named segment
-(``prompt={"context": ..., "question": ...}``).
+user-content token (``chat=True``; the template stays fixed), or a source: a word, sentence,
+paragraph, character span or named segment (``sources=``, see :mod:`explain.attribution.sources`;
+``prompt={"context": ..., "question": ...}`` makes each segment a source). Sources are ablated by
+*removing* their tokens (``AttributionInput.removal``), tokens by replacing them with a baseline id.
 
 Example:
     >>> inp = build_input(lm, "The capital of France is", " Paris")   # doctest: +SKIP
@@ -13,12 +15,11 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+from explain.attribution.sources import SEGMENT_SEPARATOR, Piece, check_sources, split_sources
 from explain.errors import ExplainError
 from explain.model import LanguageModel
-
-SEGMENT_SEPARATOR = "\n"
 
 
 @dataclass
@@ -33,6 +34,10 @@ class AttributionInput:
         target_tokens: readable target tokens.
         prompt: the prompt as given; target: the target text.
         generated: whether the target was generated here (``target=None``).
+        removal: ablating a feature removes its tokens (sources) instead of replacing them.
+        sources: what a feature is: ``"tokens"``, ``"words"``, ``"sentences"``, ``"paragraphs"``,
+            ``"spans"`` or ``"segments"``.
+        spans: per feature, its (start, end) character offsets in the prompt text (sources only).
     """
 
     prompt_ids: list[int]
@@ -43,7 +48,9 @@ class AttributionInput:
     prompt: Any
     target: str
     generated: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    removal: bool = False
+    sources: str = "tokens"
+    spans: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -77,42 +84,130 @@ def _prompt_text(prompt: str | Mapping[str, str]) -> tuple[str, list[tuple[str, 
     return prompt, []
 
 
+@dataclass
+class PromptFeatures:
+    """A tokenised prompt and its features, before a target is known (what a cost estimate needs).
+
+    Attributes: as in :class:`AttributionInput` (``ids`` is ``prompt_ids``).
+    """
+
+    ids: list[int]
+    features: list[list[int]]
+    names: list[str]
+    removal: bool
+    sources: str
+    spans: list[tuple[int, int]]
+
+
+def _source_kind(prompt: Any, sources: Any) -> str:
+    if isinstance(prompt, Mapping):
+        return "segments"
+    if isinstance(sources, str):
+        return sources
+    return "spans"
+
+
+def prompt_features(
+    lm: LanguageModel,
+    prompt: str | Mapping[str, str],
+    chat: bool = False,
+    sources: str | Sequence[tuple[int, int]] | Mapping[str, str] = "tokens",
+) -> PromptFeatures:
+    """Tokenise ``prompt`` and group its positions into features (tokens, or sources).
+
+    Returns:
+        a :class:`PromptFeatures`; with sources other than ``"tokens"`` each source is tokenised
+        on its own (a source boundary is a token boundary) and ablated by removal.
+
+    Raises:
+        ExplainError: empty prompt, bad ``sources``, too long for the model, no chat template.
+
+    Example:
+        >>> pf = prompt_features(lm, "Sky is blue. Grass is green.", sources="sentences")  # doctest: +SKIP
+        >>> pf.names, pf.removal                                                           # doctest: +SKIP
+        (['Sky is blue.', 'Grass is green.'], True)
+    """
+    if sources is None:
+        sources = "tokens"
+    check_sources(sources)
+    if isinstance(sources, Mapping):
+        raise ExplainError("give named segments as the prompt (prompt={'name': text, ...}), not as sources=")
+    if isinstance(prompt, Mapping) and sources not in ("tokens", "segments"):
+        raise ExplainError("a dict prompt's segments are its sources: leave sources= unset")
+    text, segments = _prompt_text(prompt)
+    kind = _source_kind(prompt, sources)
+    ids, (content_offset, end) = lm.prompt_ids(text, chat=chat)
+    lm.check_length(len(ids), 0)
+
+    if kind == "tokens":
+        features = [[p] for p in range(content_offset, end)]
+        names = lm.tokens([ids[p] for p in range(content_offset, end)])
+        return PromptFeatures(ids, features, names, False, kind, [])
+    pieces: list[Piece] = split_sources(text, dict(segments) if segments else sources)
+    # Tokenise each piece alone so that a source boundary is a token boundary.
+    body: list[int] = []
+    features: list[list[int]] = []
+    names: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for piece in pieces:
+        piece_ids = lm.encode(piece.text, special=False)
+        if piece.feature and piece_ids:
+            at = content_offset + len(body)
+            features.append(list(range(at, at + len(piece_ids))))
+            names.append(piece.name)
+            spans.append((piece.start, piece.end))
+        body += piece_ids
+    if not features:
+        raise ExplainError("the prompt has no source to attribute to")
+    ids = ids[:content_offset] + body + ids[end:]
+    lm.check_length(len(ids), 0)
+    return PromptFeatures(ids, features, names, True, kind, spans)
+
+
+def target_ids_of(lm: LanguageModel, target: Any) -> list[int]:
+    """Token ids of a target text. Returns: the ids. Raises: ExplainError for a non-string or empty target.
+
+    Example:
+        >>> target_ids_of(lm, 5)   # doctest: +SKIP
+        Traceback (most recent call last):
+        explain.errors.ExplainError: target must be a string, not int
+    """
+    if not isinstance(target, str):
+        raise ExplainError(f"target must be a string, not {type(target).__name__}")
+    if not target:
+        raise ExplainError("target is empty")
+    ids = lm.encode(target, special=False)
+    if not ids:
+        raise ExplainError("target tokenises to nothing")
+    return ids
+
+
 def build_input(
     lm: LanguageModel,
     prompt: str | Mapping[str, str],
     target: str | None,
     chat: bool = False,
     max_new_tokens: int = 32,
+    sources: str | Sequence[tuple[int, int]] | Mapping[str, str] = "tokens",
 ) -> AttributionInput:
     """Tokenise ``prompt`` (and ``target``, or generate it greedily) into an :class:`AttributionInput`.
 
     Returns:
-        the input, with features over the prompt tokens (user content only with ``chat=True``,
-        one feature per segment when ``prompt`` is a dict).
+        the input, with features over the prompt tokens (user content only with ``chat=True``),
+        or one feature per source (``sources=``; a dict ``prompt`` makes its segments the sources).
 
     Raises:
-        ExplainError: empty prompt or target, too long for the model, no chat template.
-    """
-    text, segments = _prompt_text(prompt)
-    ids, (content_offset, end) = lm.prompt_ids(text, chat=chat)
-    lm.check_length(len(ids), 0 if target is None else 1)
+        ExplainError: empty prompt or target, too long for the model, no chat template, bad sources.
 
-    if segments:
-        # Tokenise each segment alone so a segment boundary is a token boundary.
-        sep = lm.encode(SEGMENT_SEPARATOR, special=False)
-        body: list[int] = []
-        features: list[list[int]] = []
-        for k, (_, seg) in enumerate(segments):
-            if k:
-                body += sep
-            seg_ids = lm.encode(seg, special=False)
-            features.append(list(range(content_offset + len(body), content_offset + len(body) + len(seg_ids))))
-            body += seg_ids
-        ids = ids[:content_offset] + body + ids[end:]
-        names = [k for k, _ in segments]
-    else:
-        features = [[p] for p in range(content_offset, end)]
-        names = lm.tokens([ids[p] for p in range(content_offset, end)])
+    Example:
+        >>> inp = build_input(lm, "Sky is blue. Grass is green.", " blue", sources="sentences")  # doctest: +SKIP
+        >>> inp.n, inp.removal                                                                  # doctest: +SKIP
+        (2, True)
+    """
+    if target is not None:
+        target_ids_of(lm, target)  # a bad target fails before any work
+    pf = prompt_features(lm, prompt, chat=chat, sources=sources)
+    ids, features, names = pf.ids, pf.features, pf.names
 
     generated = target is None
     if generated:
@@ -122,11 +217,7 @@ def build_input(
             raise ExplainError("the model generated nothing (end of sequence at once); pass a target")
         target = lm.tokenizer.decode(target_ids)
     else:
-        if not isinstance(target, str) or not target:
-            raise ExplainError("target is empty")
-        target_ids = lm.encode(target, special=False)
-        if not target_ids:
-            raise ExplainError("target tokenises to nothing")
+        target_ids = target_ids_of(lm, target)
     lm.check_length(len(ids), len(target_ids))
     return AttributionInput(
         prompt_ids=ids,
@@ -137,4 +228,37 @@ def build_input(
         prompt=dict(prompt) if isinstance(prompt, Mapping) else prompt,
         target=target,
         generated=generated,
+        removal=pf.removal,
+        sources=pf.sources,
+        spans=pf.spans,
     )
+
+
+# Tried in order for the default baseline: the first that is one ordinary (non-special) token.
+BASELINE_CANDIDATES = (" ", ".", " the", "the")
+
+
+def default_baseline(lm: LanguageModel) -> tuple[int, str]:
+    """The replacement token for perturbation and gradient methods when ``baseline`` is not given.
+
+    Captum's convention is id 0, but on GPT-2, SmolLM2, Llama and Qwen tokenizers id 0 is a special
+    token (``<|endoftext|>``, ``<unk>``, ``!``...); ``<|endoftext|>`` acts as a document boundary,
+    so overwriting a token with it erases the context before it. The default is instead the first
+    of :data:`BASELINE_CANDIDATES` that encodes to one token that is not special (not eos, bos or
+    pad): a blank, which carries no content and starts nothing.
+
+    Returns:
+        (token id, the rule that chose it, in words).
+
+    Example:
+        >>> default_baseline(lm)   # doctest: +SKIP
+        (216, "' ' (a blank token): id 0 is the special token '<|endoftext|>'")
+    """
+    special = set(getattr(lm.tokenizer, "all_special_ids", []) or []) | lm.eos_ids
+    for text in BASELINE_CANDIDATES:
+        ids = lm.encode(text, special=False)
+        if len(ids) == 1 and ids[0] not in special:
+            zero = lm.tokenizer.convert_ids_to_tokens(0)
+            why = "a special token" if 0 in special else "an arbitrary token"
+            return ids[0], f"{text!r}, a content-free token (id 0 is {why}, {zero!r})"
+    return 0, "id 0 (captum's default): no single-token blank in this vocabulary"

@@ -106,7 +106,8 @@ class PrefixTreeForward:
 
     Args:
         fwd: the plain batched engine of the same input (its unperturbed result, counters, and the
-            fallback when the features are not contiguous and in order, or the cache misbehaves).
+            fallback when the features are not contiguous and in order, are removed rather than
+            replaced (sources), or the cache misbehaves).
         max_rows: rows per tree (rows are split into groups of adjacent masks in sorted order;
             default: ``fwd.batch_tokens`` divided by the sequence length, at least 8).
         pass_cost, kv_cost: the cost model's constants (see the module's note).
@@ -130,7 +131,8 @@ class PrefixTreeForward:
         starts = [f[0] for f in inp.features]
         contiguous = all(f == list(range(f[0], f[-1] + 1)) for f in inp.features)
         ordered = all(a[-1] < b[0] for a, b in zip(inp.features, inp.features[1:]))
-        self.usable = contiguous and ordered and fwd.use_cache
+        # A removed source shortens its row: rows no longer share positions, so the plain engine runs.
+        self.usable = contiguous and ordered and fwd.use_cache and not inp.removal
         self.bounds = np.array(starts + [inp.features[-1][-1] + 1], dtype=np.int64)
         self.checked = False
         self.levels = 0

@@ -1,0 +1,322 @@
+"""What an attribution run will cost, before it runs: :func:`estimate_cost`.
+
+The estimate replays the engine's own plan without running the model: which perturbed rows a
+method asks for (exact for ``ablation``; for the sampling methods, rows drawn the way captum draws
+them), how :func:`~explain.attribution.batched_forward.plan_batches` groups them into passes under
+the token and memory budgets, and how many token positions and attention pairs each pass computes.
+Seconds come from a short measurement of the model on this machine (:func:`speed`, three small
+forwards, cached per model, device and thread count, in memory and on disk):
+
+    seconds = a * positions + b * attention pairs + c * passes
+
+where a position costs the layers' matrix products, an attention pair (a query and a key it looks
+at) the attention's, and ``c`` is each pass's fixed overhead. Gradient methods count a backward
+pass as two forwards. Peak memory is the model's weights plus the largest pass's key/value cache,
+activations and logits.
+
+Example:
+    >>> c = estimate_cost(lm, "The capital of France is", " Paris")   # doctest: +SKIP
+    >>> c.passes, c.positions                                          # doctest: +SKIP
+    (3, 14)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from explain.attribution.batched_forward import (
+    MAX_MEMORY_BYTES,
+    available_memory,
+    bytes_per_position,
+    plan_batches,
+    rows_that_fit,
+)
+from explain.attribution.inputs import prompt_features, target_ids_of
+from explain.budget import Cost
+from explain.errors import ExplainError
+from explain.model import LanguageModel
+
+# Sampling defaults, as in each method's signature.
+DEFAULT_SAMPLES = {"shapley": 5, "kernelshap": 200, "lime": 200}
+PERTURBATION = ("ablation", "shapley", "kernelshap", "lime", "shap")
+# Above this many simulated mask cells, rows are subsampled and the counts scaled up.
+SIMULATION_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Measured costs on this machine: seconds per position, per attention pair, per pass."""
+
+    per_position: float
+    per_pair: float
+    per_pass: float
+
+    def seconds(self, positions: float, pairs: float, passes: float) -> float:
+        """Predicted seconds of a run with these counts. Returns: a float."""
+        return self.per_position * positions + self.per_pair * pairs + self.per_pass * passes
+
+
+_SPEEDS: dict[tuple[str, str, int], Speed] = {}
+
+
+def _speed_file() -> Path:
+    from explain.model import cache_dir
+
+    return Path(os.environ.get("WHYLM_SPEED_CACHE") or cache_dir() / "speed.json")
+
+
+def speed(lm: LanguageModel) -> Speed:
+    """Measure (once per model, device and torch thread count) what a forward pass costs here.
+
+    Three no-grad forwards, best of two each: 4 x 64 tokens (mostly per-position cost), 1 x 384
+    tokens (adds attention over a longer context), 1 x 4 tokens (the fixed cost of a pass). The
+    result is kept for the process and in ``speed.json`` in whylm's cache folder
+    (``$WHYLM_SPEED_CACHE`` overrides the path), so a machine is measured once.
+
+    Returns:
+        a :class:`Speed`.
+
+    Example:
+        >>> speed(lm).per_position > 0   # doctest: +SKIP
+        True
+    """
+    import platform
+
+    import torch
+
+    n_params = sum(p.numel() for p in lm.model.parameters())
+    key = (f"{lm.name}|{n_params}|{lm.device}|{torch.get_num_threads()}|{platform.node()}|{torch.__version__}", "", 0)
+    if key in _SPEEDS:
+        return _SPEEDS[key]
+    path = _speed_file()
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if key[0] in stored:
+            _SPEEDS[key] = Speed(**stored[key[0]])
+            return _SPEEDS[key]
+    except (OSError, ValueError, TypeError):
+        stored = {}
+    vocab = lm.model.get_input_embeddings().num_embeddings
+    longest = max(16, min(384, lm.max_length))
+
+    def timed(batch: int, length: int) -> float:
+        ids = (torch.arange(batch * length, device=lm.device).reshape(batch, length) * 7919) % max(vocab - 1, 1) + 1
+        best = math.inf
+        with torch.inference_mode():
+            for _ in range(2):
+                start = time.perf_counter()
+                lm.model(input_ids=ids, use_cache=False, logits_to_keep=1)
+                best = min(best, time.perf_counter() - start)
+        return best
+
+    per_pass = timed(1, 4)
+    short = timed(4, 64)
+    long = timed(1, longest)
+    # short - c = a * 256 + b * pairs_short;  long - c = a * longest + b * pairs_long
+    pos = np.array([[256.0, 4 * 64 * 65 / 2], [float(longest), longest * (longest + 1) / 2]])
+    rhs = np.array([short - per_pass, long - per_pass])
+    per_position, per_pair = np.linalg.solve(pos, rhs)
+    if per_pair < 0 or per_position <= 0:  # noisy timings: fall back to a per-position rate alone
+        per_position, per_pair = max(short - per_pass, 1e-6) / 256, 0.0
+    _SPEEDS[key] = Speed(float(per_position), float(per_pair), float(per_pass))
+    try:
+        stored = stored if isinstance(stored, dict) else {}
+        stored[key[0]] = asdict(_SPEEDS[key])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(stored, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache folder only costs a new measurement next time
+    return _SPEEDS[key]
+
+
+def _rows(method: str, starts: np.ndarray, sizes: np.ndarray, n_prompt: int, n_seq: int, m: int,
+          options: Mapping[str, Any], removal: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+    """(row starts, row lengths, scale): the perturbed rows ``method`` evaluates, as the engine
+    sees them, and how many real rows each simulated row stands for."""
+    n = len(starts)
+    last = n_prompt - 1
+
+    def from_masks(dropped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        any_dropped = dropped.any(1)
+        first = np.where(dropped, starts[None, :], np.iinfo(np.int64).max).min(1)
+        row_start = np.where(any_dropped, np.minimum(first, last), last)
+        lengths = n_seq - (dropped * sizes[None, :]).sum(1) if removal else np.full(len(dropped), n_seq)
+        if removal:
+            row_start = np.minimum(row_start, np.maximum(lengths - m, 0))
+        return row_start, lengths
+
+    if method == "ablation":
+        row_start, lengths = from_masks(np.eye(n, dtype=bool))
+        return row_start, lengths, 1.0
+    samples = options.get("n_samples") or DEFAULT_SAMPLES.get(method)
+    if method == "shap":
+        samples = int(options.get("max_evals", 500))
+    samples = int(samples)
+    if method == "shapley":
+        # captum adds the features of each permutation one at a time to the all-dropped input.
+        total = samples * n + 1
+        perms = max(1, min(samples, SIMULATION_CELLS // max(1, n * n)))
+        row_s, row_l = [], []
+        for _ in range(perms):
+            order = rng.permutation(n)
+            dropped = np.ones((n, n), dtype=bool)
+            for k in range(n):
+                dropped[k:, order[k]] = False  # row k keeps order[:k+1]
+            s, length = from_masks(dropped)
+            row_s.append(s)
+            row_l.append(length)
+        return np.concatenate(row_s), np.concatenate(row_l), total / (perms * n)
+    rows = max(1, min(samples, SIMULATION_CELLS // max(1, n)))
+    if method == "kernelshap":
+        k = np.arange(1, max(2, n))
+        weights = (n - 1) / (k * np.maximum(n - k, 1))
+        size = rng.choice(k, size=rows, p=weights / weights.sum())
+        keys = rng.random((rows, n))
+        kept = keys < np.sort(keys, axis=1)[np.arange(rows), np.minimum(size, n) - 1][:, None] + 1e-12
+        dropped = ~kept
+    else:  # lime and shap: about half the features dropped per row
+        dropped = rng.random((rows, n)) < 0.5
+    s, length = from_masks(dropped)
+    return s, length, samples / rows
+
+
+def estimate_cost(
+    lm: LanguageModel,
+    prompt: str | Mapping[str, str],
+    target: str | None = None,
+    method: str = "ablation",
+    sources: str | Sequence[tuple[int, int]] | None = None,
+    chat: bool = False,
+    max_new_tokens: int = 32,
+    measure: bool = True,
+    **method_options: Any,
+) -> Cost:
+    """Predict the forward passes, token positions, seconds and peak memory of an attribution run.
+
+    Args:
+        lm, prompt, target, method, sources, chat, max_new_tokens: as for :func:`explain.attribute`.
+        measure: measure this machine's speed (a second or so, once per process); ``False`` uses
+            :func:`explain.budget.seconds_per_position` alone (cruder, no attention term).
+        **method_options: the method's options that change its cost (``n_samples``, ``n_steps``,
+            ``max_evals``, ``batch_tokens``, ``max_rows``).
+
+    Returns:
+        an :class:`explain.budget.Cost`; ``cheaper`` names the cheaper choice.
+
+    Raises:
+        ExplainError: bad prompt, target or sources (the same one-line errors as ``attribute``).
+
+    Example:
+        >>> c = estimate_cost(lm, "Long text. " * 400, " x", sources="sentences")   # doctest: +SKIP
+        >>> c.summary()                                                             # doctest: +SKIP
+        'sentence-level ablation of 2,001 tokens (400 sources): about 6 s (...)'
+    """
+    from explain.attribution.registry import METHODS
+
+    if method not in METHODS:
+        raise ExplainError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
+    pf = prompt_features(lm, prompt, chat=chat, sources=sources or "tokens")
+    generated = target is None
+    m = max_new_tokens if generated else len(target_ids_of(lm, target))
+    n_prompt, n = len(pf.ids), len(pf.features)
+    n_seq = n_prompt + m - 1
+    kv, act = bytes_per_position(lm)
+    batch_tokens = int(method_options.get("batch_tokens", 4096) or 4096)
+    memory_budget = min(MAX_MEMORY_BYTES, available_memory() // 4)
+    vocab = lm.model.get_input_embeddings().num_embeddings
+    rng = np.random.default_rng(0)
+
+    passes = positions = pairs = 0.0
+    peak = 0.0
+    if method in PERTURBATION:
+        starts = np.array([f[0] for f in pf.features], dtype=np.int64)
+        sizes = np.array([len(f) for f in pf.features], dtype=np.int64)
+        row_start, lengths, scale = _rows(method, starts, sizes, n_prompt, n_seq, m, method_options,
+                                          pf.removal, rng)
+        order = np.argsort(row_start, kind="stable")
+        row_start, lengths = row_start[order].tolist(), lengths[order].tolist()
+        max_rows = method_options.get("max_rows")
+        n_rows = len(row_start)
+        cap = int(max_rows) if max_rows else max(8, math.ceil(n_rows / 3))
+
+        def fit(start: int, length: int) -> int:
+            return rows_that_fit(start, length, batch_tokens, memory_budget, kv, act)
+
+        # the unperturbed pass (and, for removal, the same row through the gathered-head path)
+        checks = 2 if pf.removal else 1
+        passes, positions, pairs = float(checks), float(checks * n_seq), checks * n_seq * (n_seq + 1) / 2
+        probed = False
+        for start, lo, hi in plan_batches(row_start, lengths, cap, fit):
+            suffix = [max(1, lengths[r] - start) for r in range(lo, hi)]
+            if start and not probed:  # the first cached pass also carries the unperturbed row
+                suffix.append(n_seq - start)
+                probed = True
+            passes += 2 if start else 1
+            positions += start + sum(suffix)
+            pairs += start * (start + 1) / 2 + sum(s * (start + (s + 1) / 2) for s in suffix)
+            width = max(suffix)
+            peak = max(peak, (hi - lo) * (max(lengths[lo:hi]) * kv + width * act + m * vocab * 4))
+        passes, positions, pairs = passes * scale, positions * scale, pairs * scale
+    elif method in ("integrated_gradients", "input_x_gradient"):
+        steps = int(method_options.get("n_steps", 20)) if method == "integrated_gradients" else 1
+        # a forward and a backward (about two forwards) per step, plus one batched backward per extra target
+        work = steps * (3 + 2 * (m - 1))
+        passes, positions, pairs = work, work * n_seq, work * n_seq * (n_seq + 1) / 2
+        peak = steps * n_seq * (kv + act) * 4
+    else:  # attention: one forward with attention weights kept
+        layers = getattr(lm.model.config, "num_hidden_layers", 12)
+        heads = getattr(lm.model.config, "num_attention_heads", 12)
+        passes, positions, pairs = 1.0, float(n_seq), n_seq * (n_seq + 1) / 2
+        peak = layers * heads * n_seq * n_seq * 4.0
+    if generated:  # greedy generation of the target first: one cached step per new token
+        passes += max_new_tokens + 1
+        positions += n_prompt + max_new_tokens
+        pairs += n_prompt * (n_prompt + 1) / 2 + max_new_tokens * (n_prompt + max_new_tokens / 2)
+    if measure:
+        sp = speed(lm)
+        seconds = sp.seconds(positions, pairs, passes)
+    else:
+        from explain.budget import seconds_per_position
+
+        seconds = seconds_per_position(lm) * positions
+    weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())
+    level = "token" if pf.sources == "tokens" else ("segment" if pf.sources == "segments" else pf.sources.rstrip("s"))
+    unit = "tokens" if pf.sources == "tokens" else "sources"
+    what = f"{level}-level {method} of {n_prompt:,} tokens" + ("" if unit == "tokens" else f" ({n:,} {unit})")
+    return Cost(
+        what=what,
+        seconds=float(seconds),
+        passes=int(math.ceil(passes)),
+        positions=int(math.ceil(positions)),
+        memory_bytes=int(weights + peak),
+        cheaper=_cheaper(method, pf.sources, method_options),
+    )
+
+
+def _cheaper(method: str, sources: str, options: Mapping[str, Any]) -> str:
+    tips = []
+    if sources in ("tokens", "words"):
+        tips.append('use sources="sentences" (or "paragraphs")')
+    elif sources == "sentences":
+        tips.append('use sources="paragraphs"')
+    if method == "shapley":
+        tips.append(f"fewer permutations (n_samples={max(1, int(options.get('n_samples') or 5) // 2)})")
+    elif method in ("kernelshap", "lime"):
+        tips.append(f"fewer samples (n_samples={max(16, int(options.get('n_samples') or 200) // 4)})")
+    elif method == "shap":
+        tips.append(f"fewer evaluations (max_evals={max(3, int(options.get('max_evals', 500)) // 4)})")
+    elif method == "integrated_gradients":
+        tips.append(f"fewer steps (n_steps={max(2, int(options.get('n_steps', 20)) // 4)})")
+    if method != "ablation":
+        tips.append('method="ablation"')
+    return ", or ".join(tips)
