@@ -19,17 +19,22 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 from explain.errors import ExplainError
+from explain.model import cache_dir
 from explain.serialize import Result
 
 DEFAULT_MAX_SECONDS = 300.0
 
-_SPEED: dict[tuple[str, str, int], float] = {}
 
 
 @dataclass
@@ -128,25 +133,97 @@ def format_bytes(n: float) -> str:
 
 
 def seconds_per_position(lm: Any, length: int = 128, batch: int = 4) -> float:
-    """Measured wall seconds per token position of a no-grad forward pass of ``lm`` on this machine.
-
-    One short measurement (a batch of ``batch`` x ``length`` tokens, best of two) cached per model,
-    device and thread count for the life of the process.
+    """Predicted wall seconds per token position of a no-grad forward of ``batch`` x ``length`` tokens.
 
     Returns:
-        seconds per position (a forward of B sequences of L tokens costs about B * L times this).
+        seconds per position, from :func:`speed` (a forward of B sequences of L tokens costs about
+        B * L times this).
     """
+    positions = batch * length
+    return speed(lm).seconds(positions, batch * length * (length + 1) / 2, 1) / positions
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Measured costs on this machine: seconds per position, per attention pair, per pass."""
+
+    per_position: float
+    per_pair: float
+    per_pass: float
+
+    def seconds(self, positions: float, pairs: float, passes: float) -> float:
+        """Predicted seconds of a run with these counts. Returns: a float."""
+        return self.per_position * positions + self.per_pair * pairs + self.per_pass * passes
+
+
+_SPEEDS: dict[tuple[str, str, int], Speed] = {}
+
+
+def _speed_file() -> Path:
+    return Path(os.environ.get("WHYLM_SPEED_CACHE") or cache_dir() / "speed.json")
+
+
+def speed(lm: Any) -> Speed:
+    """Measure (once per model, device and torch thread count) what a forward pass costs here.
+
+    Three no-grad forwards, best of two each: 4 x 64 tokens (mostly per-position cost), 1 x 384
+    tokens (adds attention over a longer context), 1 x 4 tokens (the fixed cost of a pass). The
+    result is kept for the process and in ``speed.json`` in whylm's cache folder
+    (``$WHYLM_SPEED_CACHE`` overrides the path), so a machine is measured once.
+
+    Returns:
+        a :class:`Speed`.
+
+    Example:
+        >>> speed(lm).per_position > 0   # doctest: +SKIP
+        True
+    """
+    import platform
+
     import torch
 
-    key = (str(getattr(lm, "name", id(lm))), str(getattr(lm, "device", "cpu")), torch.get_num_threads())
-    if key not in _SPEED:
-        vocab = lm.model.get_input_embeddings().num_embeddings
-        ids = torch.arange(batch * length, device=lm.device).reshape(batch, length) % max(vocab - 1, 1) + 1
+    n_params = sum(p.numel() for p in lm.model.parameters())
+    key = (f"{lm.name}|{n_params}|{lm.device}|{torch.get_num_threads()}|{platform.node()}|{torch.__version__}", "", 0)
+    if key in _SPEEDS:
+        return _SPEEDS[key]
+    path = _speed_file()
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if key[0] in stored:
+            _SPEEDS[key] = Speed(**stored[key[0]])
+            return _SPEEDS[key]
+    except (OSError, ValueError, TypeError):
+        stored = {}
+    vocab = lm.model.get_input_embeddings().num_embeddings
+    longest = max(16, min(384, lm.max_length))
+
+    def timed(batch: int, length: int) -> float:
+        ids = (torch.arange(batch * length, device=lm.device).reshape(batch, length) * 7919) % max(vocab - 1, 1) + 1
         best = math.inf
         with torch.inference_mode():
             for _ in range(2):
                 start = time.perf_counter()
-                lm.model(input_ids=ids, use_cache=False)
+                lm.model(input_ids=ids, use_cache=False, logits_to_keep=1)
                 best = min(best, time.perf_counter() - start)
-        _SPEED[key] = best / (batch * length)
-    return _SPEED[key]
+        return best
+
+    per_pass = timed(1, 4)
+    short = timed(4, 64)
+    long = timed(1, longest)
+    # short - c = a * 256 + b * pairs_short;  long - c = a * longest + b * pairs_long
+    pos = np.array([[256.0, 4 * 64 * 65 / 2], [float(longest), longest * (longest + 1) / 2]])
+    rhs = np.array([short - per_pass, long - per_pass])
+    per_position, per_pair = np.linalg.solve(pos, rhs)
+    if per_pair < 0 or per_position <= 0:  # noisy timings: fall back to a per-position rate alone
+        per_position, per_pair = max(short - per_pass, 1e-6) / 256, 0.0
+    _SPEEDS[key] = Speed(float(per_position), float(per_pair), float(per_pass))
+    try:
+        stored = stored if isinstance(stored, dict) else {}
+        stored[key[0]] = asdict(_SPEEDS[key])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(stored, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache folder only costs a new measurement next time
+    return _SPEEDS[key]

@@ -4,7 +4,7 @@ The estimate replays the engine's own plan without running the model: which pert
 method asks for (exact for ``ablation``; for the sampling methods, rows drawn the way captum draws
 them), how :func:`~explain.attribution.batched_forward.plan_batches` groups them into passes under
 the token and memory budgets, and how many token positions and attention pairs each pass computes.
-Seconds come from a short measurement of the model on this machine (:func:`speed`, three small
+Seconds come from a short measurement of the model on this machine (:func:`explain.budget.speed`, three small
 forwards, cached per model, device and thread count, in memory and on disk):
 
     seconds = a * positions + b * attention pairs + c * passes
@@ -22,12 +22,7 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -40,7 +35,7 @@ from explain.attribution.batched_forward import (
     rows_that_fit,
 )
 from explain.attribution.inputs import prompt_features, target_ids_of
-from explain.budget import Cost
+from explain.budget import Cost, speed
 from explain.errors import ExplainError
 from explain.model import LanguageModel
 
@@ -49,94 +44,6 @@ DEFAULT_SAMPLES = {"shapley": 5, "kernelshap": 200, "lime": 200}
 PERTURBATION = ("ablation", "shapley", "kernelshap", "lime", "shap")
 # Above this many simulated mask cells, rows are subsampled and the counts scaled up.
 SIMULATION_CELLS = 4_000_000
-
-
-@dataclass(frozen=True)
-class Speed:
-    """Measured costs on this machine: seconds per position, per attention pair, per pass."""
-
-    per_position: float
-    per_pair: float
-    per_pass: float
-
-    def seconds(self, positions: float, pairs: float, passes: float) -> float:
-        """Predicted seconds of a run with these counts. Returns: a float."""
-        return self.per_position * positions + self.per_pair * pairs + self.per_pass * passes
-
-
-_SPEEDS: dict[tuple[str, str, int], Speed] = {}
-
-
-def _speed_file() -> Path:
-    from explain.model import cache_dir
-
-    return Path(os.environ.get("WHYLM_SPEED_CACHE") or cache_dir() / "speed.json")
-
-
-def speed(lm: LanguageModel) -> Speed:
-    """Measure (once per model, device and torch thread count) what a forward pass costs here.
-
-    Three no-grad forwards, best of two each: 4 x 64 tokens (mostly per-position cost), 1 x 384
-    tokens (adds attention over a longer context), 1 x 4 tokens (the fixed cost of a pass). The
-    result is kept for the process and in ``speed.json`` in whylm's cache folder
-    (``$WHYLM_SPEED_CACHE`` overrides the path), so a machine is measured once.
-
-    Returns:
-        a :class:`Speed`.
-
-    Example:
-        >>> speed(lm).per_position > 0   # doctest: +SKIP
-        True
-    """
-    import platform
-
-    import torch
-
-    n_params = sum(p.numel() for p in lm.model.parameters())
-    key = (f"{lm.name}|{n_params}|{lm.device}|{torch.get_num_threads()}|{platform.node()}|{torch.__version__}", "", 0)
-    if key in _SPEEDS:
-        return _SPEEDS[key]
-    path = _speed_file()
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        if key[0] in stored:
-            _SPEEDS[key] = Speed(**stored[key[0]])
-            return _SPEEDS[key]
-    except (OSError, ValueError, TypeError):
-        stored = {}
-    vocab = lm.model.get_input_embeddings().num_embeddings
-    longest = max(16, min(384, lm.max_length))
-
-    def timed(batch: int, length: int) -> float:
-        ids = (torch.arange(batch * length, device=lm.device).reshape(batch, length) * 7919) % max(vocab - 1, 1) + 1
-        best = math.inf
-        with torch.inference_mode():
-            for _ in range(2):
-                start = time.perf_counter()
-                lm.model(input_ids=ids, use_cache=False, logits_to_keep=1)
-                best = min(best, time.perf_counter() - start)
-        return best
-
-    per_pass = timed(1, 4)
-    short = timed(4, 64)
-    long = timed(1, longest)
-    # short - c = a * 256 + b * pairs_short;  long - c = a * longest + b * pairs_long
-    pos = np.array([[256.0, 4 * 64 * 65 / 2], [float(longest), longest * (longest + 1) / 2]])
-    rhs = np.array([short - per_pass, long - per_pass])
-    per_position, per_pair = np.linalg.solve(pos, rhs)
-    if per_pair < 0 or per_position <= 0:  # noisy timings: fall back to a per-position rate alone
-        per_position, per_pair = max(short - per_pass, 1e-6) / 256, 0.0
-    _SPEEDS[key] = Speed(float(per_position), float(per_pair), float(per_pass))
-    try:
-        stored = stored if isinstance(stored, dict) else {}
-        stored[key[0]] = asdict(_SPEEDS[key])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(stored, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache folder only costs a new measurement next time
-    return _SPEEDS[key]
 
 
 def _rows(method: str, starts: np.ndarray, sizes: np.ndarray, n_prompt: int, n_seq: int, m: int,
@@ -198,15 +105,12 @@ def estimate_cost(
     sources: str | Sequence[tuple[int, int]] | None = None,
     chat: bool = False,
     max_new_tokens: int = 32,
-    measure: bool = True,
     **method_options: Any,
 ) -> Cost:
     """Predict the forward passes, token positions, seconds and peak memory of an attribution run.
 
     Args:
         lm, prompt, target, method, sources, chat, max_new_tokens: as for :func:`explain.attribute`.
-        measure: measure this machine's speed (a second or so, once per process); ``False`` uses
-            :func:`explain.budget.seconds_per_position` alone (cruder, no attention term).
         **method_options: the method's options that change its cost (``n_samples``, ``n_steps``,
             ``max_evals``, ``batch_tokens``, ``max_rows``).
 
@@ -282,13 +186,7 @@ def estimate_cost(
         passes += max_new_tokens + 1
         positions += n_prompt + max_new_tokens
         pairs += n_prompt * (n_prompt + 1) / 2 + max_new_tokens * (n_prompt + max_new_tokens / 2)
-    if measure:
-        sp = speed(lm)
-        seconds = sp.seconds(positions, pairs, passes)
-    else:
-        from explain.budget import seconds_per_position
-
-        seconds = seconds_per_position(lm) * positions
+    seconds = speed(lm).seconds(positions, pairs, passes)
     weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())
     level = "token" if pf.sources == "tokens" else ("segment" if pf.sources == "segments" else pf.sources.rstrip("s"))
     unit = "tokens" if pf.sources == "tokens" else "sources"

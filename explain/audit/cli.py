@@ -34,7 +34,8 @@ def add_parser(subparsers: Any) -> None:
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", type=Path, help="records: .jsonl, .csv or .parquet with a 'prompt' column")
-    p.add_argument("--out", required=True, help="output folder (read it with pandas.read_parquet)")
+    # dest out_dir: a dataset folder, not a file (the CLI's output-file pre-check does not apply)
+    p.add_argument("--out", dest="out_dir", required=True, help="output folder (read it with pandas.read_parquet)")
     p.add_argument("--attribute", metavar="METHOD", choices=sorted(METHODS),
                    help=f"add attributions with this method ({', '.join(sorted(METHODS))})")
     p.add_argument("--no-signals", action="store_true", help="skip hallucination signals")
@@ -72,7 +73,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
     print(f"loading {args.model or 'embedded model'} ...", file=sys.stderr)
     summary = audit(
-        args.input, args.model, out=args.out, attribute=args.attribute, signals=not args.no_signals,
+        args.input, args.model, out=args.out_dir, attribute=args.attribute, signals=not args.no_signals,
         engine=args.engine, workers=args.workers, address=args.address, resume=not args.no_resume,
         seed=args.seed, max_seconds=args.max_seconds, progress=False if args.no_progress else None,
         chunk_size=args.chunk_size, engine_options=options, on_estimate=show,
