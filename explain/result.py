@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from explain import plots
+from explain.plots import heatmap, highlight_html
 from explain.serialize import Result, from_jsonable_array, jsonable
 
 
@@ -206,7 +206,7 @@ class AttributionResult(Result):
         Returns:
             a ``plotly.graph_objects.Figure``.
         """
-        return plots.heatmap(
+        return heatmap(
             self.token_attr,
             self.input_tokens,
             self.output_tokens,
@@ -232,7 +232,7 @@ class AttributionResult(Result):
         spans = self.info.get("source_spans") or []
         if isinstance(self.prompt, str) and len(spans) == len(self.input_tokens):
             return self._sources_html(values, spans, f"Attribution to {what}")
-        return plots.highlight_html(self.input_tokens, values, title=f"Attribution to {what}")
+        return highlight_html(self.input_tokens, values, title=f"Attribution to {what}")
 
     def _sources_html(self, values: np.ndarray, spans: list, title: str) -> str:
         text = str(self.prompt)
@@ -253,7 +253,7 @@ class AttributionResult(Result):
             pieces.append(text[pos:])
             shown.append(np.nan)
             tips.append("not a source")
-        body = plots.highlight_html(pieces, np.nan_to_num(shown, nan=0.0), title=title, tooltips=tips)
+        body = highlight_html(pieces, np.nan_to_num(shown, nan=0.0), title=title, tooltips=tips)
         rows = "".join(
             f"<tr><td>{k + 1}</td><td style='text-align:right'>{v:+.3f}</td><td>{_html.escape(t)}</td></tr>"
             for k, (t, v) in enumerate(self.top_features(min(10, len(self.input_tokens)))))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from causal.errors import CausalError
-from causal.llm import transport
+from causal.llm.transport import DeadlineExceeded, TooLarge, post
 from causal.llm.answers import NonAnswerError, parse_choice, probs_from_logprobs
 from causal.llm.base import CachedBackend
 from causal.llm.cache import AnswerCache
@@ -120,11 +120,11 @@ class OpenAIBackend(CachedBackend):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                status, raw = transport.post(url, body, headers, self.timeout)
-            except transport.DeadlineExceeded:
+                status, raw = post(url, body, headers, self.timeout)
+            except DeadlineExceeded:
                 last = f"timed out (no complete answer within {self.timeout:g} s)"
                 continue
-            except transport.TooLarge as exc:
+            except TooLarge as exc:
                 raise CausalError(f"LLM server at {self.base_url}: {exc}") from None
             except (OSError, http.client.HTTPException) as exc:
                 last = f"not reachable ({type(exc).__name__}: {redact(str(exc), key)[:80]})"

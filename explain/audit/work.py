@@ -20,9 +20,11 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 
+from explain.attribution import attribute
 from explain.audit.records import check_record
 from explain.errors import WhylmError, one_line, report_internal_error
 from explain.rng import seeded
+from explain.signals import score_docs, signals
 
 
 def make_settings(model: str, signals: bool, method: str | None, seed: int, chat: bool = True,
@@ -47,8 +49,6 @@ def score_names() -> list[str]:
     Returns:
         a list of score names, in the order signals() reports them.
     """
-    from explain.signals import score_docs
-
     return list(score_docs())
 
 
@@ -78,8 +78,6 @@ def audit_record(lm: Any, rec: Mapping[str, Any], settings: Mapping[str, Any]) -
     Example:
         >>> row = audit_record(lm, {"id": "a", "prompt": "2+2="}, settings)   # doctest: +SKIP
     """
-    from explain import attribute, signals
-
     start = time.perf_counter()
     seed, method, chat = int(settings["seed"]), settings.get("method"), bool(settings.get("chat", True))
     row: dict[str, Any] = {
