@@ -179,11 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level ``whylm`` parser with every subcommand.
 
     Returns:
-        the parser (``dashboard``, ``explain``, ``signals``, ``causal``).
+        the parser (``dashboard``, ``explain``, ``signals``, ``audit``, ``causal``).
 
     Example:
         >>> sorted(build_parser()._subparsers._group_actions[0].choices)
-        ['causal', 'dashboard', 'explain', 'signals']
+        ['audit', 'causal', 'dashboard', 'explain', 'signals']
     """
     parser = argparse.ArgumentParser(
         prog="whylm",

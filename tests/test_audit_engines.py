@@ -87,10 +87,14 @@ def test_processes_engine_gives_the_local_scores(tiny_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_engine_on_a_local_two_cpu_ray_gives_the_local_scores(tiny_lm, tmp_path):
+def test_ray_engine_on_a_local_two_cpu_ray_gives_the_local_scores(tiny_dir, tmp_path):
     pytest.importorskip("ray.data")
-    local = audit(RECORDS, tiny_lm, out=tmp_path / "local", progress=False)
-    ray_run = audit(RECORDS, tiny_lm, out=tmp_path / "ray", engine="ray", workers=2, progress=False,
+    from explain import LanguageModel
+
+    # a model of its own: the session's shared tiny model may carry state other tests attached to it
+    lm = LanguageModel.load(tiny_dir)
+    local = audit(RECORDS, lm, out=tmp_path / "local", progress=False)
+    ray_run = audit(RECORDS, lm, out=tmp_path / "ray", engine="ray", workers=2, progress=False,
                     engine_options={"cpus_per_worker": 1})
     assert (local.errors, ray_run.errors, ray_run.engine, ray_run.processed) == (0, 0, "ray", len(RECORDS))
     a, b = _frame(tmp_path / "local"), _frame(tmp_path / "ray")

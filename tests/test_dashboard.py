@@ -243,6 +243,7 @@ def test_explain_run_on_tiny_model(data_dir, models):
 
 def test_explain_compare_two_methods(data_dir, models, tiny_lm):
     from dashboard.pages.explain_page import method_notes
+    from explain.attribution.inputs import default_baseline
 
     names = list(method_notes())
     if len(names) < 2:
@@ -260,7 +261,8 @@ def test_explain_compare_two_methods(data_dir, models, tiny_lm):
     assert len(at.get("plotly_chart")) == 3  # main heatmap + one per method
     assert at.subheader[-1].value == "Comparison"
     # the first method's heatmap equals a brute-force loop: one plain forward pass per ablation
-    ref = leave_one_out_reference(tiny_lm, build_input(tiny_lm, "The capital of France is", " Paris"))
+    baseline, _ = default_baseline(tiny_lm)  # the page runs with the per-tokenizer default
+    ref = leave_one_out_reference(tiny_lm, build_input(tiny_lm, "The capital of France is", " Paris"), baseline)
     heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     np.testing.assert_allclose(plotly_array(heat["z"]), ref, atol=2e-4)
 
