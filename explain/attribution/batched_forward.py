@@ -224,16 +224,21 @@ class BatchedForward:
         if not self.cache_checked:
             # Run the unperturbed row through the cached path once and compare with the plain pass.
             probe = self._cached(torch.cat([self.seq[None], ids]), start)
-            self.cache_checked = True
-            if float((probe[0] - self.original).abs().max()) > CACHE_CHECK_TOLERANCE:
-                self.cache_fallback = True
-                warnings.warn(
-                    f"{self.lm.name}: key/value cache reuse disagrees with a plain forward; "
-                    "using plain forwards (slower, exact)", stacklevel=3,
-                )
-                return self._plain(ids)
-            return probe[1:]
+            return probe[1:] if self._cache_agrees(probe[0]) else self._plain(ids)
         return self._cached(ids, start)
+
+    def _cache_agrees(self, unperturbed: torch.Tensor) -> bool:
+        """Compare the unperturbed row's cached-path result with the plain pass, once; on a mismatch
+        fall back to plain forwards for good (with a warning). Returns: whether the cache may be used."""
+        self.cache_checked = True
+        if float((unperturbed - self.original).abs().max()) > CACHE_CHECK_TOLERANCE:
+            self.cache_fallback = True
+            warnings.warn(
+                f"{self.lm.name}: key/value cache reuse disagrees with a plain forward; "
+                "using plain forwards (slower, exact)", stacklevel=4,
+            )
+            return False
+        return True
 
     # ------------------------------------------------------------ removal
     def _removed_batch(self, rows: list[torch.Tensor], start: int) -> torch.Tensor:
@@ -243,15 +248,7 @@ class BatchedForward:
             return self._removed_pass(rows, 0)
         if not self.cache_checked:
             probe = self._removed_pass([self.seq, *rows], start)
-            self.cache_checked = True
-            if float((probe[0] - self.original).abs().max()) > CACHE_CHECK_TOLERANCE:
-                self.cache_fallback = True
-                warnings.warn(
-                    f"{self.lm.name}: key/value cache reuse disagrees with a plain forward; "
-                    "using plain forwards (slower, exact)", stacklevel=3,
-                )
-                return self._removed_pass(rows, 0)
-            return probe[1:]
+            return probe[1:] if self._cache_agrees(probe[0]) else self._removed_pass(rows, 0)
         return self._removed_pass(rows, start)
 
     def _removed_pass(self, rows: list[torch.Tensor], start: int) -> torch.Tensor:
