@@ -12,14 +12,12 @@ import pandas as pd
 import pytest
 
 from causal import CausalError, EffectEstimate, GraphCheck, check_graph, estimate_effect
+from test_causal_check import _collider_data
 
 
 def _data(n=800, seed=0):
-    rng = np.random.default_rng(seed)
-    x, y = rng.normal(size=n), rng.normal(size=n)
-    z = x + y + rng.normal(size=n)
-    w = 0.8 * z + rng.normal(size=n)
-    return pd.DataFrame({"x": x, "y": y, "<b>z</b>": z, "w": w})
+    """The collider data of test_causal_check, with markup in a column name (escaping is checked)."""
+    return _collider_data(n, seed).rename(columns={"z": "<b>z</b>"})
 
 
 WRONG = nx.DiGraph([("x", "<b>z</b>"), ("<b>z</b>", "w"), ("x", "w")])  # x -> w spurious
