@@ -9,7 +9,8 @@ Three parts, all on the embedded model, in one run:
    sentence) with their own forward (one full teacher-forced pass per perturbation batch). Captum
    replaces a sentence's tokens with the baseline id (it cannot remove them), ours removes them;
    the work per perturbation is the same. Each row gives seconds, the estimate made before the run
-   (:func:`explain.estimate_cost`) and their ratio, and the peak resident memory of the process
+   (:func:`explain.estimate_cost`, from the probe forwards alone: no correction from earlier runs)
+   and their ratio, and the peak resident memory of the process
    during the call (sampled every 20 ms, minus the memory before it). Captum rows are skipped
    when their estimate exceeds ``--captum-max-seconds``.
 2. **Memory** (``--memory-lengths``, default 2048 4096): peak RSS of sentence ablation's heaviest
@@ -159,8 +160,9 @@ def captum_run(lm: Any, inp: Any, name: str, samples: int, baseline: int) -> np.
 OURS = {"ablation": {}, "lime": {"n_samples": 64}, "kernelshap": {"n_samples": 64}}
 
 
-def timing(lm: Any, lengths: list[int], samples: int, captum_max: float) -> list[list[Any]]:
-    from explain import attribute, estimate_cost
+def timing(lm: Any, lengths: list[int], samples: int, captum_max: float,
+           ablation_max: int = 10**9) -> list[list[Any]]:
+    from explain import attribute
     from explain.attribution import build_input
 
     rows = []
@@ -169,7 +171,11 @@ def timing(lm: Any, lengths: list[int], samples: int, captum_max: float) -> list
         inp = build_input(lm, h["prompt"], h["target"], sources="sentences")
         for name in OURS:
             opts = {"n_samples": samples} if name != "ablation" else {}
-            est = estimate_cost(lm, h["prompt"], h["target"], method=name, sources="sentences", **opts)
+            est = cold_estimate(lm, h["prompt"], h["target"], method=name, sources="sentences", **opts)
+            if name == "ablation" and len(inp.prompt_ids) > ablation_max:  # estimated only (--ablation-max)
+                rows.append([len(inp.prompt_ids), inp.n, f"ours {name}", float("nan"), est.seconds, float("nan"),
+                             float("nan"), float("nan")])
+                continue
             res, secs, rss, extra = measured(lambda: attribute(
                 lm, h["prompt"], h["target"], method=name, sources="sentences", progress=False,
                 max_seconds=1e6, **opts))
@@ -192,14 +198,30 @@ def timing(lm: Any, lengths: list[int], samples: int, captum_max: float) -> list
     return rows
 
 
+def cold_estimate(lm: Any, *args: Any, **kwargs: Any) -> Any:
+    """``estimate_cost`` from the probe forwards alone, without the corrections earlier timed runs
+    made (:func:`explain.budget.record_run`): the estimate a user gets on a fresh machine."""
+    from dataclasses import replace
+
+    from explain import budget, estimate_cost
+
+    key = budget._speed_key(lm)
+    current = budget.speed(lm)
+    budget._SPEEDS[key] = replace(current, scales={})
+    try:
+        return estimate_cost(lm, *args, **kwargs)
+    finally:
+        budget._SPEEDS[key] = current
+
+
 def cost_model(lm: Any, lengths: list[int], token_max: int, measure_max: int = 10**9) -> list[list[Any]]:
-    from explain import ExplainError, attribute, estimate_cost
+    from explain import ExplainError, attribute
 
     rows = []
     for n_tokens in lengths:
         h = haystack(lm, max(n_tokens, 40), seed=20_000 + n_tokens)
         for sources in ("sentences", "tokens"):
-            est = estimate_cost(lm, h["prompt"], h["target"], sources=sources)
+            est = cold_estimate(lm, h["prompt"], h["target"], sources=sources)
             n_prompt = int(est.what.split(" of ")[1].split(" ")[0].replace(",", ""))
             if sources == "tokens" and n_prompt > token_max:
                 try:
@@ -298,6 +320,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--needle-tokens", type=int, default=1024)
     parser.add_argument("--samples", type=int, default=64, help="LIME / KernelSHAP source ablations")
     parser.add_argument("--captum-max-seconds", type=float, default=600.0)
+    parser.add_argument("--ablation-max", type=int, default=10**9,
+                        help="timing: longer prompts get the ablation estimate only (the 4k run takes about an hour)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", help="write the tables as JSON here")
     args = parser.parse_args(argv)
@@ -306,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {lm.name}, torch threads {torch.get_num_threads()}, {psutil.cpu_count()} CPUs")
     payload: dict[str, Any] = {}
     if args.lengths:
-        rows = timing(lm, args.lengths, args.samples, args.captum_max_seconds)
+        rows = timing(lm, args.lengths, args.samples, args.captum_max_seconds, args.ablation_max)
         header = ["prompt tokens", "sources", "run", "seconds", "estimate s", "estimate / measured",
                   "peak RSS GB", "RSS above start GB"]
         print("\n" + markdown_table(header, rows))

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from long_context import haystack  # noqa: E402
+from long_context import cold_estimate, haystack  # noqa: E402
 
 
 def main() -> int:
@@ -28,14 +28,14 @@ def main() -> int:
     p.add_argument("--max-seconds", type=float, default=1800, help="budget for the sentence run")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from explain import LanguageModel, WhylmError, attribute, estimate_cost
+    from explain import LanguageModel, WhylmError, attribute
 
     lm = LanguageModel.load()
     print("| haystack | prompt tokens | sentences | estimate s | measured s | needle rank | peak RSS GB | token-level call |")
     print("|---|---|---|---|---|---|---|---|")
     for k in range(args.haystacks):
         h = haystack(lm, args.tokens, seed=k)
-        est = estimate_cost(lm, h["prompt"], h["target"], sources="sentences")
+        est = cold_estimate(lm, h["prompt"], h["target"], sources="sentences")
         start = time.perf_counter()
         res = attribute(lm, h["prompt"], target=h["target"], sources="sentences", max_seconds=args.max_seconds,
                         progress=False)

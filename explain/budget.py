@@ -23,7 +23,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -145,22 +145,90 @@ def seconds_per_position(lm: Any, length: int = 128, batch: int = 4) -> float:
 
 @dataclass(frozen=True)
 class Speed:
-    """Measured costs on this machine: seconds per position, per attention pair, per pass."""
+    """Measured costs on this machine: seconds per position, per attention pair, per pass, and per
+    method the ratio of measured to predicted seconds of the runs timed so far (:func:`record_run`).
+
+    Example:
+        >>> Speed(1e-3, 0.0, 0.01).seconds(1000, 0, 2)
+        1.02
+        >>> Speed(1e-3, 0.0, 0.01, {"ablation": 2.0}).seconds(1000, 0, 2, method="ablation")
+        2.04
+    """
 
     per_position: float
     per_pair: float
     per_pass: float
+    scales: Mapping[str, float] = field(default_factory=dict)
 
-    def seconds(self, positions: float, pairs: float, passes: float) -> float:
-        """Predicted seconds of a run with these counts. Returns: a float."""
-        return self.per_position * positions + self.per_pair * pairs + self.per_pass * passes
+    def seconds(self, positions: float, pairs: float, passes: float, method: str | None = None) -> float:
+        """Predicted seconds of a run with these counts (times ``method``'s correction). Returns: a float."""
+        raw = self.per_position * positions + self.per_pair * pairs + self.per_pass * passes
+        return raw * float(self.scales.get(method or "", 1.0))
 
 
 _SPEEDS: dict[tuple[str, str, int], Speed] = {}
+# Runs predicted shorter than this are dominated by fixed overheads: they do not correct the model.
+MIN_RECORDED_SECONDS = 2.0
 
 
 def _speed_file() -> Path:
     return Path(os.environ.get("WHYLM_SPEED_CACHE") or cache_dir() / "speed.json")
+
+
+def _speed_key(lm: Any) -> tuple[str, str, int]:
+    import platform
+
+    import torch
+
+    n_params = sum(p.numel() for p in lm.model.parameters())
+    return (f"{lm.name}|{n_params}|{lm.device}|{torch.get_num_threads()}|{platform.node()}|{torch.__version__}", "", 0)
+
+
+def _store_speed(key: tuple[str, str, int], value: Speed) -> None:
+    """Keep ``value`` for the process and in the speed file (best effort: a read-only folder only
+    costs a new measurement next time)."""
+    _SPEEDS[key] = value
+    path = _speed_file()
+    try:
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = {}
+        stored = stored if isinstance(stored, dict) else {}
+        stored[key[0]] = {**asdict(value), "scales": dict(value.scales)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(stored, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def record_run(lm: Any, method: str, predicted: float, measured: float) -> float:
+    """Correct the speed model from a timed run: ``method``'s factor moves halfway (in log terms)
+    toward measured / predicted, so a first measurement taken on a busy machine, or a method the
+    three probe forwards describe badly, stops misleading the estimates after a few runs.
+
+    Returns:
+        the new factor for ``method`` (1.0 = the probe forwards alone), kept within 0.1-10.
+
+    Example:
+        >>> import types, torch
+        >>> lm = types.SimpleNamespace(name="doc", device="cpu", model=torch.nn.Linear(1, 1))
+        >>> _SPEEDS[_speed_key(lm)] = Speed(1e-3, 0.0, 0.0)
+        >>> import os; os.environ["WHYLM_SPEED_CACHE"] = os.devnull + "/none.json"   # not saved
+        >>> record_run(lm, "ablation", predicted=10.0, measured=40.0)
+        2.0
+        >>> del os.environ["WHYLM_SPEED_CACHE"]
+    """
+    if predicted < MIN_RECORDED_SECONDS or measured <= 0:
+        return float(speed(lm).scales.get(method, 1.0)) if predicted > 0 else 1.0
+    current = speed(lm)
+    old = float(current.scales.get(method, 1.0))
+    new = float(np.clip(old * math.sqrt(measured / predicted), 0.1, 10.0))
+    _store_speed(_speed_key(lm), Speed(current.per_position, current.per_pair, current.per_pass,
+                                       {**current.scales, method: new}))
+    return new
 
 
 def speed(lm: Any) -> Speed:
@@ -169,7 +237,8 @@ def speed(lm: Any) -> Speed:
     Three no-grad forwards, best of two each: 4 x 64 tokens (mostly per-position cost), 1 x 384
     tokens (adds attention over a longer context), 1 x 4 tokens (the fixed cost of a pass). The
     result is kept for the process and in ``speed.json`` in whylm's cache folder
-    (``$WHYLM_SPEED_CACHE`` overrides the path), so a machine is measured once.
+    (``$WHYLM_SPEED_CACHE`` overrides the path), so a machine is measured once; every timed
+    attribution run then corrects its method's factor (:func:`record_run`).
 
     Returns:
         a :class:`Speed`.
@@ -178,22 +247,18 @@ def speed(lm: Any) -> Speed:
         >>> speed(lm).per_position > 0   # doctest: +SKIP
         True
     """
-    import platform
-
     import torch
 
-    n_params = sum(p.numel() for p in lm.model.parameters())
-    key = (f"{lm.name}|{n_params}|{lm.device}|{torch.get_num_threads()}|{platform.node()}|{torch.__version__}", "", 0)
+    key = _speed_key(lm)
     if key in _SPEEDS:
         return _SPEEDS[key]
-    path = _speed_file()
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        stored = json.loads(_speed_file().read_text(encoding="utf-8"))
         if key[0] in stored:
             _SPEEDS[key] = Speed(**stored[key[0]])
             return _SPEEDS[key]
     except (OSError, ValueError, TypeError):
-        stored = {}
+        pass
     vocab = lm.model.get_input_embeddings().num_embeddings
     longest = max(16, min(384, lm.max_length))
 
@@ -216,14 +281,5 @@ def speed(lm: Any) -> Speed:
     per_position, per_pair = np.linalg.solve(pos, rhs)
     if per_pair < 0 or per_position <= 0:  # noisy timings: fall back to a per-position rate alone
         per_position, per_pair = max(short - per_pass, 1e-6) / 256, 0.0
-    _SPEEDS[key] = Speed(float(per_position), float(per_pair), float(per_pass))
-    try:
-        stored = stored if isinstance(stored, dict) else {}
-        stored[key[0]] = asdict(_SPEEDS[key])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(stored, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache folder only costs a new measurement next time
+    _store_speed(key, Speed(float(per_position), float(per_pair), float(per_pass)))
     return _SPEEDS[key]

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import inspect
 import os
@@ -443,6 +444,33 @@ class LanguageModel:
         out = self._run(kwargs, 1)
         cache = out.get("cache") if hasattr(out, "get") else None
         return cache if cache is not None else out.past_key_values
+
+    @staticmethod
+    def cache_prefix(cache: Any, length: int, rows: int = 1) -> Any:
+        """A new cache holding the first ``length`` positions of ``cache``, repeated ``rows`` times
+        along the batch; ``cache`` itself is left as it was.
+
+        Returns:
+            the new cache, or ``None`` where it cannot be cut (sliding-window or other non-croppable
+            layers keep only recent positions): compute the prefix afresh then.
+
+        Example:
+            >>> full = lm.extend_cache(torch.tensor([lm.encode("The capital of France")]))  # doctest: +SKIP
+            >>> lm.cache_prefix(full, 2, rows=3).layers[0].keys.shape[::2]                  # doctest: +SKIP
+            (3, 2)
+        """
+        layers = getattr(cache, "layers", None)
+        if not layers or any(getattr(layer, "is_sliding", False) or not getattr(layer, "is_croppable", False)
+                             or getattr(layer, "keys", None) is None for layer in layers):
+            return None
+        out = copy.copy(cache)
+        out.layers = []
+        for layer in layers:
+            new = copy.copy(layer)
+            new.keys = layer.keys[..., :length, :].repeat_interleave(rows, dim=0)
+            new.values = layer.values[..., :length, :].repeat_interleave(rows, dim=0)
+            out.layers.append(new)
+        return out
 
     def _run(self, kwargs: dict[str, Any], keep: int) -> Any:
         """The model's output for ``kwargs`` with ``logits_to_keep=keep`` where it is supported."""

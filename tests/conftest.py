@@ -47,3 +47,4 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("WHYLM_LLM_CACHE", str(root / "llm-cache.sqlite"))
     monkeypatch.setenv("WHYLM_DATA_DIR", str(root / "data"))
     monkeypatch.setenv("WHYLM_LOG_DIR", str(root / "logs"))
+    monkeypatch.setenv("WHYLM_SPEED_CACHE", str(root / "speed.json"))

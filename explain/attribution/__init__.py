@@ -21,7 +21,7 @@ from explain.attribution.cost import estimate_cost
 from explain.attribution.inputs import AttributionInput, build_input, default_baseline
 from explain.attribution.registry import METHODS, MethodInfo, register
 from explain.attribution.sources import check_sources, split_sources
-from explain.budget import check_budget
+from explain.budget import check_budget, record_run
 from explain.errors import ExplainError
 from explain.model import LanguageModel
 from explain.result import AttributionResult
@@ -137,12 +137,13 @@ def attribute(
     cost = estimate_cost(lm, prompt, target, method=method, sources=sources, chat=chat,
                          max_new_tokens=max_new_tokens, **kwargs)
     check_budget(cost, max_seconds)
+    start = time.perf_counter()
     inp = build_input(lm, prompt, target, chat=chat, max_new_tokens=max_new_tokens, sources=sources)
     if progress is None:
         progress = cost.seconds > 10 or inp.n * inp.m > PROGRESS_THRESHOLD * 8
-    start = time.perf_counter()
     token_attr, details = info.fn(lm, inp, baseline=baseline_id, progress=bool(progress), **kwargs)
     seconds = time.perf_counter() - start
+    record_run(lm, method, predicted=cost.seconds, measured=seconds)
     token_attr = np.asarray(token_attr, dtype=np.float64).reshape(inp.m, inp.n)
     logprobs = details.pop("target_logprobs", None)
     # A surrogate fit (lime) is not additive over target tokens: such methods give their own.

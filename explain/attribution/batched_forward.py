@@ -5,8 +5,9 @@ This is the engine under every perturbation method. Three savings over a plain l
 1. perturbations are batched under a token budget (``batch_tokens`` positions per pass);
 2. the LM head runs only at the m target positions (``logits_to_keep``);
 3. positions before the first perturbed token are identical to the unperturbed input, so their
-   key/value cache is computed once per batch (batch size 1) and repeated across the batch; only
-   the suffix from the first perturbed position is run for every row.
+   key/value cache is computed once per run (one pass over the whole input, cut to each batch's
+   prefix) and repeated across the batch; only the suffix from the first perturbed position is
+   run for every row.
 
 The cached path is checked at run time: the first batch carries the unperturbed row, whose result
 must match a plain forward; if it does not (a model whose cache misbehaves), the engine falls back
@@ -131,6 +132,7 @@ class BatchedForward:
         self.calls = 0
         self.positions = 0
         self.cache_checked = not use_cache
+        self._full_cache: Any = None  # the unperturbed input's cache; False where it cannot be cut
         self.cache_fallback = False
         with torch.no_grad():
             self.original = self._plain(self.seq[None])[0]
@@ -259,17 +261,13 @@ class BatchedForward:
         ids = torch.full((len(rows), width), int(self.seq[-1]), dtype=torch.long)
         for k, r in enumerate(rows):
             ids[k, : len(r) - start] = r[start:]
-        past = None
-        if start:
-            past = self.lm.model(input_ids=self.seq[None, :start].to(dev), use_cache=True).past_key_values
-            past.batch_repeat_interleave(len(rows))
-            self.calls += 1
-            self.positions += start
+        past = self._prefix_cache(start, len(rows)) if start else None
         self.calls += 1
         self.positions += sum(len(r) - start for r in rows)
-        hidden = self.lm.model.base_model(
-            input_ids=ids.to(dev), past_key_values=past, use_cache=past is not None
-        ).last_hidden_state
+        kwargs: dict[str, Any] = {"input_ids": ids.to(dev), "use_cache": past is not None}
+        if past is not None:
+            kwargs[self.lm._cache_kwarg] = past
+        hidden = self.lm.model.base_model(**kwargs).last_hidden_state
         # Row k's target tokens are predicted at its last m positions (its own length).
         ends = torch.tensor([len(r) - start for r in rows], device=dev)
         index = (ends[:, None] - m + torch.arange(m, device=dev)[None, :]).clamp(min=0)
@@ -292,14 +290,29 @@ class BatchedForward:
         return self._logprobs(logits)
 
     def _cached(self, ids: torch.Tensor, start: int) -> torch.Tensor:
-        dev = self.lm.device
-        prefix = self.seq[None, :start].to(dev)
-        past = self.lm.model(input_ids=prefix, use_cache=True).past_key_values
-        past.batch_repeat_interleave(ids.shape[0])
-        self.calls += 2
-        self.positions += start + ids[:, start:].numel()
-        logits = self.lm.forward_logits(ids[:, start:].to(dev), self.inp.m, past_key_values=past)
+        past = self._prefix_cache(start, ids.shape[0])
+        self.calls += 1
+        self.positions += ids[:, start:].numel()
+        logits = self.lm.forward_logits(ids[:, start:].to(self.lm.device), self.inp.m, past_key_values=past)
         return self._logprobs(logits)
+
+    def _prefix_cache(self, start: int, rows: int) -> Any:
+        """The unperturbed input's key/value cache over its first ``start`` positions, one copy per
+        row: cut from one pass over the whole input, made once per run (so a batch never recomputes
+        its prefix), or computed afresh where the model's cache cannot be cut."""
+        dev = self.lm.device
+        if self._full_cache is None:
+            self._full_cache = self.lm.extend_cache(self.seq[None].to(dev))
+            self.calls += 1
+            self.positions += len(self.seq)
+        past = self.lm.cache_prefix(self._full_cache, start, rows) if self._full_cache is not False else None
+        if past is None:
+            self._full_cache = False
+            past = self.lm.extend_cache(self.seq[None, :start].to(dev))
+            past.batch_repeat_interleave(rows)
+            self.calls += 1
+            self.positions += start
+        return past
 
 
 def rows_that_fit(start: int, length: int, batch_tokens: int, memory_bytes: int, kv_bytes: int, act_bytes: int) -> int:

@@ -162,14 +162,17 @@ def estimate_cost(
         probed = False
         for start, lo, hi in plan_batches(row_start, lengths, cap, fit):
             suffix = [max(1, lengths[r] - start) for r in range(lo, hi)]
-            if start and not probed:  # the first cached pass also carries the unperturbed row
-                suffix.append(n_seq - start)
+            if start and not probed:  # the first cached pass also carries the unperturbed row,
+                suffix.append(n_seq - start)  # and the whole input's cache is made once for all
+                passes, positions, pairs = passes + 1, positions + n_seq, pairs + n_seq * (n_seq + 1) / 2
+                peak = n_seq * kv
                 probed = True
-            passes += 2 if start else 1
-            positions += start + sum(suffix)
-            pairs += start * (start + 1) / 2 + sum(s * (start + (s + 1) / 2) for s in suffix)
+            passes += 1
+            positions += sum(suffix)
+            pairs += sum(s * (start + (s + 1) / 2) for s in suffix)
             width = max(suffix)
-            peak = max(peak, (hi - lo) * (max(lengths[lo:hi]) * kv + width * act + m * vocab * 4))
+            held = n_seq * kv if probed else 0
+            peak = max(peak, held + (hi - lo) * (max(lengths[lo:hi]) * kv + width * act + m * vocab * 4))
         passes, positions, pairs = passes * scale, positions * scale, pairs * scale
     elif method in ("integrated_gradients", "input_x_gradient"):
         steps = int(method_options.get("n_steps", 20)) if method == "integrated_gradients" else 1
@@ -186,7 +189,7 @@ def estimate_cost(
         passes += max_new_tokens + 1
         positions += n_prompt + max_new_tokens
         pairs += n_prompt * (n_prompt + 1) / 2 + max_new_tokens * (n_prompt + max_new_tokens / 2)
-    seconds = speed(lm).seconds(positions, pairs, passes)
+    seconds = speed(lm).seconds(positions, pairs, passes, method=method)
     weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())
     level = "token" if pf.sources == "tokens" else ("segment" if pf.sources == "segments" else pf.sources.rstrip("s"))
     unit = "tokens" if pf.sources == "tokens" else "sources"
