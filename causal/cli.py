@@ -84,7 +84,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--no-judge", action="store_true",
                    help="use the model's own, uncalibrated probabilities (the output says so)")
     p.add_argument("--max-seconds", type=float, default=None,
-                   help="refuse a proposal predicted to take longer (default 300)")
+                   help="refuse a proposal predicted to take longer (default 600)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_propose)
 
@@ -94,7 +94,7 @@ def add_parser(subparsers: Any) -> None:
     j.add_argument("--n-pairs", type=int, default=None, metavar="N", help="a seeded subset of N pairs")
     j.add_argument("--seed", type=int, default=0)
     j.add_argument("--no-cache", action="store_true", help="measure again instead of reading the stored figure")
-    j.add_argument("--max-seconds", type=float, default=None, help="refuse a longer run (default 300)")
+    j.add_argument("--max-seconds", type=float, default=None, help="refuse a longer run (default 600)")
     j.add_argument("--json", default=None, metavar="OUT", help="write the result (with every pair's answer)")
     j.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     j.set_defaults(func=run_judge)

@@ -319,7 +319,7 @@ def evaluate_judge(
         n_pairs: a seeded random subset of this many pairs (``None``: all 106, see :func:`tuebingen_pairs`).
         seed: seed of that subset.
         progress: a progress bar (``None``: when interactive and long).
-        max_seconds: refuse (one line) when the predicted time is over this (default 300 s).
+        max_seconds: refuse (one line) when the predicted time is over this (default 600 s).
         use_cache: read and write the on-disk figure (per backend, model and settings).
 
     Returns:

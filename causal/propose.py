@@ -281,7 +281,7 @@ def propose_graph(
             exists (its questions count in the cost); a :class:`causal.judge.JudgeResult`; or
             ``False`` for the model's own, uncalibrated probabilities (the result says so).
         threshold: calibrated probability a committed orientation needs (default 0.75).
-        max_seconds: refuse, in one line, a proposal predicted to take longer (default 300 s).
+        max_seconds: refuse, in one line, a proposal predicted to take longer (default 600 s).
         announce: called with the predicted :class:`explain.budget.Cost` before any question is
             asked (the CLI prints it; see also :func:`propose_cost`).
         data_method: the hybrid's data part: ``"pc"`` (causal-learn's PC; the LLM orients only

@@ -60,7 +60,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--sources", default="tokens", choices=["tokens", "words", "sentences", "paragraphs"],
                    help="what to attribute to; a source is ablated by removing it (default: tokens)")
     p.add_argument("--max-seconds", type=float, default=None, metavar="S",
-                   help="refuse a run estimated to take longer (default 300)")
+                   help="refuse a run estimated to take longer (default 600)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="generation length without --target")
     p.add_argument("--top", type=int, default=3, help="top input tokens to print per output token")
     _add_output_flags(p)
@@ -80,7 +80,7 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--n-samples", "--samples", dest="n_samples", type=int, default=0,
                    help="sampled answers for consistency scores (default 0)")
     s.add_argument("--calibration", help="a calibration JSON file (default: the one shipped for the model, if any)")
-    s.add_argument("--max-seconds", type=float, default=None, help="refuse runs estimated above this (default 300)")
+    s.add_argument("--max-seconds", type=float, default=None, help="refuse runs estimated above this (default 600)")
     s.add_argument("--out", help="`signals calibrate`: where to write the calibration JSON")
     s.add_argument("--model", help="local model folder or cached hub id (default: embedded model)")
     s.add_argument("--no-chat", action="store_true", help="do not apply the chat template")

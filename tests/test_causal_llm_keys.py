@@ -162,3 +162,32 @@ def test_deadline_counts_retries_and_backoff(tmp_path):
 def test_bad_settings_are_one_line(kw, msg):
     with pytest.raises(CausalError, match=msg):
         OpenAIBackend("http://127.0.0.1:8000/v1", "m", cache=False, **kw)
+
+
+def test_deadline_covers_a_hung_dns_lookup(monkeypatch):
+    import socket
+    import threading
+
+    from causal.llm.transport import DeadlineExceeded, post
+
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def hung(host, *args, **kwargs):  # a resolver that never answers (getaddrinfo has no timeout)
+        if host == "llm.example.invalid":
+            release.wait(20)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(DeadlineExceeded):
+            post("http://llm.example.invalid/v1/chat/completions", b"{}", {}, timeout=0.5)
+        elapsed = time.monotonic() - t0
+        llm = OpenAIBackend("http://llm.example.invalid/v1", "m", timeout=0.5, max_retries=0, cache=False)
+        with pytest.raises(CausalError, match=r"within the call's deadline of 0.5 s .*timed out") as err:
+            llm.choose("Q?", ["A", "B"])
+        assert "\n" not in str(err.value)
+    finally:
+        release.set()
+    assert elapsed < 5, f"took {elapsed:.1f} s"  # a correctness bound: 20 s without the deadline

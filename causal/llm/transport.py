@@ -1,4 +1,4 @@
-"""One HTTP POST with a total deadline: connecting, sending, the response's headers and its body
+"""One HTTP POST with a total deadline: connecting (the DNS lookup included), sending, the response's headers and its body
 together take at most ``timeout`` seconds, however slowly the server dribbles bytes.
 
 Redirects are not followed (a key must never be carried to another host), and https goes through
@@ -50,6 +50,31 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
     return http.client.HTTPSConnection(host, port, timeout=timeout, context=context), path
 
 
+def _connect(conn: http.client.HTTPConnection, deadline: float) -> None:
+    """``conn.connect()`` by ``deadline``, the DNS lookup included: ``getaddrinfo`` takes no timeout,
+    so the connection is made in a helper thread; one still stuck at the deadline is abandoned
+    (it closes its socket if it ever connects) and :class:`DeadlineExceeded` is raised."""
+    done, abandoned = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            conn.connect()
+            if abandoned.is_set():
+                conn.close()
+        except BaseException as exc:  # handed to the caller below
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="whylm-connect", daemon=True).start()
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        abandoned.set()
+        raise DeadlineExceeded()
+    if failure:
+        raise failure[0]
+
+
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
     """POST ``body`` to ``url`` and read the whole answer within ``timeout`` seconds in total.
 
@@ -83,7 +108,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tupl
     timer.daemon = True
     timer.start()
     try:
-        conn.connect()
+        _connect(conn, deadline)
         if expired.is_set():
             raise DeadlineExceeded()
         conn.request("POST", path, body=body, headers=headers)

@@ -20,6 +20,7 @@ from dashboard.common import (
     escaped_text, json_download, md_escape, progress_bar, run_safely, save_run, show_html, take_reopen,
 )
 from dashboard.models import load_model, model_label, model_picker
+from explain.budget import DEFAULT_MAX_SECONDS
 from explain.errors import WhylmError
 
 KIND = "explain"
@@ -143,7 +144,7 @@ def render() -> None:
     sources = c5.selectbox("Attribute to", list(SOURCES), key="ex_sources",
                            help="Granularity of the features; long prompts: sentences.")
     c5.caption(SOURCES[sources])
-    st.session_state.setdefault("ex_max_seconds", 300)
+    st.session_state.setdefault("ex_max_seconds", int(DEFAULT_MAX_SECONDS))
     max_seconds = c6.number_input("Time budget (s)", min_value=1, max_value=24 * 3600, step=60,
                                   key="ex_max_seconds",
                                   help="A run estimated to take longer is refused, with a cheaper choice.")

@@ -263,7 +263,7 @@ class BatchedForward:
             ids[k, : len(r) - start] = r[start:]
         past = self._prefix_cache(start, len(rows)) if start else None
         self.calls += 1
-        self.positions += sum(len(r) - start for r in rows)
+        self.positions += len(rows) * width  # right-padding is computed too
         kwargs: dict[str, Any] = {"input_ids": ids.to(dev), "use_cache": past is not None}
         if past is not None:
             kwargs[self.lm._cache_kwarg] = past

@@ -168,9 +168,9 @@ def estimate_cost(
                 peak = n_seq * kv
                 probed = True
             passes += 1
-            positions += sum(suffix)
-            pairs += sum(s * (start + (s + 1) / 2) for s in suffix)
-            width = max(suffix)
+            width = max(suffix)  # rows are right-padded to the longest: the padding is computed too
+            positions += width * len(suffix)
+            pairs += len(suffix) * width * (start + (width + 1) / 2)
             held = n_seq * kv if probed else 0
             peak = max(peak, held + (hi - lo) * (max(lengths[lo:hi]) * kv + width * act + m * vocab * 4))
         passes, positions, pairs = passes * scale, positions * scale, pairs * scale

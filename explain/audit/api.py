@@ -218,7 +218,7 @@ def audit(
         address: a Ray cluster to join (``"auto"``, ``"ray://host:10001"``); default: a local Ray.
         resume: complete an existing output made with the same settings (else refuse to touch it).
         seed: seed of every record's run (each record runs from it, so engines agree).
-        max_seconds: the budget the cost estimate must fit (default 300 s).
+        max_seconds: the budget the cost estimate must fit (default 600 s).
         progress: a bar with an ETA (default: on a terminal for long runs).
         chunk_size: records per committed part (at most this many are redone after a kill).
         chat, max_new_tokens, top_k: passed to signals/attribute; top features kept per row.

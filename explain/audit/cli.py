@@ -44,7 +44,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--address", default=None, help="Ray cluster to join ('auto', 'ray://host:10001')")
     p.add_argument("--cpus-per-worker", type=float, default=None, help="Ray: CPUs per actor (default 1)")
     p.add_argument("--gpus-per-worker", type=float, default=None, help="Ray: GPUs per actor (default 0)")
-    p.add_argument("--max-seconds", type=float, default=None, help="budget for the cost estimate (default 300)")
+    p.add_argument("--max-seconds", type=float, default=None, help="budget for the cost estimate (default 600)")
     p.add_argument("--model", default=None, help="local model folder or cached hub id (default: embedded)")
     p.add_argument("--seed", type=int, default=0, help="seed of every record's run (default 0)")
     p.add_argument("--chunk-size", type=int, default=8, help="records per committed part (default 8)")

@@ -76,7 +76,7 @@ def signals(
         progress: a progress bar; None = when interactive and the run is long.
         seed: seed of the sampling (global random state is left as it was).
         max_seconds: budget for the run; the sampling cost is estimated first and a run over
-            budget (default 300 s) is refused in one line.
+            budget (default 600 s) is refused in one line.
         judge: ``(premise, hypothesis) -> P(entailment)`` for consistency (else MiniLM embeddings).
         max_new_tokens: length limit of generated answers and samples.
         chat: use the tokenizer's chat template when it has one.
