@@ -44,9 +44,10 @@ def test_sentence_ablation_computes_each_prefix_once(tiny_lm) -> None:
     # one pass per removed sentence over the rest after it, plus the whole input three times
     # (the plain check, the gathered-head check, and the one cache every batch is cut from)
     # a row recomputes from its removed sentence on, and at least the m positions that predict the target
-    suffixes = sum(max(n_seq - len(f) - f[0], inp.m) for f in inp.features[1:])  # the first has no prefix
-    first = n_seq - len(inp.features[0])
-    probe = n_seq - inp.features[1][0]  # the unperturbed row rides along in the first cached pass
+    suffixes = sum(max(n_seq - len(f) - f[0], inp.m) for f in inp.features[2:])
+    first = n_seq - len(inp.features[0])  # nothing before the first sentence to reuse
+    # the first cached pass also carries the unperturbed row: both rows padded to its length
+    probe = 2 * (n_seq - inp.features[1][0])
     assert res.info["token_positions"] == 3 * n_seq + first + suffixes + probe
 
 
