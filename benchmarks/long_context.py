@@ -282,13 +282,14 @@ def memory(lm: Any, lengths: list[int]) -> list[list[Any]]:
 
 
 def needle(lm: Any, n_haystacks: int, n_tokens: int, samples: int,
-           methods: tuple[str, ...] = ("ablation", "lime", "kernelshap")) -> tuple[list[list[Any]], dict[str, Any]]:
+           methods: tuple[str, ...] = ("ablation", "lime", "kernelshap"),
+           first: int = 0) -> tuple[list[list[Any]], dict[str, Any]]:
     from explain import attribute
 
     hits: dict[str, list[int]] = {**{m: [] for m in methods}, "random": []}
     secs: dict[str, list[float]] = {k: [] for k in hits}
-    rng = np.random.default_rng(0)
-    for k in range(n_haystacks):
+    rng = np.random.default_rng(first)
+    for k in range(first, first + n_haystacks):
         h = haystack(lm, n_tokens, seed=k)
         for name in methods:
             opts = {"n_samples": samples} if name != "ablation" else {}
@@ -298,7 +299,7 @@ def needle(lm: Any, n_haystacks: int, n_tokens: int, samples: int,
             hits[name].append(int(top == h["needle"]))
             secs[name].append(s)
         hits["random"].append(int(rng.integers(len(res.input_tokens)) == res.input_tokens.index(h["needle"])))
-        print(f"  haystack {k + 1}/{n_haystacks} ({len(res.input_tokens)} sources): "
+        print(f"  haystack {k + 1}/{first + n_haystacks} ({len(res.input_tokens)} sources): "
               + ", ".join(f"{n} {'hit' if hits[n][-1] else 'miss'}" for n in hits), flush=True)
     rows = [[name, float(np.mean(v)), sum(v), len(v), float(np.mean(secs[name])) if secs[name] else float("nan")]
             for name, v in hits.items()]
@@ -318,6 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--needle-methods", nargs="+", default=["ablation", "lime", "kernelshap"],
                         choices=["ablation", "lime", "kernelshap"])
     parser.add_argument("--needle-tokens", type=int, default=1024)
+    parser.add_argument("--first-haystack", type=int, default=0,
+                        help="seed of the first haystack (split the needle test over processes)")
     parser.add_argument("--samples", type=int, default=64, help="LIME / KernelSHAP source ablations")
     parser.add_argument("--captum-max-seconds", type=float, default=600.0)
     parser.add_argument("--ablation-max", type=int, default=10**9,
@@ -347,7 +350,8 @@ def main(argv: list[str] | None = None) -> None:
         print("\n" + markdown_table(header, rows))
         payload["memory"] = [dict(zip(header, r)) for r in rows]
     if args.haystacks:
-        rows, hits = needle(lm, args.haystacks, args.needle_tokens, args.samples, tuple(args.needle_methods))
+        rows, hits = needle(lm, args.haystacks, args.needle_tokens, args.samples, tuple(args.needle_methods),
+                            args.first_haystack)
         header = ["method (sentence sources)", "top-1 hit rate", "hits", "haystacks", "s / haystack"]
         print(f"\nneedle test: {args.haystacks} haystacks of about {args.needle_tokens} tokens")
         print(markdown_table(header, rows))

@@ -214,13 +214,14 @@ def record_run(lm: Any, method: str, predicted: float, measured: float) -> float
         the new factor for ``method`` (1.0 = the probe forwards alone), kept within 0.1-10.
 
     Example:
-        >>> import types, torch
+        >>> import tempfile, types, torch
+        >>> from unittest import mock
         >>> lm = types.SimpleNamespace(name="doc", device="cpu", model=torch.nn.Linear(1, 1))
         >>> _SPEEDS[_speed_key(lm)] = Speed(1e-3, 0.0, 0.0)
-        >>> import os; os.environ["WHYLM_SPEED_CACHE"] = os.devnull + "/none.json"   # not saved
-        >>> record_run(lm, "ablation", predicted=10.0, measured=40.0)
+        >>> with tempfile.TemporaryDirectory() as d, mock.patch.dict(os.environ, {"WHYLM_SPEED_CACHE": d + "/s.json"}):
+        ...     record_run(lm, "ablation", predicted=10.0, measured=40.0)
         2.0
-        >>> del os.environ["WHYLM_SPEED_CACHE"]
+        >>> del _SPEEDS[_speed_key(lm)]
     """
     if predicted < MIN_RECORDED_SECONDS or measured <= 0:
         return float(speed(lm).scales.get(method, 1.0)) if predicted > 0 else 1.0
