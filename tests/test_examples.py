@@ -22,6 +22,8 @@ COVERED = {
     "causal_pipeline.py": ("test_causal_pipeline_on_the_tiny_model", "test_causal_pipeline_script"),
     "evaluation_loop.py": ("test_evaluation_loop_on_the_tiny_model", "test_evaluation_loop_audits_and_resumes"),
     "signals_rag_check.py": ("test_signals_rag_check_on_the_tiny_model", "test_signals_rag_check_script"),
+    "rag_sentence_attribution.py": ("test_rag_sentence_attribution_on_the_tiny_model",
+                                    "test_rag_sentence_attribution_script"),
 }
 
 
@@ -208,3 +210,48 @@ def test_signals_rag_check_script(tmp_path) -> None:
     risks = [float(line.split("(risk ")[1].split(")")[0]) for line in lines]
     assert risks[0] < risks[1], proc.stdout  # the made-up workshop in Rome is riskier than the right answer
     assert page.read_text().count('class="whylm-signals"') == 3
+
+
+# ------------------------------------------------------------------------------- rag_sentence_attribution
+def _removal_drop(lm, prompt: str, answer: str, sentence_span: tuple[int, int]) -> float:
+    """Nats the answer loses when one sentence's tokens are removed: two plain teacher-forced passes."""
+    from explain.attribution.inputs import build_input
+
+    inp = build_input(lm, prompt, answer, sources=[sentence_span])
+    gone = set(inp.features[0])
+    kept = [t for p, t in enumerate(inp.prompt_ids) if p not in gone]
+    full, without = lm.continuation_logprobs([list(inp.prompt_ids), kept], [inp.target_ids] * 2)
+    return float(full.sum() - without.sum())
+
+
+def test_rag_sentence_attribution_on_the_tiny_model(tiny_lm, tiny_dir, tmp_path, capsys) -> None:
+    from explain.attribution import split_sources
+
+    module = runpy.run_path(str(EXAMPLES / "rag_sentence_attribution.py"))
+    page, doc = tmp_path / "s.html", tmp_path / "doc.txt"
+    # the tiny model reads 256 tokens: a short document of its own
+    doc.write_text("The red vault is 9051. The blue vault is 4172. Trains were late.")
+    args = ["--model", tiny_dir, "--context", str(doc), "--question", "Blue vault?", "--answer", " 4172"]
+    assert module["main"]([*args, "--top", "2", "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("estimate: sentence-level ablation of"), out
+    ranked = re.findall(r"^\s+(\d)\.\s+([+-]\d+\.\d+)  (.+)$", out, flags=re.M)
+    assert [r[0] for r in ranked] == ["1", "2"], out
+    # each printed score equals an independent removal of that sentence, and they are the top two
+    prompt = module["build_prompt"](doc.read_text(), "Blue vault?")
+    spans = {p.name.strip(): (p.start, p.end) for p in split_sources(prompt, "sentences")}
+    drops = {text: _removal_drop(tiny_lm, prompt, " 4172", span) for text, span in spans.items()}
+    for _, nats, sentence in ranked:
+        assert float(nats) == pytest.approx(drops[sentence], abs=1e-2)
+    assert float(ranked[0][1]) == pytest.approx(max(drops.values()), abs=1e-2)
+    assert "whylm" in page.read_text()
+    assert module["main"](["--model", tiny_dir, "--context", str(tmp_path / "missing.txt")]) == 2
+    assert "cannot read --context" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rag_sentence_attribution_script(tmp_path) -> None:
+    proc = _script(EXAMPLES / "rag_sentence_attribution.py", [], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first = re.search(r"^\s+1\.\s+[+-]\d+\.\d+  (.+)$", proc.stdout, flags=re.M)
+    assert first and first.group(1) == "The code for the blue vault is 4172.", proc.stdout
