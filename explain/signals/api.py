@@ -26,11 +26,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from explain.budget import DEFAULT_MAX_SECONDS, Cost, check_budget, seconds_per_position
+from explain.budget import DEFAULT_MAX_SECONDS, Cost, check_budget, speed
 from explain.errors import ExplainError
 from explain.progress import bar, want_progress
 from explain.signals.calibration import Calibration, load_calibration, verdict
-from explain.signals.consistency import consistency_scores, draw_samples, score_texts
+from explain.signals.consistency import consistency_scores, draw_samples, sample_chunk, score_texts
 from explain.signals.grounding import context_share as compute_context_share
 from explain.signals.registry import SignalContext, aggregate, compute_signals
 from explain.signals.report import SentenceSignals, SignalReport
@@ -233,8 +233,10 @@ def sampling_cost(lm: Any, n_prompt: int, n_samples: int, max_new_tokens: int,
                   max_seconds: float | None = None) -> Cost:
     """The predicted cost of drawing ``n_samples`` answers, from a quick measurement of ``lm``.
 
-    Each sample costs about (prompt + answer) token positions of the model, timed once per process
-    by :func:`explain.budget.seconds_per_position`.
+    Samples are drawn in batches (:func:`~explain.signals.consistency.sample_chunk`); a batch is one
+    forward pass per generated token, and each sample costs (prompt + answer) token positions, timed
+    by the machine's speed model (:func:`explain.budget.speed`): the per-pass cost of step-by-step
+    generation counts, not only the positions.
 
     Returns:
         a :class:`explain.budget.Cost` whose ``cheaper`` names how many samples fit the budget.
@@ -243,11 +245,15 @@ def sampling_cost(lm: Any, n_prompt: int, n_samples: int, max_new_tokens: int,
         >>> sampling_cost(lm, 20, 10**6, 64).seconds > 300          # doctest: +SKIP
         True
     """
-    per_sample = (n_prompt + max_new_tokens) * seconds_per_position(lm)
+    batches = -(-n_samples // sample_chunk(lm, max_new_tokens))
+    length = n_prompt + max_new_tokens
+    seconds = speed(lm).seconds(n_samples * length, n_samples * length * (length + 1) / 2,
+                                batches * (max_new_tokens + 1))
+    per_sample = seconds / max(1, n_samples)
     limit = DEFAULT_MAX_SECONDS if max_seconds is None else float(max_seconds)
     fit = int(limit // per_sample) if per_sample > 0 else n_samples
     return Cost(
-        what=f"signals with {n_samples:,} samples", seconds=n_samples * per_sample,
+        what=f"signals with {n_samples:,} samples", seconds=seconds,
         passes=n_samples * max_new_tokens, positions=n_samples * (n_prompt + max_new_tokens),
         cheaper=f"use fewer samples (n_samples={max(1, min(fit, n_samples - 1))} fits)",
     )

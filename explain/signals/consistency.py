@@ -249,6 +249,22 @@ def discrete_semantic_entropy(labels: Sequence[int]) -> float:
     return float(max(0.0, -(p * np.log(p)).sum()))
 
 
+def sample_chunk(lm: Any, max_new_tokens: int) -> int:
+    """How many samples one ``generate`` call draws at once: at most 32, and few enough that the
+    (samples, steps, vocab) float32 scores ``generate`` keeps stay near 512 MB.
+
+    Returns:
+        the number of samples per batch.
+
+    Example:
+        >>> import types
+        >>> sample_chunk(types.SimpleNamespace(model=types.SimpleNamespace(config=types.SimpleNamespace(vocab_size=49152))), 64)
+        32
+    """
+    vocab = int(getattr(lm.model.config, "vocab_size", 50_000) or 50_000)
+    return int(max(1, min(32, 512e6 // (4 * vocab * max(1, max_new_tokens)))))
+
+
 def draw_samples(
     lm: Any, ids: Sequence[int], n: int, max_new_tokens: int, seed: int, temperature: float = 1.0,
     top_p: float = 1.0, chunk: int | None = None,
@@ -266,11 +282,7 @@ def draw_samples(
         >>> texts, lps = draw_samples(lm, lm.prompt_ids("Hi", chat=True)[0], 4, 16, seed=0)   # doctest: +SKIP
     """
     lm.check_length(len(ids), max_new_tokens)
-    vocab = int(getattr(lm.model.config, "vocab_size", 50_000) or 50_000)
-    # generate keeps (samples, steps, vocab) float32 scores: cap a chunk at about 512 MB.
-    if chunk is None:
-        chunk = int(max(1, min(32, 512e6 // (4 * vocab * max(1, max_new_tokens)))))
-    chunk = max(1, int(chunk))
+    chunk = max(1, int(sample_chunk(lm, max_new_tokens) if chunk is None else chunk))
     texts: list[str] = []
     seq_lp: list[float] = []
     with seeded(seed):  # the caller's global random streams are restored afterwards
