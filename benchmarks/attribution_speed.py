@@ -227,6 +227,10 @@ def main(argv: list[str] | None = None) -> None:
         print(tree_plan_table(lengths, args.target_len, settings(args.quick)))
         return
     lm = load_model(args.threads)
+    # untimed: the machine's speed probe (estimate_cost measures it once) and torch's first-call set-up
+    from explain import attribute
+
+    attribute(lm, "Warm up.", " Done", method="shapley", n_samples=1, progress=False)
     print(f"model {lm.name}, torch threads {torch.get_num_threads()}, lengths {lengths}, target {args.target_len}")
     rows: list[dict] = []
     for n in lengths:
