@@ -196,7 +196,7 @@ def _store_speed(key: tuple[str, str, int], value: Speed) -> None:
         except (OSError, ValueError):
             stored = {}
         stored = stored if isinstance(stored, dict) else {}
-        stored[key[0]] = {**asdict(value), "scales": dict(value.scales)}
+        stored[key[0]] = asdict(value)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(stored, indent=1), encoding="utf-8")
@@ -223,10 +223,10 @@ def record_run(lm: Any, method: str, predicted: float, measured: float) -> float
         2.0
         >>> del _SPEEDS[_speed_key(lm)]
     """
-    if predicted < MIN_RECORDED_SECONDS or measured <= 0:
-        return float(speed(lm).scales.get(method, 1.0)) if predicted > 0 else 1.0
     current = speed(lm)
     old = float(current.scales.get(method, 1.0))
+    if predicted < MIN_RECORDED_SECONDS or measured <= 0:
+        return old
     new = float(np.clip(old * math.sqrt(measured / predicted), 0.1, 10.0))
     _store_speed(_speed_key(lm), Speed(current.per_position, current.per_pair, current.per_pass,
                                        {**current.scales, method: new}))

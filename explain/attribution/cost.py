@@ -165,7 +165,6 @@ def estimate_cost(
             if start and not probed:  # the first cached pass also carries the unperturbed row,
                 suffix.append(n_seq - start)  # and the whole input's cache is made once for all
                 passes, positions, pairs = passes + 1, positions + n_seq, pairs + n_seq * (n_seq + 1) / 2
-                peak = n_seq * kv
                 probed = True
             passes += 1
             width = max(suffix)  # rows are right-padded to the longest: the padding is computed too

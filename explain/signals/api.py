@@ -245,16 +245,15 @@ def sampling_cost(lm: Any, n_prompt: int, n_samples: int, max_new_tokens: int,
         >>> sampling_cost(lm, 20, 10**6, 64).seconds > 300          # doctest: +SKIP
         True
     """
-    batches = -(-n_samples // sample_chunk(lm, max_new_tokens))
     length = n_prompt + max_new_tokens
-    seconds = speed(lm).seconds(n_samples * length, n_samples * length * (length + 1) / 2,
-                                batches * (max_new_tokens + 1))
+    positions = n_samples * length
+    passes = -(-n_samples // sample_chunk(lm, max_new_tokens)) * (max_new_tokens + 1)
+    seconds = speed(lm).seconds(positions, positions * (length + 1) / 2, passes)
     per_sample = seconds / max(1, n_samples)
     limit = DEFAULT_MAX_SECONDS if max_seconds is None else float(max_seconds)
     fit = int(limit // per_sample) if per_sample > 0 else n_samples
     return Cost(
-        what=f"signals with {n_samples:,} samples", seconds=seconds,
-        passes=n_samples * max_new_tokens, positions=n_samples * (n_prompt + max_new_tokens),
+        what=f"signals with {n_samples:,} samples", seconds=seconds, passes=passes, positions=positions,
         cheaper=f"use fewer samples (n_samples={max(1, min(fit, n_samples - 1))} fits)",
     )
 
