@@ -38,6 +38,23 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _EMBEDDED_ALIASES = {None, "", "embedded", "default", "smollm2", EMBEDDED_NAME}
 _load_lock = threading.Lock()
 
+CONTEXT_TEMPLATE = "{context}\n\n{prompt}"
+"""How a context passage and a question are joined into one prompt: by :meth:`LanguageModel.prompt_ids`
+(``context=``), so ``signals()`` and ``attribute(context=...)`` see the same text."""
+
+
+def with_context(prompt: str, context: str) -> str:
+    """The prompt text with ``context`` before it (:data:`CONTEXT_TEMPLATE`).
+
+    Returns:
+        the joined text.
+
+    Example:
+        >>> with_context("Who wrote it?", "Hamlet is by Shakespeare.")
+        'Hamlet is by Shakespeare.\\n\\nWho wrote it?'
+    """
+    return CONTEXT_TEMPLATE.format(context=context, prompt=prompt)
+
 
 def cache_dir() -> Path:
     """Return whylm's cache folder (``$WHYLM_CACHE_DIR`` or the platform's user cache dir).
@@ -299,6 +316,7 @@ class LanguageModel:
         text: str | Sequence[Mapping[str, str]],
         chat: bool,
         system: str | None = None,
+        context: str | None = None,
     ) -> tuple[list[int], tuple[int, int]]:
         """Token ids of a prompt, and the half-open token span of the user's own text.
 
@@ -316,6 +334,8 @@ class LanguageModel:
                 ``{"role": ..., "content": ...}`` (the span is that of the last user turn).
             chat: apply the chat template (ready for the assistant's answer).
             system: a system prompt put first (``chat=True`` only).
+            context: a passage put before the text (:data:`CONTEXT_TEMPLATE`, the one way whylm
+                joins a context and a question); the span then covers both.
 
         Returns:
             (ids, (start, end)): token ids and the span of the (last) user content's tokens.
@@ -329,6 +349,10 @@ class LanguageModel:
             >>> lm.tokens(ids[start:end])                            # doctest: +SKIP
             ['a']
         """
+        if context is not None:
+            if not isinstance(text, str):
+                raise ExplainError("a context goes with a text prompt, not a conversation")
+            text = with_context(text, context)
         if not chat:
             if not isinstance(text, str):
                 raise ExplainError("a conversation (list of messages) needs chat=True")
@@ -375,14 +399,6 @@ class LanguageModel:
             raise ExplainError("the user's text does not start and end on token boundaries "
                                "(use a fast tokenizer)")
         return ids, (len(head), len(head) + len(body))
-
-    def chat_ids(self, user: str, system: str | None = None) -> tuple[list[int], tuple[int, int]]:
-        """Same as ``prompt_ids(user, chat=True, system=system)`` (kept for older callers).
-
-        Returns:
-            (ids, (start, end)): the token ids and the span of the user's content tokens.
-        """
-        return self.prompt_ids(user, chat=True, system=system)
 
     # ------------------------------------------------------------- checking
     def check_length(self, n_prompt: int, n_target: int = 0) -> None:

@@ -38,8 +38,8 @@ def test_multibyte_character_is_kept_whole(tiny_lm) -> None:
     assert "".join(t for t in toks if t != "\ufffd") == "café ☕"
 
 
-def test_chat_ids_locate_user_content(tiny_lm) -> None:
-    ids, (start, end) = tiny_lm.chat_ids("what colour is the sky?")
+def test_prompt_ids_locate_user_content(tiny_lm) -> None:
+    ids, (start, end) = tiny_lm.prompt_ids("what colour is the sky?", chat=True)
     assert tiny_lm.tokenizer.decode(ids[start:end]) == "what colour is the sky?"
     assert tiny_lm.tokenizer.decode(ids).endswith("<|im_start|>assistant\n")
 
@@ -48,7 +48,7 @@ def test_chat_without_template_is_a_clear_error() -> None:
     lm = make_tiny_lm("gpt2")
     lm.tokenizer = lm.tokenizer.__class__(tokenizer_object=lm.tokenizer.backend_tokenizer, eos_token="<|endoftext|>")
     with pytest.raises(ExplainError, match="has no chat template"):
-        lm.chat_ids("hi")
+        lm.prompt_ids("hi", chat=True)
 
 
 def test_generate_returns_scores_of_the_generation_pass(tiny_lm) -> None:
@@ -72,7 +72,7 @@ def test_sampling_is_seeded(tiny_lm) -> None:
 def test_score_options_prefers_likelier_option(tiny_lm) -> None:
     scores = tiny_lm.score_options("Is the sky blue?", ["yes", "no"])
     lps = tiny_lm.continuation_logprobs(
-        [tiny_lm.chat_ids("Is the sky blue?")[0]] * 2, [tiny_lm.encode(o, special=False) for o in ("yes", "no")]
+        [tiny_lm.prompt_ids("Is the sky blue?", chat=True)[0]] * 2, [tiny_lm.encode(o, special=False) for o in ("yes", "no")]
     )
     np.testing.assert_allclose(scores, [lp.sum() for lp in lps], atol=1e-5)
 

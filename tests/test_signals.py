@@ -18,14 +18,13 @@ from explain.signals.consistency import (
     discrete_semantic_entropy,
     semantic_entropy,
 )
+from explain.attribution.sources import sentence_spans, split_sources, token_sentence_spans
 from explain.errors import ExplainError
 from explain.signals import (
     SignalReport,
     draw_samples,
     grounding_scores,
-    prompt_ids,
     signals,
-    split_sentences,
 )
 
 # `explain.signals` the attribute is the function (re-exported by explain/__init__); get the modules.
@@ -54,7 +53,7 @@ def no_minilm(monkeypatch):
 
 def test_token_signals_match_one_teacher_forced_pass(tiny_lm):
     rep = signals(tiny_lm, QUESTION, response=ANSWER, progress=False)
-    ids = prompt_ids(tiny_lm, QUESTION, None, chat=True)
+    ids = tiny_lm.prompt_ids(QUESTION, chat=True)[0]
     resp = tiny_lm.encode(ANSWER, special=False)
     (lp, full), = tiny_lm.continuation_logprobs([ids], [resp], full=True)
     assert rep.token_ids == resp and len(rep.tokens) == len(resp)
@@ -73,7 +72,7 @@ def test_token_signals_match_one_teacher_forced_pass(tiny_lm):
 
 def test_generated_answer_uses_generation_pass_scores(tiny_lm):
     rep = signals(tiny_lm, QUESTION, max_new_tokens=6, progress=False)
-    gen = tiny_lm.generate(prompt_ids(tiny_lm, QUESTION, None, chat=True), max_new_tokens=6)
+    gen = tiny_lm.generate(tiny_lm.prompt_ids(QUESTION, chat=True)[0], max_new_tokens=6)
     assert rep.generated and rep.token_ids == gen.sequences[0]
     expect = gen.logprobs[0].gather(-1, torch.tensor(gen.sequences[0])[:, None])[:, 0].numpy()
     np.testing.assert_allclose(rep.token_logprob, expect, atol=1e-5)
@@ -84,8 +83,8 @@ def test_generated_answer_uses_generation_pass_scores(tiny_lm):
 def test_context_contrast_is_with_minus_without_in_one_pass(tiny_lm):
     rep = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False, context_share=False)
     resp = tiny_lm.encode(ANSWER, special=False)
-    with_ctx = tiny_lm.continuation_logprobs([prompt_ids(tiny_lm, QUESTION, CONTEXT, chat=True)], [resp])[0]
-    without = tiny_lm.continuation_logprobs([prompt_ids(tiny_lm, QUESTION, None, chat=True)], [resp])[0]
+    with_ctx = tiny_lm.continuation_logprobs([tiny_lm.prompt_ids(QUESTION, chat=True, context=CONTEXT)[0]], [resp])[0]
+    without = tiny_lm.continuation_logprobs([tiny_lm.prompt_ids(QUESTION, chat=True)[0]], [resp])[0]
     np.testing.assert_allclose(rep.token_context_contrast, with_ctx - without, atol=1e-5)
     np.testing.assert_allclose(rep.token_logprob, with_ctx, atol=1e-5)
     assert rep.cost["forward_passes"] == 1  # both rows in one batch
@@ -117,8 +116,8 @@ def test_grounding_scores_orientation():
 
 
 def test_sentences_cover_tokens_and_roll_up(tiny_lm):
-    assert split_sentences(["Paris", ".", " It", " is", " 3", ".", "5", " big", "."]) == [(0, 2), (2, 9)]
-    assert split_sentences(["a", "\n", "b"]) == [(0, 2), (2, 3)]
+    assert token_sentence_spans(["Paris", ".", " It", " is", " 3", ".", "5", " big", "."]) == [(0, 2), (2, 9)]
+    assert token_sentence_spans(["a", "\n", "b"]) == [(0, 1), (1, 3)]
     rep = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False, context_share=False)
     spans = [(s.start, s.end) for s in rep.sentences]
     assert spans[0][0] == 0 and spans[-1][1] == len(rep.tokens)
@@ -211,7 +210,7 @@ def test_drawn_samples_are_seeded_and_batched(tiny_lm, no_minilm, monkeypatch):
     calls = []
     real = tiny_lm.generate
     monkeypatch.setattr(tiny_lm, "generate", lambda *args, **kw: calls.append(kw["samples"]) or real(*args, **kw))
-    texts, lps = draw_samples(tiny_lm, prompt_ids(tiny_lm, QUESTION, None, True), 5, 4, seed=0, chunk=2)
+    texts, lps = draw_samples(tiny_lm, tiny_lm.prompt_ids(QUESTION, chat=True)[0], 5, 4, seed=0, chunk=2)
     assert calls == [2, 2, 1] and len(texts) == 5 and len(lps) == 5
     assert all(lp <= 0 for lp in lps)
 
@@ -244,3 +243,15 @@ def test_llm_judge_gives_a_probability(tiny_lm, no_minilm):
     assert judge("a", "b") == pytest.approx(1 / (1 + math.exp(float(no) - float(yes))), abs=1e-5)
     rep = signals(tiny_lm, QUESTION, response="blue", sample_texts=["blue", "red"], judge=judge, progress=False)
     assert "inconsistency_judge" in rep.scores and rep.cost["judge_calls"] >= 2
+
+
+def test_one_sentence_splitter_for_sources_answers_and_contexts():
+    """Answer sentences (token spans) and attribution sources cut a text at the same places."""
+    text = "Dr. Smith went home. He paid $3.14 for tea.\nThen he slept!"
+    tokens = ["Dr", ".", " Smith", " went", " home", ".", " He", " paid", " $", "3", ".", "14", " for",
+              " tea", ".", "\n", "Then", " he", " slept", "!"]
+    assert "".join(tokens) == text
+    by_tokens = ["".join(tokens[a:b]) for a, b in token_sentence_spans(tokens)]
+    by_sources = [p.text for p in split_sources(text, "sentences")]
+    by_spans = [text[a:b] for a, b in sentence_spans(text)]
+    assert by_tokens == by_sources == by_spans == ["Dr. Smith went home.", " He paid $3.14 for tea.", "\nThen he slept!"]

@@ -12,7 +12,7 @@ import torch
 
 from explain import WhylmError, register_signal
 from explain.errors import ExplainError
-from explain.signals import SIGNALS, SignalReport, prompt_ids, signals, unregister_signal
+from explain.signals import SIGNALS, SignalReport, signals, unregister_signal
 from explain.signals.consistency import JudgeError
 
 QUESTION = "What colour is the sky?"
@@ -37,7 +37,7 @@ def test_custom_signal_reaches_report_json_and_html(tiny_lm, double_surprise):
     rep = signals(tiny_lm, QUESTION, response=ANSWER, progress=False)
     # independent reference: the teacher-forced log-probs from the model API
     resp = tiny_lm.encode(ANSWER, special=False)
-    lp = tiny_lm.continuation_logprobs([prompt_ids(tiny_lm, QUESTION, None, chat=True)], [resp])[0]
+    lp = tiny_lm.continuation_logprobs([tiny_lm.prompt_ids(QUESTION, chat=True)[0]], [resp])[0]
     np.testing.assert_allclose(rep.token_signals["double_surprise"], -2 * lp, atol=1e-5)
     assert rep.scores["mean_double_surprise"] == pytest.approx(-2 * float(np.mean(lp)), abs=1e-5)
     sent = rep.sentences[1]

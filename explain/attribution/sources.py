@@ -156,6 +156,53 @@ def split_sources(
     return pieces
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text``: the one sentence splitter of whylm.
+
+    ``attribute(sources="sentences")``, the sentences of a :class:`~explain.signals.SignalReport`
+    and its context sentences all come from here. Each span starts at the whitespace before its
+    sentence (as :func:`split_sources` cuts), so the spans tile the text.
+
+    Returns:
+        half-open ``(start, end)`` character offsets, in order; ``[]`` for blank text.
+
+    Example:
+        >>> text = "Dr. Smith went home. He slept."
+        >>> [text[a:b] for a, b in sentence_spans(text)]
+        ['Dr. Smith went home.', ' He slept.']
+    """
+    if not text.strip():
+        return []
+    return [(p.start, p.end) for p in _tile(text, _sentence_cuts(text))]
+
+
+def token_sentence_spans(tokens: Sequence[str]) -> list[tuple[int, int]]:
+    """Half-open token spans of the sentences of a tokenised text, cut by :func:`sentence_spans`.
+
+    The tokens' strings are joined into the text; a sentence boundary that falls inside a token
+    moves to the end of that token, so every token belongs to exactly one sentence.
+
+    Returns:
+        list of (start, end) token indices covering all tokens in order.
+
+    Example:
+        >>> token_sentence_spans(["Paris", ".", " It", " is", " big", "."])
+        [(0, 2), (2, 6)]
+        >>> token_sentence_spans(["Dr", ".", " Smith", " left", "."])
+        [(0, 5)]
+    """
+    offsets = [0]
+    for tok in tokens:
+        offsets.append(offsets[-1] + len(tok))
+    cuts = []
+    for start, _ in sentence_spans("".join(tokens))[1:]:
+        k = next(i for i, o in enumerate(offsets) if o >= start)
+        if 0 < k < len(tokens) and (not cuts or k > cuts[-1]):
+            cuts.append(k)
+    bounds = [0, *cuts, len(tokens)] if tokens else []
+    return list(zip(bounds, bounds[1:]))
+
+
 def _spans(text: str, spans: Any) -> list[Piece]:
     try:
         pairs = [(int(a), int(b)) for a, b in spans]

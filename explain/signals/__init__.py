@@ -16,7 +16,7 @@ Example:
 """
 
 from explain.signals import token, grounding  # noqa: F401  (registers the built-in signals)
-from explain.signals.api import CONTEXT_TEMPLATE, prompt_ids, sampling_cost, signals, split_sentences
+from explain.signals.api import sampling_cost, signals
 from explain.signals.calibrate import calibrate_signals, read_examples
 from explain.signals.calibration import (
     DECISION_THRESHOLD, VERDICT_THRESHOLDS, VERDICTS, Calibration, load_calibration, verdict,
@@ -32,9 +32,9 @@ SCORE_DOCS: dict[str, str] = {**score_docs(), **CONSISTENCY_DOCS}
 custom signal's scores are in :func:`explain.signals.registry.score_docs`."""
 
 __all__ = [
-    "CONTEXT_TEMPLATE", "DECISION_THRESHOLD", "GROUNDED_NATS", "SCORE_DOCS", "SIGNALS", "VERDICTS",
+    "DECISION_THRESHOLD", "GROUNDED_NATS", "SCORE_DOCS", "SIGNALS", "VERDICTS",
     "VERDICT_THRESHOLDS", "Calibration", "JudgeError", "LLMJudge", "SentenceSignals", "SignalContext",
     "SignalReport", "calibrate_signals", "consistency_scores", "draw_samples", "embed", "grounding_scores",
-    "load_calibration", "prompt_ids", "read_examples", "register_signal", "sampling_cost", "signals",
-    "split_sentences", "unregister_signal", "verdict",
+    "load_calibration", "read_examples", "register_signal", "sampling_cost", "signals",
+    "unregister_signal", "verdict",
 ]

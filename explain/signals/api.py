@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 import time
 import warnings
 from typing import Any, Callable, Sequence
@@ -26,6 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from explain.attribution.sources import token_sentence_spans
 from explain.budget import DEFAULT_MAX_SECONDS, Cost, check_budget, speed
 from explain.errors import ExplainError
 from explain.progress import bar, want_progress
@@ -35,11 +35,6 @@ from explain.signals.grounding import context_share as compute_context_share
 from explain.signals.registry import SignalContext, aggregate, compute_signals
 from explain.signals.report import SentenceSignals, SignalReport
 
-CONTEXT_TEMPLATE = "{context}\n\n{prompt}"
-"""How ``context`` and ``prompt`` are joined into the user's turn (the no-context row is the
-prompt alone)."""
-
-_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*$")
 
 
 def signals(
@@ -69,7 +64,7 @@ def signals(
         prompt: the question or instruction (the user's turn).
         response: the answer to score as is; ``None`` generates one greedily.
         context: a passage the answer should be grounded in (put before the prompt,
-            :data:`CONTEXT_TEMPLATE`, and contrasted with the prompt alone).
+            :data:`explain.model.CONTEXT_TEMPLATE`, and contrasted with the prompt alone).
         n_samples: draw this many answers (sampled, seeded, batched) for consistency scores.
         calibration: None (the calibration shipped for this model, if any), a path to a
             calibration JSON file, a :class:`Calibration`, or False (no risk).
@@ -106,8 +101,8 @@ def signals(
     _check_inputs(prompt, response, context, n_samples, sample_texts, max_new_tokens)
     cal, risk_note = load_calibration(calibration, getattr(lm, "name", ""))
     use_chat = bool(chat and lm.has_chat_template)
-    ids = prompt_ids(lm, prompt, context, use_chat)
-    plain = prompt_ids(lm, prompt, None, use_chat) if context is not None else None
+    ids = lm.prompt_ids(prompt, chat=use_chat, context=context)[0]
+    plain = lm.prompt_ids(prompt, chat=use_chat)[0] if context is not None else None
     if n_samples > 0 and sample_texts is None:
         check_budget(sampling_cost(lm, len(ids), n_samples, max_new_tokens, max_seconds), max_seconds)
     counter = _ForwardCounter(lm.model)
@@ -164,7 +159,7 @@ def signals(
         # 4. sample consistency.
         sample_list: list[str] = []
         labels: list[int] = []
-        spans = split_sentences(tokens)
+        spans = token_sentence_spans(tokens)
         sent_cons: list[dict[str, float]] = [{} for _ in spans]
         if n_samples > 0 or sample_texts is not None:
             t = time.perf_counter()
@@ -258,53 +253,6 @@ def sampling_cost(lm: Any, n_prompt: int, n_samples: int, max_new_tokens: int,
     )
 
 
-def prompt_ids(lm: Any, prompt: str, context: str | None, chat: bool) -> list[int]:
-    """Token ids of the prompt (with the context before it, if any), ready for the answer.
-
-    Returns:
-        a list of ids: the chat template's user turn plus the assistant header when ``chat``,
-        else the plain text with the tokenizer's special prefix.
-
-    Example:
-        >>> prompt_ids(lm, "2 + 2 =", None, chat=False)     # doctest: +SKIP
-        [1, 34, ...]
-    """
-    text = prompt if context is None else CONTEXT_TEMPLATE.format(context=context, prompt=prompt)
-    return lm.prompt_ids(text, chat=chat)[0]
-
-
-def split_sentences(tokens: Sequence[str]) -> list[tuple[int, int]]:
-    """Half-open token spans of the sentences in a tokenised text.
-
-    A sentence ends at a token ending in ``.``, ``!`` or ``?`` (optionally followed by quotes or
-    brackets) when the next token starts with whitespace, or at a token holding a newline.
-
-    Returns:
-        list of (start, end) covering all tokens in order.
-
-    Example:
-        >>> split_sentences(["Paris", ".", " It", " is", " big", "."])
-        [(0, 2), (2, 6)]
-    """
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for i, tok in enumerate(tokens):
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        ends = "\n" in tok or (
-            _SENTENCE_END.search(tok.rstrip()) is not None and (nxt is None or nxt[:1].isspace())
-        )
-        if ends and "".join(tokens[start:i + 1]).strip():
-            spans.append((start, i + 1))
-            start = i + 1
-    if start < len(tokens):
-        if spans and not "".join(tokens[start:]).strip():
-            spans[-1] = (spans[-1][0], len(tokens))
-        else:
-            spans.append((start, len(tokens)))
-    return spans
-
-
-# ---------------------------------------------------------------------------- private helpers
 def _check_inputs(prompt: Any, response: Any, context: Any, n_samples: Any, sample_texts: Any,
                   max_new_tokens: Any) -> None:
     if not isinstance(prompt, str) or not prompt.strip():
