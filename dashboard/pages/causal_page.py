@@ -467,9 +467,9 @@ def _effect_section(state: dict[str, Any], pg: Any, uploaded: Any) -> None:
                   "n/a" if value is None else f"{float(value):.4g}")
         if state.get("effect_summary"):
             st.code(state["effect_summary"], language=None, wrap_lines=True)
-        sens = ed.get("sensitivity")
-        if isinstance(sens, dict) and (sens.get("sentence") or sens.get("text") or sens.get("summary")):
-            st.info(md_escape(str(sens.get("sentence") or sens.get("text") or sens.get("summary"))))
+        sensitivity = getattr(_stored(ed, "effect"), "sensitivity_text", "")
+        if sensitivity:  # how strong an unobserved confounder would have to be, in one sentence
+            st.info(md_escape(sensitivity))
         refs = ed.get("refutations") or {}
         if refs:
             st.table(text_rows(refs, "refuter"), hide_index=True)
