@@ -500,7 +500,7 @@ def check_graph(
                              significance_level=alpha, n_jobs=1)[FalsifyConst.P_VALUES]
 
     n_tests = len(local)
-    holm = holm_adjust({key: float(p) for key, (p, _) in local.items()})
+    holm = holm_adjust({key: float(p) if p == p else 1.0 for key, (p, _) in local.items()})  # NaN: no evidence
     violated = []
     for (node, other), (p, _) in local.items():
         if float(p) <= alpha:

@@ -29,6 +29,11 @@ JUDGE_CHOICES = ("measured accuracy (recommended)", "none: the model's own proba
 TESTS = ("auto", "fisher_z", "chi2", "mixed", "kernel")
 EXAMPLE = "smoking: cigarettes per day\ntar deposits: tar in the lungs\nlung cancer"
 EDIT_ACTIONS = ("add arrow", "remove arrow", "reverse arrow")
+COLUMN_NAMES = {  # the check's field names, as a table header says them
+    "lmc_tests": "independences tested", "lmc_violations": "violated (p <= alpha)",
+    "violated_with": "depends on", "edge_p_values": "p of each parent edge", "p_value": "p",
+    "p_holm": "p after Holm", "significant": "significant after Holm", "given": "given",
+}
 INPUT_KEYS = ("cz_vars", *llm_picker.input_keys("cz"), "cz_strategy", "cz_judge", "cz_threshold", "cz_use_data", "cz_test",
     "cz_alpha", "cz_treatment", "cz_outcome")
 
@@ -87,9 +92,9 @@ def text_rows(table: dict[str, dict[str, Any]], key: str, skip: tuple[str, ...] 
 
     Example:
         >>> text_rows({"c": {"parents": [], "edge_p_values": {}}}, "node")
-        [{'node': 'c', 'parents': 'none', 'edge p values': 'none'}]
+        [{'node': 'c', 'parents': 'none', 'p of each parent edge': 'none'}]
     """
-    return [{key: md_escape(name), **{k.replace("_", " "): md_escape(readable(v))
+    return [{key: md_escape(name), **{COLUMN_NAMES.get(k, k.replace("_", " ")): md_escape(readable(v))
                                       for k, v in fields.items() if k not in skip}}
             for name, fields in table.items()]
 
@@ -297,10 +302,16 @@ def _show(state: dict[str, Any], uploaded: Any) -> None:
         (st.warning if pg.judge is None or pg.judge.is_guessing else st.info)(md_escape(judge_words))
     if state.get("edits"):
         st.caption(md_escape(f"Edited by you ({len(state['edits'])}): " + "; ".join(state["edits"])))
-    st.plotly_chart(pg.figure(check=check), key="cz_graph", width="stretch")
+    if pg.strategy == "drawn by hand":  # no judge to describe: no "(none)" title, no accuracy note
+        from causal.plot import graph_figure
+
+        fig = graph_figure(pg.graph, check=check, title="your graph", undecided=pg.undecided)
+    else:
+        fig = pg.figure(check=check)
+    st.plotly_chart(fig, key="cz_graph", width="stretch")
     edges = list(pg.graph.edges(data=True))
     if edges:
-        st.table(text_rows({f"{u} → {v}": {"origin": d.get("origin", ""), "confidence": d.get("confidence"),
+        st.table(text_rows({f"{u} → {v}": {"origin": d.get("origin", ""), "confidence": d.get("confidence", "—"),
                                           "evidence": d.get("evidence", "")} for u, v, d in edges}, "arrow"),
                  hide_index=True)
     elif pg.undecided:
