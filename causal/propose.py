@@ -36,7 +36,7 @@ from causal.citests import TESTS, is_discrete
 from causal.data import match_columns, validate_data
 from causal.errors import CausalError, did_you_mean
 from causal.graph import ProposedGraph, to_dag
-from causal.judge import JudgeResult, evaluate_judge, judge_cost, known_judge, seconds_per_question
+from causal.judge import JudgeResult, judge_cost, measure_judge, resolve_judge, seconds_per_question
 from causal.llm import backend_label, get_backend
 from causal.pc import data_cpdag, pc_hybrid
 from explain.budget import Cost, check_budget
@@ -328,28 +328,14 @@ def propose_graph(
     if data_method not in ("pc", "skeleton"):
         raise CausalError(f"unknown data_method '{data_method}': use pc or skeleton")
     backend = get_backend(llm)
-    if judge is None:
-        judge = known_judge(backend)
-        measure = judge is None
-    elif judge is False:
-        measure = False
-        judge = None
-    elif isinstance(judge, JudgeResult):
-        measure = False
-    else:
-        raise CausalError(f"judge must be None, False or a JudgeResult, got {type(judge).__name__}")
+    judge, measure = resolve_judge(backend, judge)
     cost = check_budget(propose_cost(len(variables), backend, strategy,
                                      judge_questions=judge_cost(backend).passes if measure else 0), max_seconds)
     if on_estimate is not None:
         on_estimate(cost)
     show = want_progress(progress, cost.seconds)
     if measure:
-        try:
-            judge = evaluate_judge(backend, progress=show, max_seconds=max_seconds)
-        except CausalError as exc:
-            raise CausalError(f"cannot measure {backend_label(backend)} as a judge on the Tübingen pairs "
-                              f"({exc}): pass judge= a JudgeResult, or judge=False (--no-judge) for "
-                              "uncalibrated probabilities") from None
+        judge = measure_judge(backend, show, max_seconds)
     cpdag = data_cpdag(data[variables], alpha, max_cond, data_method) if data is not None else None
     decider = _Decider(judge, float(threshold))
     asker = Asker(backend, descriptions)
