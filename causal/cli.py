@@ -199,7 +199,7 @@ def run_propose(args: argparse.Namespace) -> int:
                         strategy=args.strategy, progress=False if args.no_progress else None,
                         judge=False if args.no_judge else None, threshold=args.threshold,
                         max_seconds=args.max_seconds,
-                        announce=lambda cost: print(cost.summary(), file=sys.stderr, flush=True))
+                        on_estimate=lambda cost: print(cost.summary(), file=sys.stderr, flush=True))
     if args.out:
         text = res.to_json() if args.out.lower().endswith(".json") else res.to_gml()
         try:

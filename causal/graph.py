@@ -262,6 +262,33 @@ class ProposedGraph(Result):
                               if any({a, b} == {x, y} for x, y, _ in undecided)],
         )
 
+    def data_orientation_lines(self) -> list[str]:
+        """What the data say about the undecided pairs, one line each (empty without data).
+
+        Returns:
+            lines such as ``"  data: smoking - cancer stays undecidable: ..."``.
+
+        Example:
+            >>> g = ProposedGraph(nx.DiGraph(), undecided=[("a", "b", {}), ("b", "c", {})],
+            ...     data_orientation=[("a", "b", {"data": "undecidable"}),
+            ...                       ("b", "c", {"data": "oriented", "cause": "c", "effect": "b"})])
+            >>> print("\\n".join(g.data_orientation_lines()))
+              data: a - b stays undecidable: observational data can't tell the direction (Markov-equivalent graphs disagree); domain knowledge or an experiment can
+              data: the data orient c -> b (v-structure or Meek's rules): add it with with_edges(add=[...]) or 'whylm causal edit --add'
+        """
+        out = []
+        for a, b, d in self.data_orientation:
+            status = d.get("data")
+            if status == "oriented":
+                out.append(f"  data: the data orient {d.get('cause')} -> {d.get('effect')} (v-structure or Meek's rules): "
+                           "add it with with_edges(add=[...]) or 'whylm causal edit --add'")
+            elif status == "undecidable":
+                out.append(f"  data: {a} - {b} stays undecidable: observational data can't tell the direction "
+                           "(Markov-equivalent graphs disagree); domain knowledge or an experiment can")
+            elif status == "not adjacent":
+                out.append(f"  data: {a} - {b} are not adjacent in the data (independent given some set)")
+        return out
+
     def judge_in_words(self) -> str:
         """The judge's measured accuracy as one sentence, or a warning that the proposal is uncalibrated.
 
@@ -302,6 +329,7 @@ class ProposedGraph(Result):
         for a, b, d in self.undecided:
             lines.append(f"  undecided {a} - {b}  P({a} -> {b}) {_num(d.get('p')):.2f} after calibration "
                          f"(model's own {_num(d.get('p_raw')):.2f})")
+        lines += self.data_orientation_lines()
         for u, v, d in self.dropped:
             lines.append(f"  dropped (cycle) {u} -> {v}  confidence {_num(d.get('confidence')):.2f}")
         for u, v, d in self.flagged:

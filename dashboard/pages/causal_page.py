@@ -218,7 +218,7 @@ def _propose(inputs: dict[str, Any], df: Any) -> dict[str, Any]:
                               strategy=inputs["strategy"], progress=False,
                               judge=None if inputs.get("judge", JUDGE_CHOICES[0]) == JUDGE_CHOICES[0] else False,
                               threshold=float(inputs.get("threshold", 0.75)),
-                              announce=lambda cost: bar.progress(0.3, text=f"{cost.summary()}…"))
+                              on_estimate=lambda cost: bar.progress(0.3, text=f"{cost.summary()}…"))
     return {"graph": graph.to_json(), "label": label, "variables": names}
 
 
