@@ -128,6 +128,8 @@ def test_causal_workflow_in_browser(browser, tmp_path):
         metric = page.locator("[data-testid='stMetric']").filter(has_text="effect of smoking on lung cancer")
         value = float(metric.locator("[data-testid='stMetricValue']").inner_text())
         assert value == pytest.approx(slope_tar * slope_cancer, rel=0.05)
+        body = page.locator("[data-testid='stMain']").inner_text()
+        assert body.count("Sensitivity: an unobserved confounder would have to explain") == 1, body
         assert page.locator("[data-testid='stException']").count() == 0
         shot(page, "causal-edited")
 

@@ -115,6 +115,10 @@ def test_draw_edit_check_estimate_and_reopen(data_dir):
     df = pd.read_csv(io.BytesIO(_csv()))
     slope = lambda y, x: np.polyfit(df[x], df[y], 1)[0]  # noqa: E731
     assert float(m.value) == pytest.approx(slope("tar", "smoking") * slope("cancer", "tar"), rel=0.05)
+    # the sensitivity to an unobserved confounder in one sentence, said once
+    sens = [i.value for i in at.info if "unobserved confounder" in i.value]
+    assert len(sens) == 1 and sens[0].startswith("Sensitivity: an unobserved confounder would have to explain"), sens
+    assert not any("unobserved confounder would have to" in c.value for c in at.code)
     runs = AuditStore(data_dir / "audits.sqlite").list(kind="causal")
     assert runs[0].method == "effect"
     assert {(e["source"], e["target"]) for e in runs[0].result["graph"]["edges"]} == {

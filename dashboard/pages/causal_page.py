@@ -476,11 +476,12 @@ def _effect_section(state: dict[str, Any], pg: Any, uploaded: Any) -> None:
         value = ed.get("value")
         st.metric(f"effect of {ed.get('treatment')} on {ed.get('outcome')}",
                   "n/a" if value is None else f"{float(value):.4g}")
-        if state.get("effect_summary"):
-            st.code(state["effect_summary"], language=None, wrap_lines=True)
         sensitivity = getattr(_stored(ed, "effect"), "sensitivity_text", "")
         if sensitivity:  # how strong an unobserved confounder would have to be, in one sentence
             st.info(md_escape(sensitivity))
+        if state.get("effect_summary"):  # the rest of the report (the sentence above said once)
+            rest = [line for line in state["effect_summary"].splitlines() if line.strip() != sensitivity.strip()]
+            st.code("\n".join(rest), language=None, wrap_lines=True)
         refs = ed.get("refutations") or {}
         if refs:
             st.table(text_rows(refs, "refuter"), hide_index=True)
