@@ -87,6 +87,18 @@ def test_missing_edge_is_flagged_with_suggestion():
     assert chk.to_dict()["falsified"] is True
 
 
+def test_untested_direction_is_not_named():
+    from causal.check import _connect_suggestions
+
+    wrong = nx.DiGraph([("x", "z"), ("y", "z")])
+    wrong.add_node("w")
+    viol = [{"node": "w", "independent_of": "z", "p_value": 1e-50}]
+    # z -> w and w -> z differ in v-structures, but with no test run (kernel: most=0) none is named
+    (text,) = _connect_suggestions(wrong, viol, fn=None, frame=None, alpha=0.05, most=0)
+    assert text.startswith("connect z and w; the two directions imply different independences"), text
+    assert "->" not in text.split(":")[0]
+
+
 def test_suggestion_never_names_a_direction_the_data_cannot_tell():
     rng = np.random.default_rng(0)
     smoking = rng.normal(size=600)
