@@ -360,3 +360,20 @@ def test_mixed_test_sees_a_category_effect_that_number_codes_hide():
     assert {frozenset((v["node"], v["independent_of"])) for v in chk.violations} == {frozenset(("x", "y"))}
     coded = df.assign(x=pd.factorize(df.x, sort=True)[0].astype(float))
     assert fisher_z(coded.x.values, coded.y.values) > 0.05  # the codes hide the dependence
+
+
+def test_calibration_benchmark_runs_and_writes_json(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "causal_check_calibration.py"
+    spec = importlib.util.spec_from_file_location("causal_check_calibration", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "cal.json"
+    bench.main(["--seeds", "2", "--only", "continuous", "--json", str(out)])
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["seeds"] == 2 and row["n_tests"] == 15 and row["test"] == "fisher_z"
+    assert set(row["power"]) == {"a->c reversed (collider gone)", "c->d missing", "d->e reversed (new collider)"}
+    assert row["bound"] == pytest.approx(0.05 + 2 * (0.05 * 0.95 / 2) ** 0.5)
