@@ -318,14 +318,18 @@ class ProposedGraph(Result):
             text.
         """
         n_pairs = self.graph.number_of_edges() + len(self.undecided)
+        how = f" ({self.strategy}, {self.queries} LLM questions, {self.llm})" if self.llm else ""
         lines = [f"{self.graph.number_of_edges()} committed edges and {len(self.undecided)} undecided pairs "
-                 f"over {self.graph.number_of_nodes()} variables ({self.strategy}, {self.queries} LLM "
-                 f"questions, {self.llm})." if n_pairs or self.graph.number_of_nodes() else "empty proposal.",
-                 self.judge_in_words()[0].upper() + self.judge_in_words()[1:] + "."]
+                 f"over {self.graph.number_of_nodes()} variables{how}." if n_pairs or self.graph.number_of_nodes()
+                 else "empty proposal."]
+        if self.strategy != "file":  # a graph read from a file (whylm causal edit) had no judge to describe
+            lines.append(self.judge_in_words()[0].upper() + self.judge_in_words()[1:] + ".")
         for u, v, d in sorted(self.graph.edges(data=True), key=lambda e: -_num(e[2].get("confidence", 2.0))):
             conf = d.get("confidence")
-            how = f"confidence {_num(conf):.2f}" if conf is not None else "drawn by you"
-            lines.append(f"  {u} -> {v}  {how}  ({edge_origin(d)}) [{d.get('evidence', '')}]")
+            strength = f"confidence {_num(conf):.2f}" if conf is not None else "drawn by you" \
+                if edge_origin(d) == "user" else "no confidence"
+            evidence = f" [{d['evidence']}]" if d.get("evidence") else ""
+            lines.append(f"  {u} -> {v}  {strength}  ({edge_origin(d)}){evidence}")
         for a, b, d in self.undecided:
             lines.append(f"  undecided {a} - {b}  P({a} -> {b}) {_num(d.get('p')):.2f} after calibration "
                          f"(model's own {_num(d.get('p_raw')):.2f})")
