@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -318,14 +319,18 @@ class ProposedGraph(Result):
             text.
         """
         n_pairs = self.graph.number_of_edges() + len(self.undecided)
+        how = f" ({self.strategy}, {self.queries} LLM questions, {self.llm})" if self.llm else ""
         lines = [f"{self.graph.number_of_edges()} committed edges and {len(self.undecided)} undecided pairs "
-                 f"over {self.graph.number_of_nodes()} variables ({self.strategy}, {self.queries} LLM "
-                 f"questions, {self.llm})." if n_pairs or self.graph.number_of_nodes() else "empty proposal.",
-                 self.judge_in_words()[0].upper() + self.judge_in_words()[1:] + "."]
+                 f"over {self.graph.number_of_nodes()} variables{how}." if n_pairs or self.graph.number_of_nodes()
+                 else "empty proposal."]
+        if self.strategy != "file":  # a graph read from a file (whylm causal edit) had no judge to describe
+            lines.append(self.judge_in_words()[0].upper() + self.judge_in_words()[1:] + ".")
         for u, v, d in sorted(self.graph.edges(data=True), key=lambda e: -_num(e[2].get("confidence", 2.0))):
             conf = d.get("confidence")
-            how = f"confidence {_num(conf):.2f}" if conf is not None else "drawn by you"
-            lines.append(f"  {u} -> {v}  {how}  ({edge_origin(d)}) [{d.get('evidence', '')}]")
+            strength = f"confidence {_num(conf):.2f}" if conf is not None else "drawn by you" \
+                if edge_origin(d) == "user" else "no confidence"
+            evidence = f" [{d['evidence']}]" if d.get("evidence") else ""
+            lines.append(f"  {u} -> {v}  {strength}  ({edge_origin(d)}){evidence}")
         for a, b, d in self.undecided:
             lines.append(f"  undecided {a} - {b}  P({a} -> {b}) {_num(d.get('p')):.2f} after calibration "
                          f"(model's own {_num(d.get('p_raw')):.2f})")
@@ -370,6 +375,14 @@ def _user_attrs(attrs: Mapping[str, Any], note: str) -> dict[str, Any]:
     return out
 
 
+def _quoted(text: str) -> bool:
+    """True when quotes wrap a name or an arrow (``"x->y" -> z``): quotes are not part of an edge
+    list, so the line is not what it seems; an apostrophe inside a name (Crohn's disease) is fine."""
+    if '"' in text or re.search(r"'[^']*->[^']*'", text):
+        return True
+    return any(len(p) > 1 and p[0] == p[-1] == "'" for p in (x.strip() for x in text.split("->")))
+
+
 def parse_edge(spec: Any, what: str = "edge") -> tuple[str, str]:
     """One edge from ``"a -> b"`` (also ``"a->b"``) or a pair ``("a", "b")``.
 
@@ -393,7 +406,7 @@ def parse_edge(spec: Any, what: str = "edge") -> tuple[str, str]:
         parts = [spec[0].strip(), spec[1].strip()]
     elif isinstance(spec, str):
         parts = [p.strip() for p in spec.split("->")]
-        if len(parts) != 2 or any(c in spec for c in "\"'") or any(c in p for p in parts for c in "<>"):
+        if len(parts) != 2 or _quoted(spec) or any(c in p for p in parts for c in "<>"):
             raise CausalError(f"{label} {spec!r} is not 'cause -> effect': write one arrow between two names")
     else:
         raise CausalError(f"{label} {spec!r} is not 'cause -> effect' or a (cause, effect) pair")
@@ -507,8 +520,8 @@ def parse_graph(text: str) -> nx.DiGraph:
                 g.add_node(line)
             continue
         parts = [p.strip() for p in line.split("->")]
-        if any(not p for p in parts):
-            raise CausalError(f"graph line {num} is not 'a -> b': {line!r}")
+        if any(not p for p in parts) or _quoted(line) or any(c in p for p in parts for c in "<>"):
+            raise CausalError(f"graph line {num} is not 'a -> b' (names without quotes): {line!r}")
         for a, b in zip(parts, parts[1:]):
             g.add_edge(a, b)
     if g.number_of_nodes() == 0:

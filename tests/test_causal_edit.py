@@ -92,3 +92,19 @@ def test_summary_says_who_drew_each_edge():
     text = _proposal().with_edges(add=["tar -> cancer"]).summary()
     assert "tar -> cancer  drawn by you  (user)" in text
     assert "smoking -> tar  confidence 0.90  (judge)" in text
+
+
+@pytest.mark.parametrize("line", ['"x->y" -> z', "'x->y' -> z", "'a' -> b", "a -> b -> >c"])
+def test_graph_files_reject_quoted_edge_specs(line):
+    from causal.graph import parse_graph
+
+    with pytest.raises(CausalError, match=r"graph line 2 is not 'a -> b' \(names without quotes\)"):
+        parse_graph("u -> v\n" + line + "\n")
+
+
+def test_apostrophes_inside_names_are_fine():
+    from causal.graph import parse_graph
+
+    assert parse_edge("Crohn's disease -> diarrhoea") == ("Crohn's disease", "diarrhoea")
+    assert set(parse_graph("Crohn's disease -> diarrhoea\nz -> x -> y\n").edges) == {
+        ("Crohn's disease", "diarrhoea"), ("z", "x"), ("x", "y")}
