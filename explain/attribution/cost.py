@@ -188,7 +188,8 @@ def estimate_cost(
         passes += max_new_tokens + 1
         positions += n_prompt + max_new_tokens
         pairs += n_prompt * (n_prompt + 1) / 2 + max_new_tokens * (n_prompt + max_new_tokens / 2)
-    seconds = speed(lm).seconds(positions, pairs, passes, method=method)
+    pace = speed(lm)
+    seconds = pace.seconds(positions, pairs, passes, method=method)
     weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())
     level = "token" if pf.sources == "tokens" else ("segment" if pf.sources == "segments" else pf.sources.rstrip("s"))
     unit = "tokens" if pf.sources == "tokens" else "sources"
@@ -200,6 +201,8 @@ def estimate_cost(
         positions=int(math.ceil(positions)),
         memory_bytes=int(weights + peak),
         cheaper=_cheaper(method, pf.sources, method_options),
+        spread=pace.spread,
+        note=pace.note,
     )
 
 
