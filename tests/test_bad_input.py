@@ -8,6 +8,8 @@ run the real ``whylm`` entry point in a subprocess.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -22,6 +24,8 @@ import pandas as pd
 import pytest
 
 from explain.errors import WhylmError
+
+import fake_machine  # tests/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -98,6 +102,25 @@ ROWS: dict[str, Any] = {
         "is not one of this dashboard's model folders"),
     "api-store-kind": api(lambda e: __import__("dashboard.store").store.AuditStore(":memory:")
                           .save("other", {}, {}), "unknown run kind 'other'"),
+    # ------------------------------------------------------------------ corrupt local files
+    **{f"api-calibration-{name}": api(
+        lambda e, name=name: _signals(e.lm, "Who wrote Hamlet?", response=" Dickens.", calibration=e.cal[name]),
+        message) for name, message in {
+            "nan-coefficient": "nan-coefficient.json': calibration case 'context': coefficients[0] is nan",
+            "inf-coefficient": "inf-coefficient.json': calibration case 'context': coefficients[0] is inf",
+            "huge-coefficient": "calibration case 'context': coefficients[0] is 1e+308",
+            "nan-intercept": "calibration case 'context': intercept is nan",
+            "string-intercept": "calibration case 'context': intercept is 'high'",
+            "zero-scale": "calibration case 'context': a scale is <= 0",
+            "nested": "nested.json' is not valid JSON (RecursionError)",
+            "bad-thresholds": "calibration thresholds must be two numbers",
+        }.items()},
+    "cli-calibration-nan-coefficient": cli(
+        lambda e: ["signals", "Who wrote Hamlet?", "--response", " Dickens.", "--model", e.tiny,
+                   "--calibration", e.cal["nan-coefficient"]], "coefficients[0] is nan"),
+    "cli-calibration-nested": cli(
+        lambda e: ["signals", "Who wrote Hamlet?", "--response", " Dickens.", "--model", e.tiny,
+                   "--calibration", e.cal["nested"]], "is not valid JSON (RecursionError)"),
     # ------------------------------------------------------------------ CLI, in this process
     "cli-invalid-utf8": cli(lambda e: ["explain", "caf\udce9", "--target", " x", "--model", e.tiny],
                             "argument 2 is not valid UTF-8 text (b'caf\\xe9')", not_started=True),
@@ -163,6 +186,20 @@ def env(tmp_path_factory, tiny_lm, tiny_dir) -> SimpleNamespace:
     (tmp / "cycle.txt").write_text("z -> x\nx -> y\ny -> z\n")
     (tmp / "text.txt").write_text("a file, not a folder")
     (tmp / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    cal = {}
+    good = {"features": ["ungrounded_max"], "coefficients": [1.0], "intercept": 0.0, "mean": [0.0], "scale": [1.0]}
+    for name, change in {"nan-coefficient": {"coefficients": [float("nan")]},
+                         "inf-coefficient": {"coefficients": [float("inf")]},
+                         "huge-coefficient": {"coefficients": [1e308]}, "nan-intercept": {"intercept": float("nan")},
+                         "string-intercept": {"intercept": "high"}, "zero-scale": {"scale": [0.0]},
+                         "bad-thresholds": {}}.items():
+        doc = {"model": "tiny-llama", "cases": {"context": {**good, **change}}}
+        if name == "bad-thresholds":
+            doc["thresholds"] = [0.9, 0.1]
+        (tmp / f"{name}.json").write_text(json.dumps(doc))  # NaN/Infinity as Python's json writes them
+        cal[name] = str(tmp / f"{name}.json")
+    (tmp / "nested.json").write_text('{"cases": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    cal["nested"] = str(tmp / "nested.json")
     folder = tmp / "a-folder"
     folder.mkdir()
     read_only = tmp / "read-only"
@@ -172,7 +209,7 @@ def env(tmp_path_factory, tiny_lm, tiny_dir) -> SimpleNamespace:
         chain=nx.DiGraph([("z", "x"), ("x", "y")]), cycle=nx.DiGraph([("z", "x"), ("x", "y"), ("y", "z")]),
         chain_file=str(tmp / "chain.txt"), cycle_file=str(tmp / "cycle.txt"),
         text=str(tmp / "text.txt"), latin1=str(tmp / "latin1.txt"), folder=str(folder),
-        read_only=str(read_only),
+        read_only=str(read_only), cal=cal,
     )
 
 
@@ -212,3 +249,79 @@ def test_bad_input_is_one_line_naming_the_problem(row: Row, env, capsys, tmp_pat
     if row.not_started:
         assert "loading" not in err, f"the work started before the input was refused: {err}"
     assert not list(Path(env.folder).iterdir()), "a file was written into the output folder"
+
+
+# ---------------------------------------------------------------------- the speed file
+# A speed file a user (or a crash, or another tool) left with values no machine measures: each is
+# measured again (a warning names the file), the estimate stays a real duration, the budget guard
+# stays on, and nothing unreadable is written back.
+NAN = float("nan")
+SPEED_ENTRIES: dict[str, dict] = {
+    "per-position-nan": {"per_position": NAN},
+    "per-position-negative": {"per_position": -1e-4},
+    "per-position-zero": {"per_position": 0.0},
+    "per-position-1e30": {"per_position": 1e30},
+    "per-position-string": {"per_position": "fast"},
+    "per-pass-nan": {"per_pass": NAN},
+    "per-pair-negative": {"per_pair": -1.0},
+    "scale-1e-9": {"scales": {"ablation": 1e-9}},
+    "scale-negative": {"scales": {"ablation": -1.0}},
+    "scale-nan": {"scales": {"ablation": NAN}},
+    "scale-string": {"scales": {"ablation": "x"}},
+    "scales-a-list": {"scales": [1, 2]},
+}
+PROMPT = "word " * 60
+
+
+@pytest.fixture()
+def fresh_speed(tmp_path, monkeypatch, tiny_lm):
+    from explain.budget import _SPEEDS, _speed_key, speed
+
+    path = tmp_path / "speed.json"
+    monkeypatch.setenv("WHYLM_SPEED_CACHE", str(path))
+    fake_machine.install(monkeypatch)  # probes timed on a known machine: the honest estimate is exact
+    key = _speed_key(tiny_lm)
+    _SPEEDS.pop(key, None)
+    speed(tiny_lm)
+    entry = json.loads(path.read_text())[key[0]]
+    from explain import estimate_cost
+
+    honest = estimate_cost(tiny_lm, PROMPT, " b").seconds
+    _SPEEDS.pop(key, None)
+    yield SimpleNamespace(path=path, key=key, entry=entry, honest=honest)
+    _SPEEDS.pop(key, None)
+
+
+def _check_speed_outcome(tiny_lm, fresh) -> None:
+    from explain import attribute, estimate_cost
+    from explain.errors import ExplainError
+
+    seconds = estimate_cost(tiny_lm, PROMPT, " b").seconds
+    assert math.isfinite(seconds) and seconds > 0, seconds
+    assert seconds == pytest.approx(fresh.honest, rel=1e-6)  # measured again, as on a fresh machine
+    with pytest.raises(ExplainError, match="over the"):  # the guard is not switched off
+        attribute(tiny_lm, PROMPT, " b", max_seconds=seconds / 100)
+    stored = json.loads(fresh.path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} written back"))
+    from explain.budget import parse_speed
+
+    assert parse_speed(stored[fresh.key[0]])[0] is not None
+
+
+@pytest.mark.parametrize("change", list(SPEED_ENTRIES.values()), ids=list(SPEED_ENTRIES))
+def test_a_corrupt_speed_entry_is_measured_again(change, tiny_lm, fresh_speed) -> None:
+    fresh_speed.path.write_text(json.dumps({fresh_speed.key[0]: {**fresh_speed.entry, **change},
+                                            "another|model": {"per_position": NAN}}))
+    with pytest.warns(UserWarning, match=f"speed file '{fresh_speed.path}'"):
+        _check_speed_outcome(tiny_lm, fresh_speed)
+    assert "another|model" not in json.loads(fresh_speed.path.read_text())
+
+
+@pytest.mark.parametrize("text", ['{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "not json", "[1, 2]", "",
+                                  '{"KEY": [1, 2]}'], ids=["nested", "not-json", "a-list", "empty", "entry-a-list"])
+def test_an_unreadable_speed_file_is_measured_again(text, tiny_lm, fresh_speed) -> None:
+    import warnings
+
+    fresh_speed.path.write_text(text.replace("KEY", fresh_speed.key[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _check_speed_outcome(tiny_lm, fresh_speed)

@@ -12,6 +12,8 @@ import torch
 from explain import attribute, estimate_cost
 from explain.budget import _SPEEDS, _speed_key, record_run, speed
 
+import fake_machine  # noqa: E402  (tests/ is on sys.path)
+
 TEXT = ("The harbour reopened in spring. The museum closed early after the storm. The code for the blue "
         "vault is 4172. A paper mill planted trees at dawn. The night train was crowded on most Sundays.")
 TARGET = " 4172"
@@ -88,31 +90,9 @@ def test_cache_prefix_equals_a_fresh_prefix_and_leaves_the_cache_alone(tiny_lm) 
 
 
 # ---------------------------------------------------------------- the machine as it is now
-class FakeMachine:
-    """Forward passes that take ``pace`` times a fixed cost model: what a probe would time on a
-    machine that is quiet (pace 1) or busy (pace > 1), without depending on this machine's load."""
-
-    per_position, per_pair, per_pass = 1e-5, 1e-8, 1e-3
-
-    def __init__(self) -> None:
-        self.pace, self.load, self.forwards = 1.0, 0.0, 0
-
-    def true_seconds(self, positions: float, pairs: float, passes: float) -> float:
-        return self.pace * (self.per_position * positions + self.per_pair * pairs + self.per_pass * passes)
-
-    def timed(self, lm, batch: int, length: int, repeats: int = 2, pick=min) -> float:
-        self.forwards += repeats
-        return self.true_seconds(batch * length, batch * length * (length + 1) / 2, 1)
-
-
 @pytest.fixture()
 def machine(monkeypatch, speed_file):
-    from explain import budget
-
-    fake = FakeMachine()
-    monkeypatch.setattr(budget, "_timed", fake.timed)
-    monkeypatch.setattr(budget, "load_per_core", lambda: fake.load)
-    return fake
+    return fake_machine.install(monkeypatch)
 
 
 def _new_process(lm) -> None:
