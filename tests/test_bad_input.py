@@ -65,6 +65,27 @@ def _signals(*args, **kwargs):
     return signals(*args, **kwargs)
 
 
+def _openai(url: str, model: str):
+    from causal.llm import OpenAIBackend
+
+    return OpenAIBackend(url, model, cache=False, max_retries=0)
+
+
+def _llm_answer(handler, body, rec) -> None:
+    """An OpenAI-compatible server that answers 200 with what the model name asks for."""
+    from llm_server import answer, send
+
+    good = answer("A", [("A", -0.1), ("B", -2.5)])
+    bodies = {
+        "logprob-1000": answer("A", [("A", 1000.0), ("B", -2.5)]),
+        "choices-dict": {"choices": {"0": good["choices"][0]}},
+        "choices-int": {"choices": 3},
+        "choices-strings": {"choices": ["A"]},
+        "message-string": {"choices": [{"index": 0, "message": "A", "finish_reason": "stop"}]},
+    }
+    send(handler, 200, bodies.get(body.get("model"), good))
+
+
 def _causal(name: str) -> Callable:
     import causal
 
@@ -121,6 +142,40 @@ ROWS: dict[str, Any] = {
     "cli-calibration-nested": cli(
         lambda e: ["signals", "Who wrote Hamlet?", "--response", " Dickens.", "--model", e.tiny,
                    "--calibration", e.cal["nested"]], "is not valid JSON (RecursionError)"),
+    # ------------------------------------------------------------------ other input
+    "api-max-new-tokens-0": api(lambda e: _attribute(e.lm, "hi there", max_new_tokens=0),
+                                "max_new_tokens must be a whole number >= 1, got 0"),
+    "api-max-new-tokens-negative": api(lambda e: _attribute(e.lm, "hi there", max_new_tokens=-3),
+                                       "max_new_tokens must be a whole number >= 1, got -3"),
+    "api-generate-max-new-tokens-0": api(lambda e: e.lm.generate(e.lm.encode("hi"), max_new_tokens=0),
+                                         "max_new_tokens must be a whole number >= 1, got 0"),
+    "api-signals-temperature-0": api(lambda e: _signals(e.lm, "Who wrote Hamlet?", n_samples=2, temperature=0),
+                                     "temperature must be a number > 0 for sampling"),
+    "api-generate-temperature-negative": api(
+        lambda e: e.lm.generate(e.lm.encode("hi"), max_new_tokens=2, do_sample=True, temperature=-1.0),
+        "temperature must be a number > 0 for sampling"),
+    "api-lone-surrogate-attribute": api(lambda e: _attribute(e.lm, "caf\ud800 au lait", target=" x"),
+                                        "holds a lone surrogate '\\ud800'"),
+    "api-lone-surrogate-target": api(lambda e: _attribute(e.lm, "cafe", target=" x\ud800"),
+                                     "holds a lone surrogate '\\ud800'"),
+    "api-lone-surrogate-chat": api(lambda e: _attribute(e.lm, "caf\ud800", target=" x", chat=True),
+                                   "holds a lone surrogate '\\ud800'"),
+    "api-lone-surrogate-signals": api(lambda e: _signals(e.lm, "q\ud800?", response=" a"),
+                                      "holds a lone surrogate '\\ud800'"),
+    "api-lone-surrogate-generate": api(lambda e: e.lm.generate(e.lm.encode("\ud800"), max_new_tokens=2),
+                                       "holds a lone surrogate '\\ud800'"),
+    **{f"api-llm-{model}": api(lambda e, model=model: _openai(e.llm_url, model).choose("Q?", ["A", "B"]), message)
+       for model, message in {
+           "logprob-1000": "holds a log-probability of 1000 for 'A'",
+           "choices-dict": "answered 'choices' as a dict, not a list of objects",
+           "choices-int": "answered 'choices' as a int, not a list of objects",
+           "choices-strings": "answered 'choices' as a list of str",
+           "message-string": "answered a 'message' that is a str, not an object",
+       }.items()},
+    "cli-llm-logprob-1000": cli(lambda e: ["causal", "propose", "x", "y", "--llm-url", e.llm_url,
+                                           "--llm-model", "logprob-1000"], "log-probability of 1000"),
+    "cli-llm-choices-dict": cli(lambda e: ["causal", "propose", "x", "y", "--llm-url", e.llm_url,
+                                           "--llm-model", "choices-dict"], "answered 'choices' as a dict"),
     # ------------------------------------------------------------------ CLI, in this process
     "cli-invalid-utf8": cli(lambda e: ["explain", "caf\udce9", "--target", " x", "--model", e.tiny],
                             "argument 2 is not valid UTF-8 text (b'caf\\xe9')", not_started=True),
@@ -174,7 +229,15 @@ ROWS: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, tiny_lm, tiny_dir) -> SimpleNamespace:
+def llm_url():
+    from llm_server import serve
+
+    with serve(_llm_answer) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, tiny_lm, tiny_dir, llm_url) -> SimpleNamespace:
     tmp = tmp_path_factory.mktemp("bad-input")
     rng = np.random.default_rng(0)
     z = rng.normal(size=300)
@@ -209,7 +272,7 @@ def env(tmp_path_factory, tiny_lm, tiny_dir) -> SimpleNamespace:
         chain=nx.DiGraph([("z", "x"), ("x", "y")]), cycle=nx.DiGraph([("z", "x"), ("x", "y"), ("y", "z")]),
         chain_file=str(tmp / "chain.txt"), cycle_file=str(tmp / "cycle.txt"),
         text=str(tmp / "text.txt"), latin1=str(tmp / "latin1.txt"), folder=str(folder),
-        read_only=str(read_only), cal=cal,
+        read_only=str(read_only), cal=cal, llm_url=llm_url,
     )
 
 
@@ -325,3 +388,66 @@ def test_an_unreadable_speed_file_is_measured_again(text, tiny_lm, fresh_speed) 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _check_speed_outcome(tiny_lm, fresh_speed)
+
+
+# ---------------------------------------------------------------------- other input
+@pytest.mark.parametrize("value", [NAN, float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+def test_a_signal_returning_non_finite_values_is_dropped_with_a_note(value, tiny_lm) -> None:
+    from explain import register_signal, signals
+    from explain.signals.registry import unregister_signal
+
+    @register_signal("broken_values", aggregate="max")
+    def broken_values(ctx):
+        return [value] * len(ctx.tokens)
+
+    try:
+        rep = signals(tiny_lm, "Who wrote Hamlet?", response=" Shakespeare.")
+    finally:
+        unregister_signal("broken_values")
+    assert "max_broken_values" not in rep.scores
+    assert all(math.isfinite(v) for v in rep.scores.values())
+    assert any("'broken_values'" in n and "max_broken_values" in n and "not finite" in n for n in rep.notes), rep.notes
+
+
+def test_a_custom_reducer_that_raises_is_one_line_naming_the_signal(tiny_lm) -> None:
+    from explain import register_signal, signals
+    from explain.signals.registry import unregister_signal
+
+    def bad_reducer(values):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    @register_signal("bad_reducer", aggregate={"bad_score": bad_reducer})
+    def sig(ctx):
+        return [1.0] * len(ctx.tokens)
+
+    try:
+        rep = signals(tiny_lm, "Who wrote Hamlet?", response=" Shakespeare.")
+        notes = [n for n in rep.notes if "'bad_reducer'" in n]
+        assert notes and "bad_score" in notes[0] and "ZeroDivisionError" in notes[0] and "\n" not in notes[0]
+        assert "bad_score" not in rep.scores
+    finally:
+        unregister_signal("bad_reducer")
+
+
+@pytest.mark.parametrize("resolved, loopback", [(["203.0.113.7"], False), (["127.0.0.1", "203.0.113.7"], False),
+                                                (["127.0.0.1", "::1"], True), (None, False)],
+                         ids=["public", "mixed", "loopback", "unresolvable"])
+def test_a_localhost_name_is_loopback_only_if_it_resolves_there(resolved, loopback, monkeypatch) -> None:
+    import socket
+
+    from causal.errors import CausalError
+    from causal.llm.keys import is_loopback, key_env_for
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):
+        if resolved is None:
+            raise socket.gaierror("Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0)) for a in resolved]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    assert is_loopback("evil.localhost") is loopback
+    if loopback:
+        assert key_env_for("http://evil.localhost:8000/v1", "LAB_KEY") == "LAB_KEY"
+    else:
+        with pytest.raises(CausalError, match="refusing to send the key in \\$LAB_KEY over plain http to evil.localhost"):
+            key_env_for("http://evil.localhost:8000/v1", "LAB_KEY")
+    assert is_loopback("127.0.0.1") and not is_loopback("10.0.0.1")  # addresses are never looked up
