@@ -21,12 +21,16 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import operator
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from explain.errors import ExplainError
+
+R = TypeVar("R")
 
 
 def check_threads(n: object) -> int | None:
@@ -111,3 +115,35 @@ def threads(n: int | None) -> Iterator[int]:
         yield n
     finally:
         torch.set_num_threads(before)
+
+
+def accepts_threads(fn: Callable[..., R]) -> Callable[..., R]:
+    """Give ``fn`` a ``threads=`` keyword: the call runs inside :func:`threads` (its estimate too,
+    since the speed model is kept per thread count), and torch's setting is restored after.
+
+    Returns:
+        the wrapped function; its signature shows ``threads``.
+
+    Example:
+        >>> import torch
+        >>> @accepts_threads
+        ... def count() -> int:
+        ...     return torch.get_num_threads()
+        >>> count(threads=1), "threads" in str(inspect.signature(count))
+        (1, True)
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, threads: int | None = None, **kwargs: Any) -> R:
+        with use_threads(threads):
+            return fn(*args, **kwargs)
+
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    extra = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="int | None")
+    at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
+    wrapper.__signature__ = sig.replace(parameters=[*params[:at], extra, *params[at:]])  # type: ignore[attr-defined]
+    return wrapper
+
+
+use_threads = threads

@@ -193,3 +193,45 @@ def test_threads_run_restores_torch_setting_and_estimates_per_thread_count(tiny_
     # the speed is kept per thread count: a run given one thread is estimated for one thread
     assert one in _SPEEDS and (before == 1 or _speed_key(tiny_lm) != one)
     _SPEEDS.pop(one, None)
+
+
+def test_a_run_uses_the_threads_it_was_given_and_restores_them(tiny_lm, machine) -> None:
+    from explain import register_signal, signals
+    from explain.signals.registry import unregister_signal
+
+    before = torch.get_num_threads()
+    seen = []
+
+    @register_signal("thread_count", aggregate="max")
+    def thread_count(ctx):
+        seen.append(torch.get_num_threads())
+        return [0.0] * len(ctx.tokens)
+
+    try:
+        signals(tiny_lm, "Who wrote Hamlet?", response=" Shakespeare.", threads=1)
+    finally:
+        unregister_signal("thread_count")
+    assert seen == [1] and torch.get_num_threads() == before
+    res = attribute(tiny_lm, TEXT, TARGET, sources="sentences", progress=False, threads=1)
+    assert torch.get_num_threads() == before and res.token_attr.shape[1] == len(res.input_tokens)
+    with torch_threads_at(1):  # the estimate inside the run was made for one thread
+        assert _speed_key(tiny_lm) in _SPEEDS
+    from explain.errors import ExplainError
+
+    with pytest.raises(ExplainError, match="threads must be a whole number >= 1"):
+        attribute(tiny_lm, TEXT, TARGET, threads=0)
+
+
+def torch_threads_at(n):
+    from explain.threads import threads
+
+    return threads(n)
+
+
+def test_signals_cli_states_the_sampling_cost_before_it_starts(tiny_dir, capsys) -> None:
+    from dashboard.cli import main
+
+    assert main(["signals", "Who wrote Hamlet?", "--n-samples", "2", "--model", tiny_dir, "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "estimate: signals with 2 samples: about" in err, err
+    assert err.index("loading") < err.index("estimate: signals with 2 samples")

@@ -38,6 +38,7 @@ from explain.attribution.inputs import prompt_features, target_ids_of
 from explain.budget import Cost, speed
 from explain.errors import ExplainError
 from explain.model import LanguageModel
+from explain.threads import accepts_threads
 
 # Sampling defaults, as in each method's signature.
 DEFAULT_SAMPLES = {"shapley": 5, "kernelshap": 200, "lime": 200}
@@ -97,6 +98,7 @@ def _rows(method: str, starts: np.ndarray, sizes: np.ndarray, n_prompt: int, n_s
     return s, length, samples / rows
 
 
+@accepts_threads
 def estimate_cost(
     lm: LanguageModel,
     prompt: str | Mapping[str, str],
