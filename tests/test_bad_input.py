@@ -142,6 +142,14 @@ ROWS: dict[str, Any] = {
     "cli-calibration-nested": cli(
         lambda e: ["signals", "Who wrote Hamlet?", "--response", " Dickens.", "--model", e.tiny,
                    "--calibration", e.cal["nested"]], "is not valid JSON (RecursionError)"),
+    "api-budget-nan-estimate": api(
+        lambda e: __import__("explain.budget").budget.check_budget(
+            __import__("explain.budget").budget.Cost("a run", seconds=float("nan")), None),
+        "the cost estimate is nan seconds, not a duration"),
+    "api-budget-negative-estimate": api(
+        lambda e: __import__("explain.budget").budget.check_budget(
+            __import__("explain.budget").budget.Cost("a run", seconds=-2013028.0), None),
+        "the cost estimate is -2013028.0 seconds, not a duration"),
     # ------------------------------------------------------------------ other input
     "api-max-new-tokens-0": api(lambda e: _attribute(e.lm, "hi there", max_new_tokens=0),
                                 "max_new_tokens must be a whole number >= 1, got 0"),
