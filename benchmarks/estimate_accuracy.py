@@ -15,7 +15,7 @@ Printed: predicted / measured for old and new, and whether the measured time lie
 range; written as JSON (``--json``, default ``benchmarks/results/estimate_accuracy.json``).
 
 Usage:
-    python benchmarks/estimate_accuracy.py --threads 2 --busy 2
+    python benchmarks/estimate_accuracy.py --threads 1 --busy 2 --quick
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import TEXT, markdown_table, write_json  # noqa: E402
+from _common import TEXT, markdown_table, timed, write_json  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "estimate_accuracy.json"
 
@@ -124,7 +124,8 @@ def _stop() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2: torch's default here)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1; 2 is torch's default on a 2-core machine)")
     ap.add_argument("--busy", type=int, default=2, help="busy processes for the loaded runs")
     ap.add_argument("--load-seconds", type=float, default=900.0, help="the longest the load may last")
     ap.add_argument("--quick", action="store_true", help="smaller runs")
@@ -140,11 +141,13 @@ def main() -> None:
     from explain import LanguageModel, budget
 
     lm = LanguageModel.load()
+    print(f"loaded {lm.name}", flush=True)
     key = budget._speed_key(lm)
     jobs = runs(lm, tmp, args.quick)
     for name, (_, run) in jobs.items():  # first-call overheads (imports, the embedder) out of the way
         if not name.startswith("integrated"):
-            run()
+            _, seconds = timed(run)
+            print(f"warm-up: {name} {seconds:.1f} s", flush=True)
 
     def probe() -> budget.Speed:
         budget._SPEEDS.pop(key, None)

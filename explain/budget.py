@@ -213,6 +213,7 @@ class Speed:
     load: float = 0.0
     checked_at: float = 0.0
     checked_load: float = 0.0
+    check_seconds: float = 0.0
 
     def raw(self, positions: float, pairs: float, passes: float) -> float:
         """Seconds the probe alone predicts (no method factor, no current pace). Returns: a float."""
@@ -356,7 +357,8 @@ def record_run(lm: Any, method: str, predicted: float, measured: float) -> float
 
 
 def _timed(lm: Any, batch: int, length: int, repeats: int = 2, pick: Any = min) -> float:
-    """Seconds of a no-grad forward of ``batch`` x ``length`` tokens (``pick`` of ``repeats``)."""
+    """Seconds of a no-grad forward of ``batch`` x ``length`` tokens (``pick`` of ``repeats``; a
+    forward over a second is timed once: on a machine that slow the repeats cost more than they tell)."""
     import torch
 
     vocab = lm.model.get_input_embeddings().num_embeddings
@@ -367,6 +369,8 @@ def _timed(lm: Any, batch: int, length: int, repeats: int = 2, pick: Any = min) 
             start = time.perf_counter()
             lm.model(input_ids=ids, use_cache=False, logits_to_keep=1)
             times.append(time.perf_counter() - start)
+            if times[-1] > 1.0:
+                break
     return float(pick(times))
 
 
@@ -417,6 +421,7 @@ def _recheck(lm: Any, base: Speed, repeats: int = 3) -> Speed:
     per_token = base.per_position + base.per_pair * 32
     length = int(np.clip(REPROBE_SECONDS / max(per_token, 1e-12), 8, min(256, int(lm.max_length))))
     predicted = base.raw(length, length * (length + 1) / 2, 1)
+    began = time.perf_counter()
     measured = _timed(lm, 1, length, repeats=repeats, pick=lambda t: float(np.median(t)))
     now = measured / predicted if predicted > 0 else 1.0
     load = load_per_core()
@@ -429,7 +434,8 @@ def _recheck(lm: Any, base: Speed, repeats: int = 3) -> Speed:
         moved = max(now / base.now, base.now / now) if base.now > 0 and now > 0 else 1.0
         spread = max(spread, min(moved, 4.0))
     spread = max(spread, base.spread if base.note else 1.0)
-    return replace(base, now=float(now), spread=float(spread), checked_at=time.time(), checked_load=load)
+    return replace(base, now=float(now), spread=float(spread), checked_at=time.time(), checked_load=load,
+                   check_seconds=time.perf_counter() - began)
 
 
 def speed(lm: Any) -> Speed:
@@ -469,8 +475,11 @@ def speed(lm: Any) -> Speed:
     elif current.note:
         return current
     try:
-        if current is not None and time.time() - current.checked_at < REPROBE_AFTER \
-                and abs(load_per_core() - current.checked_load) <= REPROBE_LOAD:
+        # a re-check that took long itself (a very busy machine) is repeated less often: at most
+        # about 5% of the time goes to re-checking
+        every = max(REPROBE_AFTER, 20.0 * current.check_seconds) if current is not None else 0.0
+        if current is not None and time.time() - current.checked_at < every \
+                and (abs(load_per_core() - current.checked_load) <= REPROBE_LOAD or every > REPROBE_AFTER):
             return current
         fresh = current is None
         if fresh:

@@ -54,7 +54,7 @@ def test_sentence_ablation_computes_each_prefix_once(tiny_lm) -> None:
     assert res.info["token_positions"] == 3 * n_seq + first + suffixes + probe
 
 
-def test_record_run_moves_the_estimate_toward_measured_time(tiny_lm, speed_file) -> None:
+def test_record_run_moves_the_estimate_toward_measured_time(tiny_lm, speed_file, machine) -> None:
     base = speed(tiny_lm)
     before = estimate_cost(tiny_lm, TEXT, TARGET, sources="words").seconds
     # a run predicted at 10 s that took 40 s: the factor moves halfway in log terms, to 2
