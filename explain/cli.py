@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 
 from explain.cli_io import read_text_file, write_html, write_output
 from explain.errors import ExplainError
+from explain.threads import check_threads
 
 EXPLAIN_EXAMPLE = """examples:
   whylm explain "The capital of France is" --target " Paris"
@@ -94,6 +96,8 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT ('-' for stdout)")
     p.add_argument("--html", metavar="OUT", help="write an HTML view to OUT")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads for the run (default: torch's; 1 is faster on a busy machine)")
 
 
 def _load(model: str | None):
@@ -115,9 +119,10 @@ def run_explain(args: argparse.Namespace) -> int:
     from explain.attribution.cost import estimate_cost
     from explain.budget import check_budget
 
+    check_threads(args.threads)
     lm = _load(args.model)
     cost = estimate_cost(lm, args.prompt, args.target, method=args.method, sources=args.sources,
-                         chat=args.chat, max_new_tokens=args.max_new_tokens)
+                         chat=args.chat, max_new_tokens=args.max_new_tokens, threads=args.threads)
     print(f"estimate: {cost.summary()}", file=sys.stderr)
     check_budget(cost, args.max_seconds)
     res = attribute(
@@ -131,6 +136,7 @@ def run_explain(args: argparse.Namespace) -> int:
         progress=None if not args.no_progress else False,
         sources=args.sources,
         max_seconds=args.max_seconds,
+        threads=args.threads,
     )
     if args.json != "-":
         print(f"{res.method} on {res.model}: {len(res.output_tokens)} output x {len(res.input_tokens)} input tokens, "
@@ -154,11 +160,21 @@ def run_signals(args: argparse.Namespace) -> int:
     context = read_text_file(args.context_file, "context file") if args.context_file else None
     if args.n_samples < 0:
         raise ExplainError("--n-samples must be 0 or more")
+    check_threads(args.threads)
     lm = _load(args.model)
+    if args.n_samples > 0:  # the long part: say what it costs before it starts
+        from explain.signals.api import sampling_cost
+        from explain.threads import threads
+
+        with threads(args.threads):
+            ids = lm.prompt_ids(args.prompt, chat=not args.no_chat and lm.has_chat_template, context=context)[0]
+            new_tokens = inspect.signature(signals).parameters["max_new_tokens"].default
+            cost = sampling_cost(lm, len(ids), args.n_samples, new_tokens, args.max_seconds)
+        print(f"estimate: {cost.summary()}", file=sys.stderr, flush=True)
     rep = signals(
         lm, args.prompt, response=args.response, context=context, n_samples=args.n_samples,
         calibration=args.calibration, chat=not args.no_chat, progress=False if args.no_progress else None,
-        max_seconds=args.max_seconds,
+        max_seconds=args.max_seconds, threads=args.threads,
     )
     if args.json != "-":
         print("response:", "".join(rep.tokens))

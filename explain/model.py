@@ -18,6 +18,7 @@ import contextlib
 import copy
 import importlib.util
 import inspect
+import math
 import os
 import shutil
 import tempfile
@@ -263,6 +264,7 @@ class LanguageModel:
             >>> lm.encode("Hello", special=False)  # doctest: +SKIP
             [19556]
         """
+        check_text(text)
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
     def special_prefix_len(self) -> int:
@@ -384,6 +386,7 @@ class LanguageModel:
         """Ids of ``text`` (no added special tokens) and the tokens covering characters [begin, end)."""
         if begin == end:
             raise ExplainError("the user's text is empty")
+        check_text(text)
         if getattr(self.tokenizer, "is_fast", False):
             enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
             ids = list(enc["input_ids"])
@@ -597,6 +600,7 @@ class LanguageModel:
             >>> lm.tokenizer.decode(g.sequences[0])                                       # doctest: +SKIP
             ' Paris.'
         """
+        check_generation(max_new_tokens, temperature if do_sample else None, top_p if do_sample else None)
         self.check_length(len(prompt_ids), max_new_tokens)
         dev = self.device
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=dev)
@@ -628,6 +632,52 @@ class LanguageModel:
             seqs.append(row[:end])
             lps.append(torch.log_softmax(step_logits[b, :end], dim=-1))
         return Generation(prompt_ids=list(prompt_ids), sequences=seqs, logprobs=lps)
+
+
+def check_text(text: str, what: str = "text") -> str:
+    """Refuse a string that is not valid Unicode (a lone surrogate such as U+D800, which no
+    tokenizer can encode). Returns: ``text``.
+
+    Example:
+        >>> check_text("café")
+        'café'
+        >>> check_text("a" + chr(0xD800) + "b", "prompt")
+        Traceback (most recent call last):
+        ...
+        explain.errors.ExplainError: prompt holds a lone surrogate '\\ud800' at character 1: not valid Unicode text (decode its bytes with errors='replace')
+    """
+    if isinstance(text, str):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ExplainError(f"{what} holds a lone surrogate {ascii(text[exc.start])} at character {exc.start}: "
+                               "not valid Unicode text (decode its bytes with errors='replace')") from None
+    return text
+
+
+def check_generation(max_new_tokens: Any, temperature: Any = None, top_p: Any = None) -> None:
+    """Refuse generation settings no generation can use, in one line (``None``: not used).
+
+    Example:
+        >>> check_generation(32, 0.7, 0.9)
+        >>> check_generation(0)
+        Traceback (most recent call last):
+        ...
+        explain.errors.ExplainError: max_new_tokens must be a whole number >= 1, got 0
+        >>> check_generation(8, temperature=0)
+        Traceback (most recent call last):
+        ...
+        explain.errors.ExplainError: temperature must be a number > 0 for sampling (greedy decoding needs none), got 0
+    """
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
+        raise ExplainError(f"max_new_tokens must be a whole number >= 1, got {max_new_tokens!r}")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                                    or not math.isfinite(temperature) or temperature <= 0):
+        raise ExplainError(f"temperature must be a number > 0 for sampling (greedy decoding needs none), "
+                           f"got {temperature!r}")
+    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float))
+                              or not 0 < top_p <= 1):
+        raise ExplainError(f"top_p must be a number in (0, 1], got {top_p!r}")
 
 
 def _bad_dtype(name: str) -> torch.dtype:

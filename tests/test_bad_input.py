@@ -8,6 +8,8 @@ run the real ``whylm`` entry point in a subprocess.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -22,6 +24,8 @@ import pandas as pd
 import pytest
 
 from explain.errors import WhylmError
+
+import fake_machine  # tests/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -61,6 +65,27 @@ def _signals(*args, **kwargs):
     return signals(*args, **kwargs)
 
 
+def _openai(url: str, model: str):
+    from causal.llm import OpenAIBackend
+
+    return OpenAIBackend(url, model, cache=False, max_retries=0)
+
+
+def _llm_answer(handler, body, rec) -> None:
+    """An OpenAI-compatible server that answers 200 with what the model name asks for."""
+    from llm_server import answer, send
+
+    good = answer("A", [("A", -0.1), ("B", -2.5)])
+    bodies = {
+        "logprob-1000": answer("A", [("A", 1000.0), ("B", -2.5)]),
+        "choices-dict": {"choices": {"0": good["choices"][0]}},
+        "choices-int": {"choices": 3},
+        "choices-strings": {"choices": ["A"]},
+        "message-string": {"choices": [{"index": 0, "message": "A", "finish_reason": "stop"}]},
+    }
+    send(handler, 200, bodies.get(body.get("model"), good))
+
+
 def _causal(name: str) -> Callable:
     import causal
 
@@ -98,6 +123,67 @@ ROWS: dict[str, Any] = {
         "is not one of this dashboard's model folders"),
     "api-store-kind": api(lambda e: __import__("dashboard.store").store.AuditStore(":memory:")
                           .save("other", {}, {}), "unknown run kind 'other'"),
+    # ------------------------------------------------------------------ corrupt local files
+    **{f"api-calibration-{name}": api(
+        lambda e, name=name: _signals(e.lm, "Who wrote Hamlet?", response=" Dickens.", calibration=e.cal[name]),
+        message) for name, message in {
+            "nan-coefficient": "nan-coefficient.json': calibration case 'context': coefficients[0] is nan",
+            "inf-coefficient": "inf-coefficient.json': calibration case 'context': coefficients[0] is inf",
+            "huge-coefficient": "calibration case 'context': coefficients[0] is 1e+308",
+            "nan-intercept": "calibration case 'context': intercept is nan",
+            "string-intercept": "calibration case 'context': intercept is 'high'",
+            "zero-scale": "calibration case 'context': a scale is <= 0",
+            "nested": "nested.json' is not valid JSON (RecursionError)",
+            "bad-thresholds": "calibration thresholds must be two numbers",
+        }.items()},
+    "cli-calibration-nan-coefficient": cli(
+        lambda e: ["signals", "Who wrote Hamlet?", "--response", " Dickens.", "--model", e.tiny,
+                   "--calibration", e.cal["nan-coefficient"]], "coefficients[0] is nan"),
+    "cli-calibration-nested": cli(
+        lambda e: ["signals", "Who wrote Hamlet?", "--response", " Dickens.", "--model", e.tiny,
+                   "--calibration", e.cal["nested"]], "is not valid JSON (RecursionError)"),
+    "api-budget-nan-estimate": api(
+        lambda e: __import__("explain.budget").budget.check_budget(
+            __import__("explain.budget").budget.Cost("a run", seconds=float("nan")), None),
+        "the cost estimate is nan seconds, not a duration"),
+    "api-budget-negative-estimate": api(
+        lambda e: __import__("explain.budget").budget.check_budget(
+            __import__("explain.budget").budget.Cost("a run", seconds=-2013028.0), None),
+        "the cost estimate is -2013028.0 seconds, not a duration"),
+    # ------------------------------------------------------------------ other input
+    "api-max-new-tokens-0": api(lambda e: _attribute(e.lm, "hi there", max_new_tokens=0),
+                                "max_new_tokens must be a whole number >= 1, got 0"),
+    "api-max-new-tokens-negative": api(lambda e: _attribute(e.lm, "hi there", max_new_tokens=-3),
+                                       "max_new_tokens must be a whole number >= 1, got -3"),
+    "api-generate-max-new-tokens-0": api(lambda e: e.lm.generate(e.lm.encode("hi"), max_new_tokens=0),
+                                         "max_new_tokens must be a whole number >= 1, got 0"),
+    "api-signals-temperature-0": api(lambda e: _signals(e.lm, "Who wrote Hamlet?", n_samples=2, temperature=0),
+                                     "temperature must be a number > 0 for sampling"),
+    "api-generate-temperature-negative": api(
+        lambda e: e.lm.generate(e.lm.encode("hi"), max_new_tokens=2, do_sample=True, temperature=-1.0),
+        "temperature must be a number > 0 for sampling"),
+    "api-lone-surrogate-attribute": api(lambda e: _attribute(e.lm, "caf\ud800 au lait", target=" x"),
+                                        "holds a lone surrogate '\\ud800'"),
+    "api-lone-surrogate-target": api(lambda e: _attribute(e.lm, "cafe", target=" x\ud800"),
+                                     "holds a lone surrogate '\\ud800'"),
+    "api-lone-surrogate-chat": api(lambda e: _attribute(e.lm, "caf\ud800", target=" x", chat=True),
+                                   "holds a lone surrogate '\\ud800'"),
+    "api-lone-surrogate-signals": api(lambda e: _signals(e.lm, "q\ud800?", response=" a"),
+                                      "holds a lone surrogate '\\ud800'"),
+    "api-lone-surrogate-generate": api(lambda e: e.lm.generate(e.lm.encode("\ud800"), max_new_tokens=2),
+                                       "holds a lone surrogate '\\ud800'"),
+    **{f"api-llm-{model}": api(lambda e, model=model: _openai(e.llm_url, model).choose("Q?", ["A", "B"]), message)
+       for model, message in {
+           "logprob-1000": "holds a log-probability of 1000 for 'A'",
+           "choices-dict": "answered 'choices' as a dict, not a list of objects",
+           "choices-int": "answered 'choices' as a int, not a list of objects",
+           "choices-strings": "answered 'choices' as a list of str",
+           "message-string": "answered a 'message' that is a str, not an object",
+       }.items()},
+    "cli-llm-logprob-1000": cli(lambda e: ["causal", "propose", "x", "y", "--llm-url", e.llm_url,
+                                           "--llm-model", "logprob-1000"], "log-probability of 1000"),
+    "cli-llm-choices-dict": cli(lambda e: ["causal", "propose", "x", "y", "--llm-url", e.llm_url,
+                                           "--llm-model", "choices-dict"], "answered 'choices' as a dict"),
     # ------------------------------------------------------------------ CLI, in this process
     "cli-invalid-utf8": cli(lambda e: ["explain", "caf\udce9", "--target", " x", "--model", e.tiny],
                             "argument 2 is not valid UTF-8 text (b'caf\\xe9')", not_started=True),
@@ -151,7 +237,15 @@ ROWS: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, tiny_lm, tiny_dir) -> SimpleNamespace:
+def llm_url():
+    from llm_server import serve
+
+    with serve(_llm_answer) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, tiny_lm, tiny_dir, llm_url) -> SimpleNamespace:
     tmp = tmp_path_factory.mktemp("bad-input")
     rng = np.random.default_rng(0)
     z = rng.normal(size=300)
@@ -163,6 +257,20 @@ def env(tmp_path_factory, tiny_lm, tiny_dir) -> SimpleNamespace:
     (tmp / "cycle.txt").write_text("z -> x\nx -> y\ny -> z\n")
     (tmp / "text.txt").write_text("a file, not a folder")
     (tmp / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    cal = {}
+    good = {"features": ["ungrounded_max"], "coefficients": [1.0], "intercept": 0.0, "mean": [0.0], "scale": [1.0]}
+    for name, change in {"nan-coefficient": {"coefficients": [float("nan")]},
+                         "inf-coefficient": {"coefficients": [float("inf")]},
+                         "huge-coefficient": {"coefficients": [1e308]}, "nan-intercept": {"intercept": float("nan")},
+                         "string-intercept": {"intercept": "high"}, "zero-scale": {"scale": [0.0]},
+                         "bad-thresholds": {}}.items():
+        doc = {"model": "tiny-llama", "cases": {"context": {**good, **change}}}
+        if name == "bad-thresholds":
+            doc["thresholds"] = [0.9, 0.1]
+        (tmp / f"{name}.json").write_text(json.dumps(doc))  # NaN/Infinity as Python's json writes them
+        cal[name] = str(tmp / f"{name}.json")
+    (tmp / "nested.json").write_text('{"cases": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    cal["nested"] = str(tmp / "nested.json")
     folder = tmp / "a-folder"
     folder.mkdir()
     read_only = tmp / "read-only"
@@ -172,7 +280,7 @@ def env(tmp_path_factory, tiny_lm, tiny_dir) -> SimpleNamespace:
         chain=nx.DiGraph([("z", "x"), ("x", "y")]), cycle=nx.DiGraph([("z", "x"), ("x", "y"), ("y", "z")]),
         chain_file=str(tmp / "chain.txt"), cycle_file=str(tmp / "cycle.txt"),
         text=str(tmp / "text.txt"), latin1=str(tmp / "latin1.txt"), folder=str(folder),
-        read_only=str(read_only),
+        read_only=str(read_only), cal=cal, llm_url=llm_url,
     )
 
 
@@ -212,3 +320,142 @@ def test_bad_input_is_one_line_naming_the_problem(row: Row, env, capsys, tmp_pat
     if row.not_started:
         assert "loading" not in err, f"the work started before the input was refused: {err}"
     assert not list(Path(env.folder).iterdir()), "a file was written into the output folder"
+
+
+# ---------------------------------------------------------------------- the speed file
+# A speed file a user (or a crash, or another tool) left with values no machine measures: each is
+# measured again (a warning names the file), the estimate stays a real duration, the budget guard
+# stays on, and nothing unreadable is written back.
+NAN = float("nan")
+SPEED_ENTRIES: dict[str, dict] = {
+    "per-position-nan": {"per_position": NAN},
+    "per-position-negative": {"per_position": -1e-4},
+    "per-position-zero": {"per_position": 0.0},
+    "per-position-1e30": {"per_position": 1e30},
+    "per-position-string": {"per_position": "fast"},
+    "per-pass-nan": {"per_pass": NAN},
+    "per-pair-negative": {"per_pair": -1.0},
+    "scale-1e-9": {"scales": {"ablation": 1e-9}},
+    "scale-negative": {"scales": {"ablation": -1.0}},
+    "scale-nan": {"scales": {"ablation": NAN}},
+    "scale-string": {"scales": {"ablation": "x"}},
+    "scales-a-list": {"scales": [1, 2]},
+}
+PROMPT = "word " * 60
+
+
+@pytest.fixture()
+def fresh_speed(tmp_path, monkeypatch, tiny_lm):
+    from explain.budget import _SPEEDS, _speed_key, speed
+
+    path = tmp_path / "speed.json"
+    monkeypatch.setenv("WHYLM_SPEED_CACHE", str(path))
+    fake_machine.install(monkeypatch)  # probes timed on a known machine: the honest estimate is exact
+    key = _speed_key(tiny_lm)
+    _SPEEDS.pop(key, None)
+    speed(tiny_lm)
+    entry = json.loads(path.read_text())[key[0]]
+    from explain import estimate_cost
+
+    honest = estimate_cost(tiny_lm, PROMPT, " b").seconds
+    _SPEEDS.pop(key, None)
+    yield SimpleNamespace(path=path, key=key, entry=entry, honest=honest)
+    _SPEEDS.pop(key, None)
+
+
+def _check_speed_outcome(tiny_lm, fresh) -> None:
+    from explain import attribute, estimate_cost
+    from explain.errors import ExplainError
+
+    seconds = estimate_cost(tiny_lm, PROMPT, " b").seconds
+    assert math.isfinite(seconds) and seconds > 0, seconds
+    assert seconds == pytest.approx(fresh.honest, rel=1e-6)  # measured again, as on a fresh machine
+    with pytest.raises(ExplainError, match="over the"):  # the guard is not switched off
+        attribute(tiny_lm, PROMPT, " b", max_seconds=seconds / 100)
+    stored = json.loads(fresh.path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} written back"))
+    from explain.budget import parse_speed
+
+    assert parse_speed(stored[fresh.key[0]])[0] is not None
+
+
+@pytest.mark.parametrize("change", list(SPEED_ENTRIES.values()), ids=list(SPEED_ENTRIES))
+def test_a_corrupt_speed_entry_is_measured_again(change, tiny_lm, fresh_speed) -> None:
+    fresh_speed.path.write_text(json.dumps({fresh_speed.key[0]: {**fresh_speed.entry, **change},
+                                            "another|model": {"per_position": NAN}}))
+    with pytest.warns(UserWarning, match=f"speed file '{fresh_speed.path}'"):
+        _check_speed_outcome(tiny_lm, fresh_speed)
+    assert "another|model" not in json.loads(fresh_speed.path.read_text())
+
+
+@pytest.mark.parametrize("text", ['{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "not json", "[1, 2]", "",
+                                  '{"KEY": [1, 2]}'], ids=["nested", "not-json", "a-list", "empty", "entry-a-list"])
+def test_an_unreadable_speed_file_is_measured_again(text, tiny_lm, fresh_speed) -> None:
+    import warnings
+
+    fresh_speed.path.write_text(text.replace("KEY", fresh_speed.key[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _check_speed_outcome(tiny_lm, fresh_speed)
+
+
+# ---------------------------------------------------------------------- other input
+@pytest.mark.parametrize("value", [NAN, float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+def test_a_signal_returning_non_finite_values_is_dropped_with_a_note(value, tiny_lm) -> None:
+    from explain import register_signal, signals
+    from explain.signals.registry import unregister_signal
+
+    @register_signal("broken_values", aggregate="max")
+    def broken_values(ctx):
+        return [value] * len(ctx.tokens)
+
+    try:
+        rep = signals(tiny_lm, "Who wrote Hamlet?", response=" Shakespeare.")
+    finally:
+        unregister_signal("broken_values")
+    assert "max_broken_values" not in rep.scores
+    assert all(math.isfinite(v) for v in rep.scores.values())
+    assert any("'broken_values'" in n and "max_broken_values" in n and "not finite" in n for n in rep.notes), rep.notes
+
+
+def test_a_custom_reducer_that_raises_is_one_line_naming_the_signal(tiny_lm) -> None:
+    from explain import register_signal, signals
+    from explain.signals.registry import unregister_signal
+
+    def bad_reducer(values):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    @register_signal("bad_reducer", aggregate={"bad_score": bad_reducer})
+    def sig(ctx):
+        return [1.0] * len(ctx.tokens)
+
+    try:
+        rep = signals(tiny_lm, "Who wrote Hamlet?", response=" Shakespeare.")
+        notes = [n for n in rep.notes if "'bad_reducer'" in n]
+        assert notes and "bad_score" in notes[0] and "ZeroDivisionError" in notes[0] and "\n" not in notes[0]
+        assert "bad_score" not in rep.scores
+    finally:
+        unregister_signal("bad_reducer")
+
+
+@pytest.mark.parametrize("resolved, loopback", [(["203.0.113.7"], False), (["127.0.0.1", "203.0.113.7"], False),
+                                                (["127.0.0.1", "::1"], True), (None, False)],
+                         ids=["public", "mixed", "loopback", "unresolvable"])
+def test_a_localhost_name_is_loopback_only_if_it_resolves_there(resolved, loopback, monkeypatch) -> None:
+    import socket
+
+    from causal.errors import CausalError
+    from causal.llm.keys import is_loopback, key_env_for
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):
+        if resolved is None:
+            raise socket.gaierror("Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0)) for a in resolved]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    assert is_loopback("evil.localhost") is loopback
+    if loopback:
+        assert key_env_for("http://evil.localhost:8000/v1", "LAB_KEY") == "LAB_KEY"
+    else:
+        with pytest.raises(CausalError, match="refusing to send the key in \\$LAB_KEY over plain http to evil.localhost"):
+            key_env_for("http://evil.localhost:8000/v1", "LAB_KEY")
+    assert is_loopback("127.0.0.1") and not is_loopback("10.0.0.1")  # addresses are never looked up

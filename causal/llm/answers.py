@@ -89,6 +89,9 @@ def probs_from_logprobs(logprobs: Any, options: Sequence[str]) -> np.ndarray | N
         or None when there are no log-probs or the first token is not an option label (then the
         text must be parsed).
 
+    Raises:
+        ValueError: a log-probability above 0 (not a log-probability; 1000 would overflow).
+
     Example:
         >>> lp = lambda tok, tops: {"content": [{"token": tok, "logprob": tops[0][1],
         ...     "top_logprobs": [{"token": t, "logprob": v} for t, v in tops]}]}
@@ -113,6 +116,8 @@ def probs_from_logprobs(logprobs: Any, options: Sequence[str]) -> np.ndarray | N
             lp = float(entry["logprob"])
         except (TypeError, KeyError, ValueError, AttributeError):
             continue
+        if lp > 1e-3:  # rounding may give +0.0001; anything more is not a log-probability
+            raise ValueError(f"the answer holds a log-probability of {lp:g} for {tok!r} (log-probabilities are <= 0)")
         if tok in upper and math.isfinite(lp):
             mass[upper.index(tok)] += math.exp(lp)
     if mass.sum() <= 0:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from urllib.parse import urlsplit
 
 from causal.errors import CausalError
@@ -29,10 +30,13 @@ _BEARER = re.compile(r"(?i)bearer\s+\S+")
 
 
 def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` is this machine by its name or address (no DNS lookup is trusted).
+    """Whether ``host`` is this machine by its address, or by a ``localhost`` name that resolves
+    only to loopback addresses here (``evil.localhost`` is whatever the resolver says it is, so it
+    is looked up, not trusted by its spelling; any other name is not loopback).
 
     Returns:
-        True for ``localhost``, 127.0.0.0/8 and ``::1``.
+        True for 127.0.0.0/8, ``::1``, and ``localhost`` / ``*.localhost`` names whose every address
+        is one of those.
 
     Example:
         >>> is_loopback("127.0.0.2"), is_loopback("localhost"), is_loopback("10.0.0.1")
@@ -40,11 +44,19 @@ def is_loopback(host: str | None) -> bool:
     """
     if not host:
         return False
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+    host = host.strip("[]").lower().rstrip(".")
     try:
         return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    if host != "localhost" and not host.endswith(".localhost"):
+        return False
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    try:
+        return bool(found) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in found)
     except ValueError:
         return False
 

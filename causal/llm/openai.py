@@ -152,6 +152,15 @@ class OpenAIBackend(CachedBackend):
                                   f"{redact(raw[:200].decode('utf-8', 'replace'), key)[:80]!r}") from None
             if not isinstance(data, dict) or not data.get("choices"):
                 raise CausalError(f"LLM server at {self.base_url} answered without 'choices'")
+            choices = data["choices"]
+            if not isinstance(choices, list) or not isinstance(choices[0], dict):
+                raise CausalError(f"LLM server at {self.base_url} answered 'choices' as a "
+                                  f"{type(choices).__name__ if not isinstance(choices, list) else 'list of ' + type(choices[0]).__name__}"
+                                  ", not a list of objects (not an OpenAI-compatible answer)")
+            message = choices[0].get("message")
+            if message is not None and not isinstance(message, dict):
+                raise CausalError(f"LLM server at {self.base_url} answered a 'message' that is a "
+                                  f"{type(message).__name__}, not an object (not an OpenAI-compatible answer)")
             return data
         plural = "try" if tries == 1 else "tries"
         raise CausalError(
@@ -180,8 +189,11 @@ class OpenAIBackend(CachedBackend):
         except _LogprobsRefused:
             self._logprobs_ok = False
             data = self._chat(question, 4, logprobs=False)
-        choice = data["choices"][0] if isinstance(data["choices"][0], dict) else {}
-        probs = probs_from_logprobs(choice.get("logprobs"), options)
+        choice = data["choices"][0]  # _post checked: a dict whose message, if any, is a dict
+        try:
+            probs = probs_from_logprobs(choice.get("logprobs"), options)
+        except ValueError as exc:
+            raise CausalError(f"LLM server at {self.base_url}: {exc}") from None
         if probs is not None:
             self._logprobs_ok = True
             return probs

@@ -25,6 +25,7 @@ from explain.budget import check_budget, record_run
 from explain.errors import ExplainError
 from explain.model import LanguageModel
 from explain.result import AttributionResult
+from explain.threads import accepts_threads
 
 # Each module registers its methods on import; a module that is missing a dependency is skipped.
 for _module in ("ablation", "perturbation_sampling", "gradient", "attention", "shap_partition"):
@@ -76,6 +77,7 @@ def _check_options(method: str, info: MethodInfo, kwargs: Mapping[str, Any]) -> 
             raise ExplainError(f"{name} must be an integer >= 1, got {value!r}")
 
 
+@accepts_threads
 def attribute(
     lm: LanguageModel,
     prompt: str | Mapping[str, str],
@@ -108,6 +110,8 @@ def attribute(
             removing its tokens (ContextCite), a token by replacing it with ``baseline``.
         max_seconds: refuse a run predicted (:func:`estimate_cost`) to take longer
             (default :data:`explain.budget.DEFAULT_MAX_SECONDS`).
+        threads: torch CPU threads for this run and its estimate (restored after; default:
+            torch's setting; one per worker on a busy machine, see :mod:`explain.threads`).
         **kwargs: passed to the method (e.g. ``n_samples``, ``seed``, ``n_steps``, ``batch_tokens``).
 
     Returns:

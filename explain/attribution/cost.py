@@ -38,6 +38,7 @@ from explain.attribution.inputs import prompt_features, target_ids_of
 from explain.budget import Cost, speed
 from explain.errors import ExplainError
 from explain.model import LanguageModel
+from explain.threads import accepts_threads
 
 # Sampling defaults, as in each method's signature.
 DEFAULT_SAMPLES = {"shapley": 5, "kernelshap": 200, "lime": 200}
@@ -97,6 +98,7 @@ def _rows(method: str, starts: np.ndarray, sizes: np.ndarray, n_prompt: int, n_s
     return s, length, samples / rows
 
 
+@accepts_threads
 def estimate_cost(
     lm: LanguageModel,
     prompt: str | Mapping[str, str],
@@ -188,7 +190,8 @@ def estimate_cost(
         passes += max_new_tokens + 1
         positions += n_prompt + max_new_tokens
         pairs += n_prompt * (n_prompt + 1) / 2 + max_new_tokens * (n_prompt + max_new_tokens / 2)
-    seconds = speed(lm).seconds(positions, pairs, passes, method=method)
+    pace = speed(lm)
+    seconds = pace.seconds(positions, pairs, passes, method=method)
     weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())
     level = "token" if pf.sources == "tokens" else ("segment" if pf.sources == "segments" else pf.sources.rstrip("s"))
     unit = "tokens" if pf.sources == "tokens" else "sources"
@@ -200,6 +203,8 @@ def estimate_cost(
         positions=int(math.ceil(positions)),
         memory_bytes=int(weights + peak),
         cheaper=_cheaper(method, pf.sources, method_options),
+        spread=pace.spread,
+        note=pace.note,
     )
 
 

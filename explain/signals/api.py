@@ -34,9 +34,11 @@ from explain.signals.consistency import consistency_scores, draw_samples, sample
 from explain.signals.grounding import context_share as compute_context_share
 from explain.signals.registry import SignalContext, aggregate, compute_signals
 from explain.signals.report import SentenceSignals, SignalReport
+from explain.threads import accepts_threads
 
 
 
+@accepts_threads
 def signals(
     lm: Any,
     prompt: str,
@@ -77,6 +79,7 @@ def signals(
         chat: use the tokenizer's chat template when it has one.
         sample_texts: answers you already have, used instead of drawing samples.
         temperature, top_p: sampling settings.
+        threads: torch CPU threads for this run (restored after; default: torch's setting).
         context_share: with ``context``, also compute the share of attribution that goes to the
             context (leave-one-segment-out, a few more forward passes).
         samples: deprecated name of ``n_samples``.
@@ -243,13 +246,15 @@ def sampling_cost(lm: Any, n_prompt: int, n_samples: int, max_new_tokens: int,
     length = n_prompt + max_new_tokens
     positions = n_samples * length
     passes = -(-n_samples // sample_chunk(lm, max_new_tokens)) * (max_new_tokens + 1)
-    seconds = speed(lm).seconds(positions, positions * (length + 1) / 2, passes)
+    pace = speed(lm)
+    seconds = pace.seconds(positions, positions * (length + 1) / 2, passes)
     per_sample = seconds / max(1, n_samples)
     limit = DEFAULT_MAX_SECONDS if max_seconds is None else float(max_seconds)
     fit = int(limit // per_sample) if per_sample > 0 else n_samples
     return Cost(
         what=f"signals with {n_samples:,} samples", seconds=seconds, passes=passes, positions=positions,
         cheaper=f"use fewer samples (n_samples={max(1, min(fit, n_samples - 1))} fits)",
+        spread=pace.spread, note=pace.note,
     )
 
 

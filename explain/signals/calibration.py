@@ -136,6 +136,31 @@ class Case:
         return float(1.0 / (1.0 + math.exp(-z))) if z > -700 else 0.0
 
 
+# A standardised logistic model's weights stay far below this; a larger one (1e308) only ever
+# gives a risk of exactly 0 or 1 whatever the scores say.
+MAX_WEIGHT = 1e3
+
+
+def _finite(value: Any, what: str, case: str, bound: float = MAX_WEIGHT) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) \
+            or abs(float(value)) > bound:
+        where = f"calibration case {case!r}: " if case else "calibration "
+        raise ExplainError(f"{where}{what} is {value!r}, not a finite number within {bound:.0e} of 0")
+    return float(value)
+
+
+def _check_case(name: str, case: "Case") -> None:
+    """Raise ExplainError naming the first value of ``case`` that a fitted model cannot hold."""
+    if not all(isinstance(f, str) for f in case.features):
+        raise ExplainError(f"calibration case {name!r}: features must be score names (strings)")
+    case.intercept = _finite(case.intercept, "intercept", name)
+    case.coefficients = [_finite(v, f"coefficients[{i}]", name) for i, v in enumerate(case.coefficients)]
+    case.mean = [_finite(v, f"mean[{i}]", name, bound=1e12) for i, v in enumerate(case.mean)]
+    case.scale = [_finite(v, f"scale[{i}]", name, bound=1e12) for i, v in enumerate(case.scale)]
+    if any(v <= 0 for v in case.scale):
+        raise ExplainError(f"calibration case {name!r}: a scale is <= 0 ({case.scale})")
+
+
 @dataclass
 class Calibration(Result):
     """Calibrations of one model: a :class:`Case` per ``"context"`` / ``"no_context"``.
@@ -173,15 +198,34 @@ class Calibration(Result):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Calibration":
-        """Returns: the calibration in ``d`` (as written by :meth:`to_dict`)."""
+        """Returns: the calibration in ``d`` (as written by :meth:`to_dict`).
+
+        Raises:
+            ExplainError: not a calibration, or a number a fitted model cannot hold (NaN, inf,
+                beyond :data:`MAX_WEIGHT`, a string, a scale <= 0), named in one line.
+
+        Example:
+            >>> case = {"features": ["s"], "coefficients": [float("nan")], "intercept": 0.0, "mean": [0.0], "scale": [1.0]}
+            >>> Calibration.from_dict({"model": "m", "cases": {"context": case}})
+            Traceback (most recent call last):
+            ...
+            explain.errors.ExplainError: calibration case 'context': coefficients[0] is nan, not a finite number within 1e+03 of 0
+        """
         try:
             cases = {k: Case(**v) for k, v in d["cases"].items()}
             for name, c in cases.items():
                 if not (len(c.features) == len(c.coefficients) == len(c.mean) == len(c.scale)):
                     raise ExplainError(f"calibration case {name!r}: features and coefficients differ in length")
+                _check_case(name, c)
+            thresholds = tuple(_finite(t, f"thresholds[{i}]", "") for i, t in
+                               enumerate(d.get("thresholds", VERDICT_THRESHOLDS)))
+            if len(thresholds) != 2 or not 0 < thresholds[0] <= thresholds[1] < 1:
+                raise ExplainError(f"calibration thresholds must be two numbers 0 < low <= high < 1, got {thresholds}")
             return cls(model=str(d.get("model", "")), cases=cases, notes=list(d.get("notes", [])),
-                       thresholds=tuple(d.get("thresholds", VERDICT_THRESHOLDS)))
-        except (KeyError, TypeError, AttributeError) as exc:
+                       thresholds=thresholds)  # type: ignore[arg-type]
+        except ExplainError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ExplainError(f"not a whylm signals calibration ({type(exc).__name__}: {exc})") from None
 
     def summary(self) -> str:
@@ -243,11 +287,14 @@ def load_calibration(spec: Any, model_name: str = "") -> tuple[Calibration | Non
             raise ExplainError(f"calibration file '{path}' does not exist")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ExplainError(f"calibration file '{path}' is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(data, Mapping):
         raise ExplainError(f"calibration file '{path}' is not a whylm signals calibration")
-    return Calibration.from_dict(data), ""
+    try:
+        return Calibration.from_dict(data), ""
+    except ExplainError as exc:
+        raise ExplainError(f"calibration file '{path}': {exc}") from None
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50) -> tuple[np.ndarray, float]:

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence, Union
 
@@ -207,13 +208,17 @@ def compute_signals(
             arr = np.asarray(out, dtype=np.float64).reshape(-1)
             if arr.shape != (m,):
                 raise ExplainError(f"signal {name!r} returned {arr.size} values for {m} tokens")
+            rolled = aggregate(name, arr)
         except Exception as exc:  # noqa: BLE001 — a user's signal must not sink the whole report
             if notes is None:
                 raise
             notes.append(f"signal {name!r} skipped: {type(exc).__name__}: {str(exc)[:120]}")
             continue
         values[name] = arr
-        scores.update(aggregate(name, arr))
+        bad = [score for score, v in rolled.items() if not math.isfinite(v)]
+        if bad and notes is not None:  # a NaN/inf score would pass for a number downstream
+            notes.append(f"signal {name!r}: score {', '.join(bad)} is not finite (NaN or inf token values): dropped")
+        scores.update({score: v for score, v in rolled.items() if score not in bad})
     return values, scores
 
 
@@ -229,7 +234,14 @@ def aggregate(name: str, values: np.ndarray) -> dict[str, float]:
         {'mean_neg_logprob': 2.0, 'max_neg_logprob': 3.0}
     """
     spec = SIGNALS[name]
-    return {score: _reduce(reducer, np.asarray(values, dtype=np.float64)) for score, reducer in spec.aggregate.items()}
+    out = {}
+    for score, reducer in spec.aggregate.items():
+        try:
+            out[score] = _reduce(reducer, np.asarray(values, dtype=np.float64))
+        except Exception as exc:  # noqa: BLE001 - a user's reducer: name it, in one line
+            raise ExplainError(f"signal {name!r}: the reducer of score {score!r} failed "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})") from None
+    return out
 
 
 def score_docs() -> dict[str, str]:
