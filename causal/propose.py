@@ -215,6 +215,8 @@ def propose_cost(n_variables: int, llm: Any = None, strategy: str = "pairwise", 
     backend = get_backend(llm)
     q = count_questions(n_variables, strategy, adjacent) + judge_questions
     what = f"proposing a graph over {n_variables} variables ({strategy}"
+    if strategy == "hybrid" and adjacent is None:
+        what += "; at most: only the pairs the data leave unoriented are asked"
     what += f", plus measuring the judge on Tübingen pairs)" if judge_questions else ")"
     cheaper = ""
     if strategy == "pairwise" and n_variables > 3:
