@@ -27,23 +27,21 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
 from explain.attribution.batched_forward import BatchedForward, as_numpy
+from explain.attribution.cost import masked_rows_work, random_halves, simulated_rows
 from explain.attribution.inputs import AttributionInput
 from explain.attribution.prefix_tree import PrefixTreeForward
-from explain.attribution.registry import register
-from explain.errors import ExplainError
+from explain.attribution.registry import PlanInput, Work, check_int, register
 from explain.model import LanguageModel
 
 # Masks captum hands to one call of the forward function in the record/replay passes; the real
 # batching happens in BatchedForward under its token budget.
 PERTURBATIONS_PER_EVAL = 64
-
-DEFAULT_SAMPLES = {"shapley": 5, "kernelshap": 200, "lime": 200}
 
 
 class MaskTable:
@@ -102,12 +100,6 @@ class MaskTable:
         return len(self.rows)
 
 
-def _check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ExplainError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _seeded(seed: int, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
     """Run ``fn`` from ``torch.manual_seed(seed)`` without disturbing the caller's random state."""
     with torch.random.fork_rng(devices=[]):
@@ -123,13 +115,11 @@ def _run(
     *,
     baseline: int,
     progress: bool,
-    n_samples: int | None,
+    n_samples: int,
     seed: int,
     batch_tokens: int,
     per_token: bool,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    n_samples = _check_int("n_samples", DEFAULT_SAMPLES[name] if n_samples is None else n_samples)
-    seed = _check_int("seed", seed, minimum=0)
     fwd = BatchedForward(lm, inp, baseline=baseline, batch_tokens=batch_tokens)
     engine = PrefixTreeForward(fwd)
     table = MaskTable(engine, multi_output=per_token)
@@ -163,11 +153,68 @@ def _note(text: str) -> str:
     return text + " Seeded (seed=0), n_samples=; captum's algorithm on our prefix-tree batched forward."
 
 
+def _check(options: Mapping[str, Any]) -> None:
+    check_int(options, "n_samples")
+    check_int(options, "seed", minimum=0)
+    check_int(options, "batch_tokens")
+
+
+def _fewer_samples(samples: int) -> str:
+    return f"fewer samples (n_samples={max(16, samples // 4)})"
+
+
+def shapley_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`shapley`: captum adds the features of each of ``n_samples``
+    permutations one at a time to the all-dropped input (a few permutations simulated on long
+    prompts). Returns: the engine's :class:`Work`."""
+    samples, n = int(p.options["n_samples"]), p.n
+    perms = simulated_rows(samples, n * n)
+    rng = np.random.default_rng(0)
+    blocks = []
+    for _ in range(perms):
+        order = rng.permutation(n)
+        dropped = np.ones((n, n), dtype=bool)
+        for k in range(n):
+            dropped[k:, order[k]] = False  # row k keeps order[:k+1]
+        blocks.append(dropped)
+    work = masked_rows_work(p, np.concatenate(blocks), (samples * n + 1) / (perms * n))
+    work.cheaper = f"fewer permutations (n_samples={max(1, samples // 2)})"
+    return work
+
+
+def kernelshap_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`kernelshap`: ``n_samples`` masks whose sizes follow the Shapley
+    kernel, as captum draws them. Returns: the engine's :class:`Work`."""
+    samples, n = int(p.options["n_samples"]), p.n
+    rows = simulated_rows(samples, n)
+    rng = np.random.default_rng(0)
+    k = np.arange(1, max(2, n))
+    weights = (n - 1) / (k * np.maximum(n - k, 1))
+    size = rng.choice(k, size=rows, p=weights / weights.sum())
+    keys = rng.random((rows, n))
+    kept = keys < np.sort(keys, axis=1)[np.arange(rows), np.minimum(size, n) - 1][:, None] + 1e-12
+    work = masked_rows_work(p, ~kept, samples / rows)
+    work.cheaper = _fewer_samples(samples)
+    return work
+
+
+def lime_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`lime`: ``n_samples`` masks dropping about half the features.
+    Returns: the engine's :class:`Work`."""
+    samples = int(p.options["n_samples"])
+    work = masked_rows_work(p, *random_halves(p, samples))
+    work.cheaper = _fewer_samples(samples)
+    return work
+
+
 @register(
     "shapley",
     family="perturbation",
     cost="n_samples x n sequences (default 5 permutations), batched",
     note=_note("Shapley value sampling (random permutations); unbiased, noisy with few samples."),
+    plan=shapley_plan,
+    shown=("n_samples", "seed"),
+    check=_check,
 )
 def shapley(
     lm: LanguageModel,
@@ -175,7 +222,7 @@ def shapley(
     *,
     baseline: int,
     progress: bool,
-    n_samples: int | None = None,
+    n_samples: int = 5,
     seed: int = 0,
     batch_tokens: int = 4096,
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -199,6 +246,9 @@ def shapley(
     family="perturbation",
     cost="n_samples sequences (default 200), batched; one linear fit per target token",
     note=_note("Kernel SHAP: a weighted linear surrogate; good with few features (segments)."),
+    plan=kernelshap_plan,
+    shown=("n_samples", "seed"),
+    check=_check,
 )
 def kernelshap(
     lm: LanguageModel,
@@ -206,7 +256,7 @@ def kernelshap(
     *,
     baseline: int,
     progress: bool,
-    n_samples: int | None = None,
+    n_samples: int = 200,
     seed: int = 0,
     batch_tokens: int = 4096,
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -230,6 +280,9 @@ def kernelshap(
     family="perturbation",
     cost="n_samples sequences (default 200), batched; one Lasso fit per target token",
     note=_note("LIME: a sparse (Lasso) local surrogate; a quick ranking, not additive."),
+    plan=lime_plan,
+    shown=("n_samples", "seed"),
+    check=_check,
 )
 def lime(
     lm: LanguageModel,
@@ -237,7 +290,7 @@ def lime(
     *,
     baseline: int,
     progress: bool,
-    n_samples: int | None = None,
+    n_samples: int = 200,
     seed: int = 0,
     batch_tokens: int = 4096,
 ) -> tuple[np.ndarray, dict[str, Any]]:
