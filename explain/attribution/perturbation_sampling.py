@@ -19,6 +19,10 @@ calls: the table answers) and once for the whole target's log-prob, which is cap
 fit is linear in its outputs, so the per-token rows sum to it; Lime's Lasso fit is not, so for
 ``lime`` ``token_attr.sum(0)`` and ``seq_attr`` differ slightly.
 
+Each method is captum's algorithm with one shared wrapper (:func:`_sampling_method`):
+``shapley`` (``ShapleyValueSampling``, default 5 permutations), ``kernelshap`` (``KernelShap``,
+200 samples) and ``lime`` (``Lime``: Lasso, alpha 0.01, cosine kernel; 200 samples).
+
 Example:
     >>> res = attribute(lm, "The capital of France is", " Paris", method="shapley", n_samples=5)  # doctest: +SKIP
     >>> res.token_attr.shape                                                                    # doctest: +SKIP
@@ -36,7 +40,7 @@ from explain.attribution.batched_forward import BatchedForward, as_numpy
 from explain.attribution.cost import masked_rows_work, random_halves, simulated_rows
 from explain.attribution.inputs import AttributionInput
 from explain.attribution.prefix_tree import PrefixTreeForward
-from explain.attribution.registry import PlanInput, Work, check_int, register
+from explain.attribution.registry import CostPlan, MethodFn, PlanInput, Work, check_int, register
 from explain.model import LanguageModel
 
 # Masks captum hands to one call of the forward function in the record/replay passes; the real
@@ -111,7 +115,6 @@ def _run(
     lm: LanguageModel,
     inp: AttributionInput,
     algorithm: Any,
-    name: str,
     *,
     baseline: int,
     progress: bool,
@@ -147,10 +150,6 @@ def _run(
     info["perturbations"] = table.distinct
     info["target_logprobs"] = as_numpy(fwd.original)
     return as_numpy(attr), info
-
-
-def _note(text: str) -> str:
-    return text + " Seeded (seed=0), n_samples=; captum's algorithm on our prefix-tree batched forward."
 
 
 def _check(options: Mapping[str, Any]) -> None:
@@ -207,103 +206,51 @@ def lime_plan(p: PlanInput) -> Work:
     return work
 
 
-@register(
-    "shapley",
-    family="perturbation",
-    cost="n_samples x n sequences (default 5 permutations), batched",
-    note=_note("Shapley value sampling (random permutations); unbiased, noisy with few samples."),
-    plan=shapley_plan,
-    shown=("n_samples", "seed"),
-    check=_check,
-)
-def shapley(
-    lm: LanguageModel,
-    inp: AttributionInput,
-    *,
-    baseline: int,
-    progress: bool,
-    n_samples: int = 5,
-    seed: int = 0,
-    batch_tokens: int = 4096,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """captum ``ShapleyValueSampling`` with ``n_samples`` permutations, all m target tokens at once.
+def _sampling_method(
+    name: str, algorithm: str, *, per_token: bool, n_samples: int, plan: CostPlan, cost: str, note: str
+) -> MethodFn:
+    """Register captum's ``algorithm`` (a class in ``captum.attr``) as method ``name`` on our engine.
+
+    Args:
+        per_token: captum answers all m target tokens at once (``ShapleyValueSampling`` takes a
+            multi-output forward); otherwise one surrogate fit per target token and one for the
+            whole target (the result's ``seq_attr``).
+        n_samples: the default number of samples (permutations for Shapley).
 
     Returns:
-        (token_attr (m, n), info); equals captum ``LLMAttribution(ShapleyValueSampling)`` with
+        the method: ``(lm, inp, *, baseline, progress, n_samples, seed, batch_tokens)`` ->
+        (token_attr (m, n), info); equal to captum ``LLMAttribution(algorithm)`` with
         ``forward_in_tokens=False`` run from ``torch.manual_seed(seed)``.
-
-    Example:
-        >>> attr, info = shapley(lm, inp, baseline=0, progress=False, n_samples=5)  # doctest: +SKIP
     """
-    from captum.attr import ShapleyValueSampling
 
-    return _run(lm, inp, ShapleyValueSampling, "shapley", baseline=baseline, progress=progress,
-                n_samples=n_samples, seed=seed, batch_tokens=batch_tokens, per_token=True)
+    def method(lm: LanguageModel, inp: AttributionInput, *, baseline: int, progress: bool, n_samples: int,
+               seed: int, batch_tokens: int) -> tuple[np.ndarray, dict[str, Any]]:
+        import captum.attr
+
+        return _run(lm, inp, getattr(captum.attr, algorithm), baseline=baseline, progress=progress,
+                    n_samples=n_samples, seed=seed, batch_tokens=batch_tokens, per_token=per_token)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"captum ``{algorithm}`` on the prefix-tree engine; see :func:`_sampling_method`."
+    return register(
+        name, family="perturbation", cost=cost, plan=plan, shown=("n_samples", "seed"), check=_check,
+        note=note + " Seeded (seed=0), n_samples=; captum's algorithm on our prefix-tree batched forward.",
+        defaults={"n_samples": n_samples, "seed": 0, "batch_tokens": 4096},
+    )(method)
 
 
-@register(
-    "kernelshap",
-    family="perturbation",
+shapley = _sampling_method(
+    "shapley", "ShapleyValueSampling", per_token=True, n_samples=5, plan=shapley_plan,
+    cost="n_samples x n sequences (default 5 permutations), batched",
+    note="Shapley value sampling (random permutations); unbiased, noisy with few samples.",
+)
+kernelshap = _sampling_method(
+    "kernelshap", "KernelShap", per_token=False, n_samples=200, plan=kernelshap_plan,
     cost="n_samples sequences (default 200), batched; one linear fit per target token",
-    note=_note("Kernel SHAP: a weighted linear surrogate; good with few features (segments)."),
-    plan=kernelshap_plan,
-    shown=("n_samples", "seed"),
-    check=_check,
+    note="Kernel SHAP: a weighted linear surrogate; good with few features (segments).",
 )
-def kernelshap(
-    lm: LanguageModel,
-    inp: AttributionInput,
-    *,
-    baseline: int,
-    progress: bool,
-    n_samples: int = 200,
-    seed: int = 0,
-    batch_tokens: int = 4096,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """captum ``KernelShap`` fitted to each target token's log-prob on the same samples.
-
-    Returns:
-        (token_attr (m, n), info); ``info["seq_attr"]`` (the result's ``seq_attr``) is captum ``LLMAttribution(KernelShap)``'s
-        sequence-level vector (equal to ``token_attr.sum(0)`` up to rounding).
-
-    Example:
-        >>> attr, info = kernelshap(lm, inp, baseline=0, progress=False, n_samples=100)  # doctest: +SKIP
-    """
-    from captum.attr import KernelShap
-
-    return _run(lm, inp, KernelShap, "kernelshap", baseline=baseline, progress=progress,
-                n_samples=n_samples, seed=seed, batch_tokens=batch_tokens, per_token=False)
-
-
-@register(
-    "lime",
-    family="perturbation",
+lime = _sampling_method(
+    "lime", "Lime", per_token=False, n_samples=200, plan=lime_plan,
     cost="n_samples sequences (default 200), batched; one Lasso fit per target token",
-    note=_note("LIME: a sparse (Lasso) local surrogate; a quick ranking, not additive."),
-    plan=lime_plan,
-    shown=("n_samples", "seed"),
-    check=_check,
+    note="LIME: a sparse (Lasso) local surrogate; a quick ranking, not additive.",
 )
-def lime(
-    lm: LanguageModel,
-    inp: AttributionInput,
-    *,
-    baseline: int,
-    progress: bool,
-    n_samples: int = 200,
-    seed: int = 0,
-    batch_tokens: int = 4096,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """captum ``Lime`` (Lasso, alpha 0.01, cosine kernel) fitted per target token on shared samples.
-
-    Returns:
-        (token_attr (m, n), info); ``info["seq_attr"]`` (the result's ``seq_attr``) is captum ``LLMAttribution(Lime)``'s
-        sequence-level vector (the Lasso fit of the total log-prob).
-
-    Example:
-        >>> attr, info = lime(lm, inp, baseline=0, progress=False, n_samples=100)  # doctest: +SKIP
-    """
-    from captum.attr import Lime
-
-    return _run(lm, inp, Lime, "lime", baseline=baseline, progress=progress,
-                n_samples=n_samples, seed=seed, batch_tokens=batch_tokens, per_token=False)
