@@ -72,28 +72,3 @@ def ablation(
     return attr, {**fwd.info, "batch_tokens": batch_tokens, "target_logprobs": as_numpy(fwd.original)}
 
 
-
-def leave_one_out_reference(lm: LanguageModel, inp: AttributionInput, baseline: int = 0) -> np.ndarray:
-    """The brute-force reference: one plain teacher-forced pass per perturbed prompt, no batching,
-    no cache. Slow; tests and benchmarks check :func:`ablation` against it.
-
-    Returns:
-        float64 array (m, n): drop in each target token's log-prob when feature i is replaced by
-        ``baseline`` (or, when ``inp.removal``, when its tokens are removed from the prompt).
-
-    Example:
-        >>> ref = leave_one_out_reference(lm, build_input(lm, "The capital of France is", " Paris"))  # doctest: +SKIP
-    """
-    (orig,) = lm.continuation_logprobs([inp.prompt_ids], [inp.target_ids])
-    cols = []
-    for positions in inp.features:
-        if inp.removal:
-            gone = set(positions)
-            ids = [t for p, t in enumerate(inp.prompt_ids) if p not in gone]
-        else:
-            ids = list(inp.prompt_ids)
-            for p in positions:
-                ids[p] = baseline
-        (pert,) = lm.continuation_logprobs([ids], [inp.target_ids])
-        cols.append(orig.astype(np.float64) - pert)
-    return np.stack(cols, axis=1)
