@@ -35,6 +35,7 @@ from explain.attribution.batched_forward import (
     available_memory,
     bytes_per_position,
     plan_batches,
+    row_cap,
     rows_that_fit,
 )
 from explain.attribution.inputs import PromptFeatures, prompt_features, target_ids_of
@@ -64,7 +65,7 @@ def masked_rows_work(p: PlanInput, dropped: np.ndarray, scale: float = 1.0) -> W
     :class:`~explain.attribution.batched_forward.BatchedForward` groups them.
 
     Args:
-        p: the plan's input; its options give ``batch_tokens`` and ``max_rows``.
+        p: the plan's input; its options give ``batch_tokens``, ``max_rows`` and ``use_cache``.
         dropped: bool (R, n): which features each perturbed row drops.
         scale: how many real rows each simulated row stands for (sampling methods).
 
@@ -93,8 +94,8 @@ def masked_rows_work(p: PlanInput, dropped: np.ndarray, scale: float = 1.0) -> W
     batch_tokens = int(p.options.get("batch_tokens") or 4096)
     memory_budget = min(MAX_MEMORY_BYTES, available_memory() // 4)
     vocab = p.lm.model.get_input_embeddings().num_embeddings
-    max_rows = p.options.get("max_rows")
-    cap = int(max_rows) if max_rows else max(8, math.ceil(len(row_start) / 3))
+    use_cache = bool(p.options.get("use_cache", True))
+    cap = row_cap(len(row_start), p.options.get("max_rows"), use_cache)
 
     def fit(start: int, length: int) -> int:
         return rows_that_fit(start, length, batch_tokens, memory_budget, kv, act)
@@ -104,7 +105,7 @@ def masked_rows_work(p: PlanInput, dropped: np.ndarray, scale: float = 1.0) -> W
     passes, positions, pairs = float(checks), float(checks * n_seq), checks * n_seq * (n_seq + 1) / 2
     peak = 0.0
     probed = False
-    for start, lo, hi in plan_batches(row_start, lengths, cap, fit):
+    for start, lo, hi in plan_batches(row_start, lengths, cap, fit, use_cache):
         suffix = [max(1, lengths[r] - start) for r in range(lo, hi)]
         if start and not probed:  # the first cached pass also carries the unperturbed row,
             suffix.append(n_seq - start)  # and the whole input's cache is made once for all

@@ -198,7 +198,6 @@ def integrated_gradients(
     delta = x - x0
     alphas, weights = _steps(rule, n_steps)
     total = torch.zeros(inp.m, x.shape[1], x.shape[2])
-    lp_ends: dict[str, torch.Tensor] = {}
     bar = tqdm(total=n_steps, desc="integrated gradients", unit="step", disable=not progress, leave=False)
     for start in range(0, n_steps, batch):
         a = alphas[start:start + batch].to(x)
@@ -210,15 +209,14 @@ def integrated_gradients(
     per_position = (total * delta.cpu()[0][None]).sum(-1)
     attr = grads.to_features(per_position)
     with torch.no_grad():
-        for key, emb in (("x", x), ("baseline", x0)):
-            lp_ends[key] = grads.logprobs(emb)[0].double().cpu()
-    gap = (lp_ends["x"] - lp_ends["baseline"]).numpy() - attr.sum(1)
+        lp_x, lp_baseline = (grads.logprobs(emb)[0].double().cpu() for emb in (x, x0))
+    gap = (lp_x - lp_baseline).numpy() - attr.sum(1)
     return attr, {
         **grads.info,
         "n_steps": n_steps,
         "rule": rule,
         "convergence_delta": float(np.abs(gap).max()),
-        "target_logprobs": as_numpy(lp_ends["x"]),
+        "target_logprobs": as_numpy(lp_x),
     }
 
 

@@ -67,7 +67,6 @@ class MaskTable:
         self.mode = "record"  # "record" | "all" (B, m) | "total" (B,) | int j: column j (B,)
         self.pending: dict[bytes, torch.Tensor] = {}
         self.rows: dict[bytes, torch.Tensor] = {}
-        self.requests = 0
 
     @staticmethod
     def _key(mask: torch.Tensor) -> bytes:
@@ -76,7 +75,6 @@ class MaskTable:
     def __call__(self, perturbed: torch.Tensor, *_: Any) -> torch.Tensor:
         """Answer captum: (B, m) in mode "all", (B,) otherwise. Returns: a float64 tensor."""
         keep = (perturbed.detach().cpu().reshape(-1, self.fwd.inp.n) > 0.5)
-        self.requests += keep.shape[0]
         if self.mode == "record":
             for row in keep:
                 self.pending.setdefault(self._key(row), row)
