@@ -206,7 +206,8 @@ def register(
         the function unchanged.
 
     Example:
-        >>> @register("demo", family="perturbation", cost="1 pass", note="a demo")
+        >>> @register("demo", family="perturbation", cost="k passes", note="a demo",
+        ...           plan=lambda p: Work.forwards(p.options["k"], p.n_seq))
         ... def demo(lm, inp, *, baseline, progress, k=2):
         ...     return np.zeros((inp.m, inp.n)), {}
         >>> METHODS["demo"].options({})
