@@ -116,3 +116,21 @@ def test_cost_knows_the_screen_and_refusal_suggests_top_k(tiny_lm) -> None:
         assert f"{screen} screen + exact top 3" in cheap.what
     with pytest.raises(WhylmError, match="top_k=5"):
         attribute(tiny_lm, QUESTION, " Paris", context=long_ctx, sources="sentences", max_seconds=1e-6)
+
+
+def test_cli_context_file_and_top_k(tiny_dir, tmp_path, capsys) -> None:
+    from dashboard.cli import main
+
+    ctx = tmp_path / "context.txt"
+    ctx.write_text(CONTEXT + "\n", encoding="utf-8")
+    out = tmp_path / "out.json"
+    assert main(["explain", QUESTION, "--target", " Paris", "--model", tiny_dir, "--context-file", str(ctx),
+                 "--sources", "sentences", "--top-k", "2", "--json", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert "2 output x 5 sentences" in printed.out and "exact leave-one-out for 2 of 5 sentences" in printed.out
+    assert "question (kept apart" in printed.out and "screen + exact top 2" in printed.err
+    data = json.loads(out.read_text())
+    assert sum(data["info"]["exact"]) == 2 and len(data["input_tokens"]) == 5
+    assert main(["explain", QUESTION, "--model", tiny_dir, "--screen", "gradient"]) == 2
+    assert "--screen needs --top-k" in capsys.readouterr().err
+    assert main(["explain", QUESTION, "--model", tiny_dir, "--context-file", str(tmp_path / "nope.txt")]) == 2
