@@ -50,6 +50,7 @@ class Cost(Result):
         memory_bytes: predicted peak memory of the run, if known.
         cheaper: the cheaper choice to suggest when the run is refused.
         unit: what ``passes`` counts ("forward passes", "questions", "records").
+        note: a caveat on the estimate, shown with its counts (e.g. that it is a lower bound).
     """
 
     what: str
@@ -59,6 +60,7 @@ class Cost(Result):
     memory_bytes: int | None = None
     cheaper: str = ""
     unit: str = "forward passes"
+    note: str = ""
 
     def details(self) -> str:
         """The counts behind the estimate, e.g. ``"12 forward passes, 3,000 token positions"``."""
@@ -69,7 +71,7 @@ class Cost(Result):
             parts.append(f"{self.positions:,} token positions")
         if self.memory_bytes:
             parts.append(f"peak memory about {format_bytes(self.memory_bytes)}")
-        return ", ".join(parts)
+        return ", ".join(parts) + (f"; {self.note}" if self.note else "")
 
     def summary(self) -> str:
         """One line: what, how long, and the counts. Returns: the line."""

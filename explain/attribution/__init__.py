@@ -11,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import importlib
-import inspect
 import time
 from typing import Any, Mapping, Sequence
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from explain.attribution.cost import estimate_cost
 from explain.attribution.inputs import AttributionInput, build_input, default_baseline, split_context_prompt
-from explain.attribution.registry import METHODS, MethodInfo, register
+from explain.attribution.registry import METHODS, MethodInfo, PlanInput, Work, register, unregister
 from explain.attribution.screen import DEFAULT_SCREEN, SCREENS, check_top_k, screened_ablation, split_question
 from explain.attribution.sources import check_sources, split_sources
 from explain.budget import check_budget, record_run
@@ -61,20 +60,6 @@ def check_baseline(lm: LanguageModel, baseline: Any) -> tuple[int, str]:
     if not 0 <= int(baseline) < vocab:
         raise ExplainError(f"baseline token id {baseline} is outside the vocabulary (0..{vocab - 1})")
     return int(baseline), "given"
-
-
-def _check_options(method: str, info: MethodInfo, kwargs: Mapping[str, Any]) -> None:
-    params = inspect.signature(info.fn).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        for name in kwargs:
-            if name not in params or name in ("lm", "inp", "baseline", "progress"):
-                raise ExplainError(f"method '{method}' takes no option '{name}'")
-    for name in ("batch_tokens", "max_rows", "n_samples", "n_steps", "max_evals", "internal_batch_size"):
-        value = kwargs.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ExplainError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def attribute(
@@ -120,7 +105,8 @@ def attribute(
             best only (``method="ablation"``); ``info["exact"]`` marks them, the rest hold the
             screen's estimate (:mod:`explain.attribution.screen`).
         screen: the screen for ``top_k``: ``attention`` (default), ``gradient`` or ``hierarchical``.
-        **kwargs: passed to the method (e.g. ``n_samples``, ``seed``, ``n_steps``, ``batch_tokens``).
+        **kwargs: the method's options (e.g. ``n_samples``, ``seed``, ``n_steps``, ``batch_tokens``;
+            ``METHODS[method].defaults`` lists them with their defaults; ``None`` means the default).
 
     Returns:
         an :class:`AttributionResult` with ``token_attr`` (m, n) and ``seq_attr`` (n,); its
@@ -145,13 +131,13 @@ def attribute(
     baseline_id, baseline_rule = check_baseline(lm, baseline)
     prompt, context = split_context_prompt(prompt, context, sources)
     top_k, screen, screen_options = check_top_k(method, top_k, screen, kwargs)
-    _check_options(method, info, kwargs)
+    options = info.options(kwargs)
     if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))):
         raise ExplainError(f"max_seconds must be a number of seconds, got {max_seconds!r}")
     sources = "tokens" if sources is None else check_sources(sources)
     cost = estimate_cost(lm, prompt, target, method=method, sources=sources, chat=chat,
                          max_new_tokens=max_new_tokens, context=context, top_k=top_k, screen=screen,
-                         **kwargs)
+                         **kwargs, **screen_options)
     check_budget(cost, max_seconds)
     start = time.perf_counter()
     inp = build_input(lm, prompt, target, chat=chat, max_new_tokens=max_new_tokens, sources=sources,
@@ -160,9 +146,9 @@ def attribute(
         progress = cost.seconds > 10 or inp.n * inp.m > PROGRESS_THRESHOLD * 8
     if top_k is not None:
         token_attr, details = screened_ablation(lm, inp, top_k=top_k, screen=screen, baseline=baseline_id,
-                                                progress=bool(progress), **kwargs, **screen_options)
+                                                progress=bool(progress), **options, **screen_options)
     else:
-        token_attr, details = info.fn(lm, inp, baseline=baseline_id, progress=bool(progress), **kwargs)
+        token_attr, details = info.fn(lm, inp, baseline=baseline_id, progress=bool(progress), **options)
     seconds = time.perf_counter() - start
     record_run(lm, method, predicted=cost.seconds, measured=seconds)
     token_attr = np.asarray(token_attr, dtype=np.float64).reshape(inp.m, inp.n)
@@ -203,6 +189,6 @@ def attribute(
 
 
 __all__ = [
-    "DEFAULT_SCREEN", "METHODS", "SCREENS", "AttributionInput", "MethodInfo", "attribute", "build_input",
-    "check_baseline", "default_baseline", "estimate_cost", "register", "split_sources",
+    "DEFAULT_SCREEN", "METHODS", "SCREENS", "AttributionInput", "MethodInfo", "PlanInput", "Work", "attribute", "build_input",
+    "check_baseline", "default_baseline", "estimate_cost", "register", "split_sources", "unregister",
 ]

@@ -21,9 +21,18 @@ import numpy as np
 import torch
 
 from explain.attribution.batched_forward import BatchedForward, as_numpy
+from explain.attribution.cost import masked_rows_work
 from explain.attribution.inputs import AttributionInput
-from explain.attribution.registry import register
+from explain.attribution.registry import PlanInput, Work, integer_options, register
 from explain.model import LanguageModel
+
+
+def ablation_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`ablation`: one row per feature, each dropping that feature.
+
+    Returns: the engine's :class:`Work` (:func:`~explain.attribution.cost.masked_rows_work`).
+    """
+    return masked_rows_work(p, np.eye(p.n, dtype=bool))
 
 
 @register(
@@ -31,6 +40,9 @@ from explain.model import LanguageModel
     family="perturbation",
     cost="n+1 sequences, batched, prefix cache reused (~n²/2 + nm positions)",
     note="Exact leave-one-out; equals captum FeatureAblation. The default: cheap and faithful.",
+    plan=ablation_plan,
+    shown=(),
+    check=integer_options("batch_tokens", "max_rows"),
 )
 def ablation(
     lm: LanguageModel,
@@ -58,6 +70,7 @@ def ablation(
     perturbed = fwd(keep, progress=progress)
     attr = as_numpy(fwd.original[None, :] - perturbed).T
     return attr, {**fwd.info, "batch_tokens": batch_tokens, "target_logprobs": as_numpy(fwd.original)}
+
 
 
 def leave_one_out_reference(lm: LanguageModel, inp: AttributionInput, baseline: int = 0) -> np.ndarray:

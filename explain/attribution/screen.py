@@ -43,7 +43,10 @@ import torch
 
 from explain.attribution.attention import eager_attention
 from explain.attribution.batched_forward import BatchedForward, as_numpy
+from explain.attribution.cost import SCREEN_PLANS
+from explain.attribution.gradient import _EmbeddingGradients
 from explain.attribution.inputs import AttributionInput
+from explain.attribution.registry import PlanInput, Work
 from explain.errors import ExplainError
 from explain.model import LanguageModel
 
@@ -86,10 +89,12 @@ DEFAULT_SCREEN = "attention"
 
 
 def register_screen(name: str, cost: str) -> Callable[[ScreenFn], ScreenFn]:
-    """Decorator that adds a screen to :data:`SCREENS`. Returns: the function unchanged."""
+    """Decorator that adds a screen to :data:`SCREENS` and its cost plan (:func:`screen_plan`) to
+    :data:`explain.attribution.cost.SCREEN_PLANS`. Returns: the function unchanged."""
 
     def wrap(fn: ScreenFn) -> ScreenFn:
         SCREENS[name] = ScreenInfo(name, cost, fn)
+        SCREEN_PLANS[name] = lambda p, k, rows_work: screen_plan(name, p, k, rows_work)
         return fn
 
     return wrap
@@ -185,8 +190,6 @@ def gradient_screen(lm: LanguageModel, inp: AttributionInput, **_: Any) -> Scree
     Returns:
         a :class:`ScreenOutput` in nats (first order).
     """
-    from explain.attribution.gradient import _EmbeddingGradients
-
     eg = _EmbeddingGradients(lm, inp, grad_tokens=1 << 30)
     embeds = eg.embed(eg.ids)
     grads, lp = eg.weighted_grads(embeds, torch.ones(1))
@@ -381,38 +384,49 @@ def split_question(inp: AttributionInput, token_attr: np.ndarray, seq_attr: np.n
     return [inp.feature_names[f] for f in keep], token_attr[:, keep], seq_attr[keep], details
 
 
-def screen_plan(screen: str, starts: list[int], question: int | None, top_k: int, n_seq: int, m: int,
-                block: int | None = None) -> tuple[list[int], tuple[float, float, float], int]:
+def screen_plan(screen: str, p: PlanInput, top_k: int, rows_work: Callable[..., Work]) -> Work:
     """What a ``top_k`` run will compute, for :func:`~explain.attribution.cost.estimate_cost`.
 
     The screen's choice is not known before it runs: the exact rows are placed at evenly spread
     quantiles of the candidates (a row's cost is the suffix after its source).
 
-    Returns:
-        (feature rows the exact engine runs, the screen's own (passes, positions, attention
-        pairs) beyond them, how many whole unperturbed passes the exact engine adds itself).
+    Args:
+        screen: the screen's name; p: the plan input (options hold ``block`` for hierarchical);
+        top_k: exact rows wanted; rows_work: the engine's plan of keep-masks
+            (:func:`~explain.attribution.cost.masked_rows_work`).
 
-    Example:
-        >>> screen_plan("gradient", [0, 10, 20, 30], None, 2, 40, 1)[0]
-        [0, 3]
+    Returns:
+        the :class:`Work` of the screen and the exact part.
     """
-    candidates = [f for f in range(len(starts)) if f != question]
+    n, question = p.n, p.prompt.question
+    candidates = [f for f in range(n) if f != question]
     k = min(top_k, len(candidates))
-    full = (1.0, float(n_seq), n_seq * (n_seq + 1) / 2)
+    n_seq = p.n_seq
+    tail = [question] if question is not None else []
 
     def spread(count: int) -> list[int]:
         at = np.linspace(0, len(candidates) - 1, count).round().astype(int) if count else []
         return sorted({candidates[i] for i in at})
 
-    tail = [question] if question is not None else []
+    eye = np.eye(n, dtype=bool)
     if screen == "hierarchical":
-        size = int(block) if block else min(16, max(2, round(math.sqrt(len(candidates)))))
-        n_blocks = math.ceil(len(candidates) / size)
-        n_best = min(n_blocks, max(2, math.ceil(k / size) + 1))
-        firsts = candidates[::size]
-        inside = spread(min(len(candidates), n_best * size))
-        return firsts + inside + tail, (0.0, 0.0, 0.0), 2
+        size = int(p.options.get("block") or min(16, max(2, round(math.sqrt(len(candidates))))))
+        blocks = [candidates[i:i + size] for i in range(0, len(candidates), size)]
+        n_best = min(len(blocks), max(2, math.ceil(k / size) + 1))
+        dropped = np.zeros((len(blocks), n), dtype=bool)
+        for b, members in enumerate(blocks):
+            dropped[b, members] = True
+        work = rows_work(p, np.concatenate([dropped, eye[spread(min(len(candidates), n_best * size)) + tail]]))
+        return work
+    one_row = PlanInput(p.lm, p.prompt, p.m, {**p.options, "max_rows": 1})
+    work = rows_work(one_row, eye[spread(k) + tail])
+    checks = 2 if p.prompt.removal else 1  # the engine's own unperturbed passes: the screen gives them
+    work.passes -= checks
+    work.positions -= checks * n_seq
+    work.pairs -= checks * n_seq * (n_seq + 1) / 2
     if screen == "gradient":  # a forward with the graph kept and a backward (about two forwards)
-        return spread(k) + tail, tuple(3 * x for x in full), 0  # type: ignore[return-value]
-    # attention: the whole pass is the exact engine's cache pass; add the short eager pass over m
-    return spread(k) + tail, (1.0, float(m), m * (n_seq - m / 2)), 0
+        extra = Work.forwards(3, n_seq)
+    else:  # attention: its whole pass is the exact part's cache pass; then m positions, eager
+        extra = Work(1.0, float(p.m), p.m * (n_seq - p.m / 2))
+    return Work(work.passes + extra.passes, work.positions + extra.positions, work.pairs + extra.pairs,
+                work.peak_bytes, work.cheaper)
