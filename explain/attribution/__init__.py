@@ -19,7 +19,6 @@ import numpy as np
 from explain.attribution.cost import estimate_cost
 from explain.attribution.inputs import AttributionInput, build_input, default_baseline, split_context_prompt
 from explain.attribution.registry import METHODS, MethodInfo, PlanInput, Work, register, unregister
-from explain.attribution.screen import DEFAULT_SCREEN, SCREENS, check_top_k, screened_ablation, split_question
 from explain.attribution.sources import check_sources, split_sources
 from explain.budget import check_budget, record_run
 from explain.errors import ExplainError
@@ -33,6 +32,9 @@ for _module in ("ablation", "perturbation_sampling", "gradient", "attention", "s
     except ModuleNotFoundError as exc:
         if exc.name != f"explain.attribution.{_module}":
             raise
+
+# After the methods, so that METHODS keeps their order (a screen imports the modules it reuses).
+from explain.attribution.screen import DEFAULT_SCREEN, SCREENS, check_top_k, screened_ablation, split_question  # noqa: E402
 
 # Above this many perturbed sequences a progress bar is shown (unless progress=False).
 PROGRESS_THRESHOLD = 64
