@@ -205,6 +205,8 @@ def estimate_cost(
     level = "token" if pf.sources == "tokens" else ("segment" if pf.sources == "segments" else pf.sources.rstrip("s"))
     unit = "tokens" if pf.sources == "tokens" else "sources"
     what = f"{level}-level {method} of {n_prompt:,} tokens" + ("" if unit == "tokens" else f" ({n:,} {unit})")
+    if pf.question is not None:  # the context's sources, and the question as one more
+        what = f"{level}-level {method} of {n_prompt:,} tokens ({n - 1:,} context {unit} + the question)"
     if top_k is not None:
         what += f", {screen} screen + exact top {min(int(top_k), n - (pf.question is not None))}"
     return Cost(
