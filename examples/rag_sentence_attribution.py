@@ -1,9 +1,12 @@
 """Which sentence of a retrieved context made the model give its answer (ContextCite's question).
 
-Splits the context into sentences, states the cost before it starts, removes each sentence in turn
-(exact leave-one-out; the key/value cache of the text before a sentence is reused) and prints the
-sentences ranked by how many nats the answer's log-probability loses without them. ``--html`` writes
-the context with every sentence highlighted and the ranking beside it.
+The context and the question are given apart (``attribute(lm, question, context=...)``): only the
+context is split into sentences, and the question is one source shown apart from the ranking.
+States the cost before it starts; a screen ranks every sentence, then each of the ``--top-k`` best
+is removed in turn (exact leave-one-out; the key/value cache of the text before a sentence is
+reused), and the sentences are printed ranked by how many nats the answer's log-probability loses
+without them ("~" marks a screen's estimate). ``--html`` writes the context with every sentence
+highlighted and the ranking beside it.
 
 Usage:
     python examples/rag_sentence_attribution.py                        # built-in document, embedded model
@@ -32,9 +35,9 @@ QUESTION = "What is the code for the blue vault?"
 ANSWER = " 4172"
 
 
-def build_prompt(context: str, question: str) -> str:
-    """The prompt the model answers: context, question, and the start of the answer line."""
-    return f"{context.strip()}\nQuestion: {question.strip()}\nAnswer: The code is"
+def build_question(question: str) -> str:
+    """The question the model answers after the context: the question and the start of the answer line."""
+    return f"Question: {question.strip()}\nAnswer: The code is"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--question", default=QUESTION)
     parser.add_argument("--answer", default=ANSWER, help="the answer to explain (mind its leading space)")
     parser.add_argument("--top", type=int, default=3, help="how many sentences to print")
+    parser.add_argument("--top-k", type=int, default=5, help="sentences computed exactly (the screen ranks the rest)")
+    parser.add_argument("--screen", default=None, help="attention (default), gradient or hierarchical")
     parser.add_argument("--html", help="write the highlighted context here")
     parser.add_argument("--max-seconds", type=float, default=None, help="refuse a longer run (default 600)")
     parser.add_argument("--model", default=None, help="model folder (default: the embedded model)")
@@ -59,17 +64,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read --context: {exc.strerror or exc}", file=sys.stderr)
         return 2
     lm = LanguageModel.load(args.model)
-    prompt = build_prompt(context, args.question)
+    question = build_question(args.question)
+    options = {"context": context, "sources": "sentences", "top_k": args.top_k, "screen": args.screen}
     try:
-        print("estimate:", estimate_cost(lm, prompt, args.answer, sources="sentences").summary(), flush=True)
-        res = attribute(lm, prompt, target=args.answer, sources="sentences", max_seconds=args.max_seconds)
+        print("estimate:", estimate_cost(lm, question, args.answer, **options).summary(), flush=True)
+        res = attribute(lm, question, target=args.answer, max_seconds=args.max_seconds, **options)
     except WhylmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"answer {args.answer!r}: log-prob {res.target_logprobs.sum():.2f}; "
           f"nats lost without each sentence ({res.info['seconds']:.1f} s):")
-    for rank, (sentence, nats) in enumerate(res.top_features(args.top), 1):
-        print(f"{rank:>3}. {nats:+7.2f}  {sentence.strip()}")
+    exact = res.exact
+    order = sorted(range(len(res.input_tokens)), key=lambda i: -res.seq_attr[i])[:args.top]
+    for rank, i in enumerate(order, 1):
+        mark = " " if exact[i] else "~"
+        print(f"{rank:>3}.{mark}{res.seq_attr[i]:+7.2f}  {res.input_tokens[i].strip()}")
+    print(f"     the question itself (kept apart): {res.info['question']['value']:+.2f}; "
+          f"exact for {int(exact.sum())} of {len(exact)} sentences, '~' = the screen's estimate")
     if args.html:
         Path(args.html).write_text(res.html(), encoding="utf-8")
         print(f"wrote {args.html}")

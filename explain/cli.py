@@ -21,7 +21,7 @@ from explain.threads import check_threads
 
 EXPLAIN_EXAMPLE = """examples:
   whylm explain "The capital of France is" --target " Paris"
-  whylm explain "$(cat context.txt) Question: who built it? Answer:" --target " Ada" --sources sentences
+  whylm explain "Question: who built it? Answer:" --context-file context.txt --target " Ada" --sources sentences --top-k 5
   whylm explain "Summarise: cats sleep a lot." --chat --method shapley --json out.json --html out.html
   whylm explain "The capital of France is" --model ./my-llama --method integrated_gradients
 """
@@ -61,6 +61,14 @@ def add_parsers(subparsers: Any) -> None:
                         "(default: a content-free token per tokenizer; 0 gives captum's numbers)")
     p.add_argument("--sources", default="tokens", choices=["tokens", "words", "sentences", "paragraphs"],
                    help="what to attribute to; a source is ablated by removing it (default: tokens)")
+    p.add_argument("--context-file", type=Path, metavar="FILE",
+                   help="a text file with the context; the prompt is then the question, kept apart: "
+                        "only the context is split into sources")
+    p.add_argument("--top-k", type=int, default=None, metavar="K",
+                   help="a screen ranks every source, exact leave-one-out for the K best only "
+                        "(method ablation; the rest are marked as estimates)")
+    p.add_argument("--screen", default=None, choices=["attention", "gradient", "hierarchical"],
+                   help="the screen for --top-k (default: attention)")
     p.add_argument("--max-seconds", type=float, default=None, metavar="S",
                    help="refuse a run estimated to take longer (default 600)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="generation length without --target")
@@ -120,9 +128,15 @@ def run_explain(args: argparse.Namespace) -> int:
     from explain.budget import check_budget
 
     check_threads(args.threads)
+    context = read_text_file(args.context_file, "context file") if args.context_file else None
+    if args.top_k is not None and args.top_k < 1:
+        raise ExplainError(f"--top-k must be 1 or more, got {args.top_k}")
+    if args.screen is not None and args.top_k is None:
+        raise ExplainError("--screen needs --top-k (how many sources to compute exactly)")
     lm = _load(args.model)
     cost = estimate_cost(lm, args.prompt, args.target, method=args.method, sources=args.sources,
-                         chat=args.chat, max_new_tokens=args.max_new_tokens, threads=args.threads)
+                         chat=args.chat, max_new_tokens=args.max_new_tokens, context=context,
+                         top_k=args.top_k, screen=args.screen, threads=args.threads)
     print(f"estimate: {cost.summary()}", file=sys.stderr)
     check_budget(cost, args.max_seconds)
     res = attribute(
@@ -137,13 +151,25 @@ def run_explain(args: argparse.Namespace) -> int:
         sources=args.sources,
         max_seconds=args.max_seconds,
         threads=args.threads,
+        context=context,
+        top_k=args.top_k,
+        screen=args.screen,
     )
     if args.json != "-":
-        print(f"{res.method} on {res.model}: {len(res.output_tokens)} output x {len(res.input_tokens)} input tokens, "
+        unit = {"tokens": "input tokens", "words": "words", "sentences": "sentences",
+                "paragraphs": "paragraphs"}.get(res.info.get("sources", "tokens"), "sources")
+        print(f"{res.method} on {res.model}: {len(res.output_tokens)} output x {len(res.input_tokens)} {unit}, "
               f"{res.info.get('seconds', 0):.2f}s")
+        exact = res.exact
+        if exact is not None:
+            print(f"  exact leave-one-out for {int(exact.sum())} of {len(exact)} {unit} "
+                  f"({res.info.get('screen')} screen); '~' marks the screen's estimates")
+        mark = (lambda name: "" if exact is None or exact[res.input_tokens.index(name)] else "~")  # noqa: E731
         for j, tok in enumerate(res.output_tokens):
-            tops = ", ".join(f"{t!r} {v:+.3f}" for t, v in res.top_features(args.top, row=j))
+            tops = ", ".join(f"{mark(t)}{t!r} {v:+.3f}" for t, v in res.top_features(args.top, row=j))
             print(f"  {tok!r:>16} (logp {res.target_logprobs[j]:+.2f}) <- {tops}")
+        if res.info.get("question"):
+            print(f"  question (kept apart from the ranking): {res.info['question']['value']:+.3f}")
     rows = "".join(res.html(row=j) for j in range(len(res.output_tokens)))
     _write(args, res.to_json(indent=2), res.html() + rows)
     return 0

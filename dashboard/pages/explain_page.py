@@ -8,6 +8,11 @@ prompt and answer highlighted by attribution (over sentences: the prompt as writ
 highlighted, the ranking beside it), the output x input heatmap, a per-output-token drill-down, an
 optional side-by-side comparison with a second method, and a JSON download. Every run is saved to
 History.
+
+A context box takes a passage apart from the prompt (then the question): only the context is split
+into sources and the question's own value is shown apart from the ranking. Over long prompts with
+word, sentence or paragraph sources, ``top_k`` is the default ("Exact part: auto"): a screen ranks
+every source and exact leave-one-out runs for the 5 best; estimated sources are marked (≈, grey).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from explain.errors import WhylmError
 KIND = "explain"
 STATE = "ex_state"
 INPUT_KEYS = ("ex_model_choice", "ex_model_path", "ex_prompt", "ex_chat", "ex_target", "ex_method",
-    "ex_compare", "ex_method2", "ex_max_new", "ex_token", "ex_sources", "ex_max_seconds")
+    "ex_compare", "ex_method2", "ex_max_new", "ex_token", "ex_sources", "ex_max_seconds", "ex_context",
+    "ex_top_k", "ex_screen")
 SOURCES = {
     "tokens": "Tokens: one feature per token (token ids replaced by a neutral baseline).",
     "words": "Words: one feature per word, removed when ablated.",
@@ -37,6 +43,24 @@ SOURCES = {
 }
 # The comparison's default second method: a faithful one (attention weights are a heuristic).
 COMPARE_DEFAULT = "shapley"
+# "Exact part" choices; "auto" = top_k=AUTO_TOP_K over sources when the text is longer than LONG_CHARS.
+EXACT_CHOICES = ("auto", "all", "3", "5", "10", "20")
+AUTO_TOP_K = 5
+LONG_CHARS = 2000
+
+
+def exact_top_k(choice: Any, method: str, sources: str, text_chars: int) -> int | None:
+    """The ``top_k`` a run uses: ``None`` (every source exact) or an integer.
+
+    Example:
+        >>> exact_top_k("auto", "ablation", "sentences", 9000), exact_top_k("auto", "ablation", "tokens", 9000)
+        (5, None)
+    """
+    if method != "ablation" or choice == "all":
+        return None
+    if choice == "auto":
+        return AUTO_TOP_K if sources != "tokens" and text_chars > LONG_CHARS else None
+    return int(choice)
 
 
 def method_notes() -> dict[str, str]:
@@ -90,6 +114,9 @@ def _apply_reopen() -> None:
     st.session_state["ex_target"] = str(inp.get("target") or "")
     st.session_state["ex_max_new"] = int(inp.get("max_new_tokens", 32))
     st.session_state["ex_sources"] = str(inp.get("sources") or "tokens")
+    st.session_state["ex_context"] = str(inp.get("context") or "")
+    if inp.get("top_k") in EXACT_CHOICES:
+        st.session_state["ex_top_k"] = inp.get("top_k")
     methods = list(inp.get("methods") or [run.method])
     if methods[0] in METHODS:
         st.session_state["ex_method"] = methods[0]
@@ -114,18 +141,30 @@ def _check_prompt(prompt: str) -> None:
 
 
 def estimate(spec: str | None, prompt: str, target: str | None, chat: bool, method: str, sources: str,
-             max_new_tokens: int, options: dict[str, Any] | None = None) -> Any:
-    """The cost of one run before it starts (:func:`explain.estimate_cost`). Returns: a ``Cost``."""
+             max_new_tokens: int, options: dict[str, Any] | None = None,
+             context: dict[str, Any] | None = None) -> Any:
+    """The cost of one run before it starts (:func:`explain.estimate_cost`); ``context`` holds
+    ``context``/``top_k``/``screen``. Returns: a ``Cost``."""
     from explain import estimate_cost
 
     _check_prompt(prompt)
     return estimate_cost(load_model(spec), prompt, target, method=method, sources=sources, chat=chat,
-                         max_new_tokens=max_new_tokens, **(options or {}))
+                         max_new_tokens=max_new_tokens, **_for(method, context), **(options or {}))
+
+
+def _for(method: str, context: dict[str, Any] | None) -> dict[str, Any]:
+    """The context/top_k/screen arguments that apply to ``method`` (top_k only to ablation)."""
+    ctx = dict(context or {})
+    if method != "ablation" or ctx.get("top_k") is None:
+        ctx.pop("top_k", None)
+        ctx.pop("screen", None)
+    return ctx
 
 
 def _run(spec: str | None, prompt: str, target: str | None, chat: bool, methods: list[str],
          max_new_tokens: int, sources: str = "tokens", max_seconds: float | None = None,
-         options: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+         options: dict[str, dict[str, Any]] | None = None,
+         context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Load the model, state each method's estimated cost, refuse one over the budget, and compute
     one attribution per method (with its ``options[method]``), with a progress bar."""
     from explain import attribute, check_budget
@@ -134,7 +173,8 @@ def _run(spec: str | None, prompt: str, target: str | None, chat: bool, methods:
     options = options or {}
     with progress_bar(f"Loading {model_label(spec)}…") as bar:
         lm = load_model(spec)
-        costs = [estimate(spec, prompt, target, chat, m, sources, max_new_tokens, options.get(m)) for m in methods]
+        costs = [estimate(spec, prompt, target, chat, m, sources, max_new_tokens, options.get(m), context)
+                 for m in methods]
         for cost in costs:
             st.info(md_escape(f"Estimate: {cost.summary()}"))
             check_budget(cost, max_seconds)
@@ -145,7 +185,7 @@ def _run(spec: str | None, prompt: str, target: str | None, chat: bool, methods:
                               f"{costs[i].seconds:.0f} s…")
             res = attribute(lm, prompt, target=target, method=method, chat=chat,
                             max_new_tokens=max_new_tokens, progress=False, sources=sources,
-                            max_seconds=max_seconds, **options.get(method, {}))
+                            max_seconds=max_seconds, **_for(method, context), **options.get(method, {}))
             results.append(res.to_dict())
     return results
 
@@ -160,8 +200,12 @@ def render() -> None:
 
     saved = st.session_state.get(STATE, {}).get("inputs", {})
     spec = model_picker("ex", default=saved.get("model"))
-    prompt = st.text_area("Prompt", key="ex_prompt", height=110,
-                          placeholder="The capital of France is")
+    context_text = st.text_area("Context (optional)", key="ex_context", height=110,
+                                placeholder="a retrieved passage; the prompt below is then the question",
+                                help="Only the context is split into sources; the question stays one "
+                                     "source, shown apart from the ranking.")
+    prompt = st.text_area("Prompt" + (" (the question)" if context_text.strip() else ""), key="ex_prompt",
+                          height=110, placeholder="The capital of France is")
     c1, c2 = st.columns([1, 3])
     chat = c1.toggle("Chat prompt", key="ex_chat",
                      help="Apply the model's chat template; only your text is attributed.")
@@ -173,6 +217,14 @@ def render() -> None:
     sources = c5.selectbox("Attribute to", list(SOURCES), key="ex_sources",
                            help="Granularity of the features; long prompts: sentences.")
     c5.caption(SOURCES[sources])
+    if st.session_state.get("ex_top_k") not in EXACT_CHOICES:
+        st.session_state["ex_top_k"] = "auto"
+    choice = c5.selectbox("Exact part", EXACT_CHOICES, key="ex_top_k",
+                          help="auto: over long prompts with word/sentence/paragraph sources, a screen "
+                               f"ranks every source and exact leave-one-out runs for the {AUTO_TOP_K} best; "
+                               "all: every source exact. Only for the ablation method.")
+    screen = c5.selectbox("Screen", ["attention", "gradient", "hierarchical"], key="ex_screen",
+                          help="How the sources are ranked before the exact part (top_k runs).")
     st.session_state.setdefault("ex_max_seconds", int(DEFAULT_MAX_SECONDS))
     max_seconds = c6.number_input("Time budget (s)", min_value=1, max_value=24 * 3600, step=60,
                                   key="ex_max_seconds",
@@ -192,13 +244,15 @@ def render() -> None:
         c4.caption(notes[method2])
         if method2 != method:
             options[method2] = method_options(c4, method2)
+    context = {"context": context_text if context_text.strip() else None, "screen": screen,
+               "top_k": exact_top_k(choice, method, sources, len(context_text) + len(prompt))}
     st.session_state.setdefault("ex_max_new", 32)
     max_new = st.slider("Max new tokens (when generating)", 1, 128, key="ex_max_new")
 
     b1, b2 = st.columns([1, 1])
     if b2.button("Estimate cost", key="ex_estimate"):
         cost = run_safely("Estimate", estimate, spec, prompt, target or None, chat, method, sources, max_new,
-                          options[method])
+                          options[method], context)
         if cost is not None:
             over = cost.seconds > float(max_seconds)
             (st.warning if over else st.info)(md_escape(
@@ -207,11 +261,11 @@ def render() -> None:
         methods = [method] + ([method2] if compare and method2 and method2 != method else [])
         options = {m: options[m] for m in methods}
         results = run_safely("Explain", _run, spec, prompt, target or None, chat, methods, max_new,
-                             sources, float(max_seconds), options)
+                             sources, float(max_seconds), options, context)
         if results is not None:
             inputs = {"model": spec, "prompt": prompt, "target": target or None, "chat": chat,
                       "methods": methods, "max_new_tokens": max_new, "sources": sources,
-                      "options": options}
+                      "options": options, "context": context["context"], "top_k": choice}
             run_id = save_run(KIND, inputs, {"results": results}, model=model_label(spec),
                               method=" vs ".join(methods), title=prompt)
             st.session_state[STATE] = {"inputs": inputs, "results": results, "run_id": run_id}
@@ -239,6 +293,14 @@ def _show(state: dict[str, Any]) -> None:
     st.caption(f"Model: {md_escape(model_label(inp.get('model')))} · method: {md_escape(res.method)} · "
                f"{len(res.input_tokens)} prompt {md_escape(kind)} × {len(res.output_tokens)} answer tokens · "
                f"{float(res.info['seconds']):.1f} s (estimated {float(res.info['estimated_seconds']):.1f} s)")
+    exact = res.exact
+    if exact is not None:
+        st.caption(f"Exact leave-one-out for {int(exact.sum())} of {len(exact)} {md_escape(kind)} "
+                   f"(the {md_escape(str(res.info.get('screen')))} screen's top {res.info.get('top_k')}); "
+                   "the others hold the screen's estimate, marked ≈ and grey.")
+    question = res.info.get("question")
+    if isinstance(question, dict):
+        st.caption(f"The question itself (kept apart from the ranking): {float(question['value']):+.3f} nats.")
     from explain.plots import highlight_html
 
     m = len(res.output_tokens)

@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -47,6 +47,11 @@ from explain.threads import accepts_threads
 
 # Above this many simulated mask cells, rows are subsampled and the counts scaled up.
 SIMULATION_CELLS = 4_000_000
+
+# A top_k screen's cost plan, registered by explain.attribution.screen (register_screen):
+# (plan input, top_k, masked_rows_work) -> the Work of the screen and of the exact part.
+ScreenPlan = Callable[[PlanInput, int, Callable[..., Work]], Work]
+SCREEN_PLANS: dict[str, ScreenPlan] = {}
 
 
 def simulated_rows(samples: int, cells_per_row: int) -> int:
@@ -144,12 +149,17 @@ def estimate_cost(
     sources: str | Sequence[tuple[int, int]] | None = None,
     chat: bool = False,
     max_new_tokens: int = 32,
+    context: str | None = None,
+    top_k: int | None = None,
+    screen: str | None = None,
     **method_options: Any,
 ) -> Cost:
     """Predict the forward passes, token positions, seconds and peak memory of an attribution run.
 
     Args:
-        lm, prompt, target, method, sources, chat, max_new_tokens: as for :func:`explain.attribute`.
+        lm, prompt, target, method, sources, chat, max_new_tokens, context, top_k, screen: as
+            for :func:`explain.attribute` (``top_k``: the screen's registered plan, then the exact
+            part; ``block`` is the hierarchical screen's option).
         **method_options: the method's options (``n_samples``, ``n_steps``, ``max_evals``,
             ``batch_tokens``, ``max_rows``...); the method's registered defaults fill in the rest.
 
@@ -169,13 +179,20 @@ def estimate_cost(
     info = METHODS.get(method)
     if info is None:
         raise ExplainError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
+    screen_options = {k: method_options.pop(k) for k in ("block", "head_weights") if k in method_options}
     options = info.options(method_options)
-    pf = prompt_features(lm, prompt, chat=chat, sources=sources or "tokens")
+    pf = prompt_features(lm, prompt, chat=chat, sources=sources or "tokens", context=context)
     generated = target is None
     m = max_new_tokens if generated else len(target_ids_of(lm, target))
     plan_input = PlanInput(lm=lm, prompt=pf, m=m, options=options)
     note = ""
-    if info.plan is None:
+    if top_k is not None:
+        screen = screen or "attention"
+        if screen not in SCREEN_PLANS:
+            raise ExplainError(f"unknown screen '{screen}': choose one of {', '.join(SCREEN_PLANS)}")
+        plan_input = PlanInput(lm=lm, prompt=pf, m=m, options={**options, **screen_options})
+        work = SCREEN_PLANS[screen](plan_input, int(top_k), masked_rows_work)
+    elif info.plan is None:
         work = Work.forwards(1, plan_input.n_seq)
         note = f"no cost plan registered for method {method}: the estimate is a lower bound"
     else:
@@ -192,20 +209,26 @@ def estimate_cost(
     level = "token" if pf.sources == "tokens" else ("segment" if pf.sources == "segments" else pf.sources.rstrip("s"))
     unit = "tokens" if pf.sources == "tokens" else "sources"
     what = f"{level}-level {method} of {n_prompt:,} tokens" + ("" if unit == "tokens" else f" ({n:,} {unit})")
+    if pf.question is not None:  # the context's sources, and the question as one more
+        what = f"{level}-level {method} of {n_prompt:,} tokens ({n - 1:,} context {unit} + the question)"
+    if top_k is not None:
+        what += f", {screen} screen + exact top {min(int(top_k), n - (pf.question is not None))}"
     return Cost(
         what=what,
         seconds=float(seconds),
         passes=int(math.ceil(passes)),
         positions=int(math.ceil(positions)),
         memory_bytes=int(weights + work.peak_bytes),
-        cheaper=_cheaper(method, pf.sources, work.cheaper),
+        cheaper=_cheaper(method, pf.sources, work.cheaper, top_k, n),
         spread=pace.spread,
-        note="; ".join(n for n in (note, pace.note) if n),
+        note="; ".join(x for x in (note, pace.note) if x),
     )
 
 
-def _cheaper(method: str, sources: str, method_tip: str) -> str:
+def _cheaper(method: str, sources: str, method_tip: str, top_k: int | None = None, n: int = 0) -> str:
     tips = []
+    if method == "ablation" and (top_k is None or top_k > 5) and n > 10:
+        tips.append("top_k=5 (a screen ranks every source, exact leave-one-out for the 5 best)")
     if sources in ("tokens", "words"):
         tips.append('use sources="sentences" (or "paragraphs")')
     elif sources == "sentences":
