@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from explain.errors import ExplainError  # noqa: E402
 from explain.signals.metrics import accuracy, auroc_labels, brier, ece  # noqa: E402
 from grounded_cases import KINDS, make_cases  # noqa: E402
 from score_cache import cached_reports, rescore  # noqa: E402
@@ -292,8 +293,9 @@ def fit_from_rows(by_set: dict[str, list[dict[str, Any]]], description: str) -> 
     """A context calibration fitted on the rows of every set, each set weighing the same in all."""
     from explain.signals.calibration import CANDIDATES, Calibration, fit_case
 
+    by_set = {k: v for k, v in by_set.items() if v}
     rows = [r for rs in by_set.values() for r in rs]
-    weights = np.concatenate([np.full(len(rs), len(rows) / (len(by_set) * len(rs))) for rs in by_set.values() if rs])
+    weights = np.concatenate([np.full(len(rs), len(rows) / (len(by_set) * len(rs))) for rs in by_set.values()])
     names = [f for f in CANDIDATES["context"] if all(f in r["scores"] for r in rows)]
     x = np.array([[r["scores"][f] for f in names] for r in rows], dtype=np.float64)
     y = np.array([r["label"] for r in rows])
@@ -326,7 +328,10 @@ def evaluate_rows(name: str, rows: list[dict[str, Any]], cal: Any, dev_rows: lis
     length = np.array([r["length"] for r in rows])
     groups = pair_ids(rows)
     p, _ = risks(cal, rows)
-    len_fn = length_model(np.array([r["length"] for r in dev_rows]), np.array([r["label"] for r in dev_rows]))
+    dev_y = np.array([r["label"] for r in dev_rows])
+    if min(dev_y.sum(), (1 - dev_y).sum()) < 4:  # too few dev answers of this set: fit the baseline on the test rows
+        dev_rows, dev_y = rows, np.array([r["label"] for r in rows])
+    len_fn = length_model(np.array([r["length"] for r in dev_rows]), dev_y)
     subsets = {"all": np.ones(len(y), bool)}
     if name == "halueval":
         by_item: dict[Any, list[int]] = {}
@@ -353,6 +358,7 @@ def evaluate_rows(name: str, rows: list[dict[str, Any]], cal: Any, dev_rows: lis
 
 def evidence_metrics(rows: list[dict[str, Any]], cal: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Evidence top-1 on correct sentences and localisation of the swapped sentence (grounded cases)."""
+    from explain.signals import verdict
     from explain.signals.evidence import context_sentences, sentence_evidence
 
     rng = np.random.default_rng(args.seed)
@@ -375,8 +381,6 @@ def evidence_metrics(rows: list[dict[str, Any]], cal: Any, args: argparse.Namesp
         if wrong and len(r["sentences"]) > 1 and all(v is not None for v in srisk):
             k = wrong[0]
             local.append(int(np.argmax(srisk)) == k)
-            from explain.signals import verdict
-
             not_supported.append(verdict(srisk[k]) != "supported")
 
     def share(v: list[bool]) -> dict[str, Any]:
@@ -401,9 +405,15 @@ def transfer(dev: dict[str, list[dict[str, Any]]], test: dict[str, list[dict[str
             continue
         others = {k: v for k, v in dev.items() if k != name and v}
         y = np.array([r["label"] for r in test[name]])
+        if not others or len(set(y)) < 2:
+            continue
         row = {}
-        for label, cal in (("fitted on all dev sets", cal_all),
-                           ("fitted without it", fit_from_rows(others, f"dev sets without {name}"))):
+        try:
+            without = fit_from_rows(others, f"dev sets without {name}")
+        except ExplainError as exc:
+            print(f"transfer to {name} skipped: {exc}")
+            continue
+        for label, cal in (("fitted on all dev sets", cal_all), ("fitted without it", without)):
             p, _ = risks(cal, test[name])
             row[label] = {"auroc": auroc_labels(p, y), "brier": brier(p, y), "accuracy": accuracy(p, y)}
         out[name] = row
