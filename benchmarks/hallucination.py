@@ -329,9 +329,15 @@ def evaluate_rows(name: str, rows: list[dict[str, Any]], cal: Any, dev_rows: lis
     groups = pair_ids(rows)
     p, _ = risks(cal, rows)
     dev_y = np.array([r["label"] for r in dev_rows])
-    if min(dev_y.sum(), (1 - dev_y).sum()) < 4:  # too few dev answers of this set: fit the baseline on the test rows
-        dev_rows, dev_y = rows, np.array([r["label"] for r in rows])
-    len_fn = length_model(np.array([r["length"] for r in dev_rows]), dev_y)
+    try:
+        len_fn = length_model(np.array([r["length"] for r in dev_rows]), dev_y)
+        len_label = "answer length (logistic, dev-fitted)"
+    except ExplainError:  # too few dev answers of this set: the baseline is fitted on the test rows (optimistic)
+        try:
+            len_fn = length_model(np.array([r["length"] for r in rows]), np.array([r["label"] for r in rows]))
+            len_label = "answer length (logistic, fitted on these test rows)"
+        except ExplainError:
+            len_fn, len_label = (lambda v: np.full(len(v), np.nan)), "answer length (too few answers)"
     subsets = {"all": np.ones(len(y), bool)}
     if name == "halueval":
         by_item: dict[Any, list[int]] = {}
@@ -341,12 +347,12 @@ def evaluate_rows(name: str, rows: list[dict[str, Any]], cal: Any, dev_rows: lis
         subsets["length_matched"] = np.isin(groups, matched)
     out: dict[str, Any] = {"answers": int(len(y)), "positives": int(y.sum()), "rows": {},
                            "seconds_per_answer": float(np.mean([r["rep"]["seconds"] for r in rows])) if rows else float("nan")}
-    predictors = {"whylm risk": p, "answer length (logistic, dev-fitted)": len_fn(length),
+    predictors = {"whylm risk": p, len_label: len_fn(length),
                   "random (uniform risk)": rng.random(len(y))}
     for subset, mask in subsets.items():
         out[f"{subset}_answers"] = int(mask.sum())
         for label, pred in predictors.items():
-            if mask.sum() < 4 or len(set(y[mask])) < 2:
+            if mask.sum() < 4 or len(set(y[mask])) < 2 or not np.isfinite(pred[mask]).all():
                 continue
             row = metric_row(pred[mask], y[mask], groups[mask], args.boot, rng)
             row.update(verdict_row(pred[mask], y[mask]) if label == "whylm risk" else {})
