@@ -105,7 +105,8 @@ def test_evidence_scores_by_hand():
     assert s[1] == {"unsupported": pytest.approx(math.exp(-0.2)), "contradicted": 0.0, "unseen_names": 1.0}
     s = evidence_scores(np.array([[4.0, -3.0]]), [(0, 2)], ["A", " b"], "A c.")
     assert s[0]["contradicted"] == 3.0 and s[0]["unsupported"] == pytest.approx(math.exp(-1.0))
-    assert names_and_numbers("Dr Ada Lee met him on 3 May 1999.") == ["ada", "lee", "3", "may", "1999"]
+    assert names_and_numbers("Dr Ada Lee met him on 3 May 1999.") == ["dr", "ada", "lee", "3", "may", "1999"]
+    assert names_and_numbers("Ten.") == ["ten"] and names_and_numbers("The town is big.") == []
     assert names_and_numbers("paris.") == []
 
 

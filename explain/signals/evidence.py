@@ -233,8 +233,20 @@ def sentence_evidence(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]]
 _NAME = re.compile(r"[A-Za-z0-9][\w'’.-]*")
 
 
+NUMBER_WORDS = frozenset("""zero one two three four five six seven eight nine ten eleven twelve thirteen
+    fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty
+    ninety hundred thousand million billion first second third fourth fifth half dozen""".split())
+"""Number words count as numbers ("Eight." against a passage that says six)."""
+
+_STARTERS = frozenset("""the a an it its it's this that these those he she they we i you his her their our my
+    there here in on at by for from of to with and but or so yes no not about around after before
+    during since when where who what which how why some many most all both each every""".split())
+"""Common first words of a sentence that are capitalised only because they start it."""
+
+
 def names_and_numbers(text: str) -> list[str]:
-    """The words of ``text`` that carry names, numbers and dates: capitalised after the first word, or with a digit.
+    """The words of ``text`` that carry names, numbers and dates: capitalised words (a sentence's
+    first word too, unless it is a common starter like "The"), words with a digit, number words.
 
     Returns:
         the words, lower-cased, without trailing punctuation.
@@ -242,12 +254,15 @@ def names_and_numbers(text: str) -> list[str]:
     Example:
         >>> names_and_numbers("The treaty was signed by Mira Olsen in 1847.")
         ['mira', 'olsen', '1847']
+        >>> names_and_numbers("Berlin."), names_and_numbers("Eight."), names_and_numbers("It has ten legs.")
+        (['berlin'], ['eight'], ['ten'])
     """
     words = [w.rstrip(".'’-") for w in _NAME.findall(text)]
     out = []
-    for i, w in enumerate(words):
-        if any(c.isdigit() for c in w) or (i > 0 and w[:1].isupper()):
-            out.append(w.lower())
+    for w in words:
+        low = w.lower()
+        if any(c.isdigit() for c in w) or low in NUMBER_WORDS or (w[:1].isupper() and low not in _STARTERS):
+            out.append(low)
     return out
 
 
@@ -299,5 +314,5 @@ def answer_scores(per_sentence: Sequence[Mapping[str, float]]) -> dict[str, floa
     return {k: float(max(s[k] for s in per_sentence)) for k in keys}
 
 
-__all__ = ["EVIDENCE_NATS", "LONG_CONTEXT_TOKENS", "TOP_K", "Evidence", "screened_leave_one_out", "LABELS", "SCORE_DOCS", "answer_scores", "context_sentences",
+__all__ = ["EVIDENCE_NATS", "LONG_CONTEXT_TOKENS", "NUMBER_WORDS", "TOP_K", "Evidence", "screened_leave_one_out", "LABELS", "SCORE_DOCS", "answer_scores", "context_sentences",
            "evidence_scores", "leave_one_out", "names_and_numbers", "removal_contexts", "sentence_evidence"]
