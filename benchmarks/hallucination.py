@@ -295,7 +295,11 @@ def fit_from_rows(by_set: dict[str, list[dict[str, Any]]], description: str) -> 
 
     by_set = {k: v for k, v in by_set.items() if v}
     rows = [r for rs in by_set.values() for r in rs]
-    weights = np.concatenate([np.full(len(rs), len(rows) / (len(by_set) * len(rs))) for rs in by_set.values()])
+    # two sources weigh the same: HaluEval, and the grounded cases (each kind an equal share of them)
+    sources = {"halueval" if k == "halueval" else "grounded" for k in by_set}
+    kinds = sum(k != "halueval" for k in by_set)
+    share = {k: (1.0 if k == "halueval" else 1.0 / kinds) / len(sources) for k in by_set}
+    weights = np.concatenate([np.full(len(rs), share[k] * len(rows) / len(rs)) for k, rs in by_set.items()])
     names = [f for f in CANDIDATES["context"] if all(f in r["scores"] for r in rows)]
     x = np.array([[r["scores"][f] for f in names] for r in rows], dtype=np.float64)
     y = np.array([r["label"] for r in rows])
@@ -493,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     dev = scored(None if args.cached_only else lm, dev_sets, "dev", args)
     if args.fit_calibration:
         counts = ", ".join(f"{k} {len(v)}" for k, v in dev.items())
-        cal = fit_from_rows(dev, f"dev halves, each set weighing the same: {counts} answers (HaluEval QA dev items "
+        cal = fit_from_rows(dev, f"dev halves, HaluEval and the grounded cases weighing the same: {counts} answers (HaluEval QA dev items "
                                  "from the first half of qa_pairs.json; grounded_cases.py dev split)")
         cal.notes = ["signals(chat=True, evidence=True)",
                      "case skipped, no_context: no signal score separates the labels in the right direction: cannot calibrate",
