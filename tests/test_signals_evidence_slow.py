@@ -1,0 +1,67 @@
+"""Verdicts with evidence on the embedded SmolLM2-135M and its shipped calibration: plain cases (slow).
+
+The cases are written here (fictional facts the model cannot know, and one everyday fact), not
+taken from the issue.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from explain.signals import signals
+
+pytestmark = pytest.mark.slow
+
+TOWER = ("The Kelvar Tower stands in the town of Dunmore. It was designed by the architect Lena Vos in 1962. "
+         "The tower is 88 metres tall.")
+
+
+def test_short_right_answer_with_its_passage_is_supported(embedded_lm):
+    rep = signals(embedded_lm, "Who designed the Kelvar Tower?", response="Lena Vos.", context=TOWER, progress=False)
+    assert rep.verdict == "supported", rep.summary()
+    assert rep.sentences[0].evidence and rep.sentences[0].evidence[0].source == 1
+
+
+def test_swapped_name_or_number_is_likely_hallucinated(embedded_lm):
+    name = signals(embedded_lm, "Who designed the Kelvar Tower?", response="Marco Diaz.", context=TOWER,
+                   progress=False)
+    number = signals(embedded_lm, "How tall is the Kelvar Tower?", response="The tower is 68 metres tall.",
+                     context=TOWER, progress=False)
+    assert name.verdict == "likely hallucinated", name.summary()
+    assert number.verdict == "likely hallucinated", number.summary()
+
+
+def test_copied_sentence_is_supported_and_grounded(embedded_lm):
+    rep = signals(embedded_lm, "How tall is the Kelvar Tower?", response="The tower is 88 metres tall.",
+                  context=TOWER, progress=False)
+    assert rep.verdict == "supported", rep.summary()
+    assert rep.scores["ungrounded_fraction"] < 0.2 and min(rep.scores.values()) >= 0.0
+    assert rep.sentences[0].evidence[0].source == 2
+
+
+def test_wrong_sentence_is_the_riskiest_of_its_answer(embedded_lm):
+    rep = signals(embedded_lm, "Tell me about the Kelvar Tower.",
+                  response="Lena Vos designed it in 1962. The tower is 68 metres tall.", context=TOWER,
+                  progress=False)
+    first, second = rep.sentences
+    assert second.risk > first.risk and second.verdict != "supported", rep.summary()
+    assert rep.risk >= second.risk and rep.verdict != "supported"
+
+
+@pytest.mark.xfail(strict=True, reason="known shortfall, measured: the 135M model finds 'Eight.' 3.3 nats less likely "
+                   "after a passage ending in 'six' than without it, so the right answer reads 'uncertain' (0.43)")
+def test_everyday_fact(embedded_lm):
+    context = "Spiders are not insects. A spider has eight legs, while an insect has six."
+    right = signals(embedded_lm, "How many legs does a spider have?", response="Eight.", context=context,
+                    progress=False)
+    wrong = signals(embedded_lm, "How many legs does a spider have?", response="Ten.", context=context,
+                    progress=False)
+    assert right.verdict == "supported", right.summary()
+    assert wrong.verdict != "supported" and wrong.risk > right.risk + 0.3, wrong.summary()
+
+
+def test_trailing_newline_does_not_change_the_risk(embedded_lm):
+    a = signals(embedded_lm, "Who designed the Kelvar Tower?", response="Lena Vos.", context=TOWER, progress=False)
+    b = signals(embedded_lm, "Who designed the Kelvar Tower?\n", response="Lena Vos.\n", context=TOWER + "\n",
+                progress=False)
+    assert a.risk is not None and b.risk == a.risk
