@@ -125,24 +125,27 @@ def calibration_label(spec: Any) -> str:
     return Path(str(spec)).name
 
 
-def calibration_picker(key: str, label: str = "Calibration") -> Any:
+def calibration_picker(key: str, label: str = "Calibration", default_label: str | None = None) -> Any:
     """A selectbox: the shipped calibration, none, or a file under the dashboard's folders.
 
     Args:
         key: the widget key; its value is ``None`` (shipped), ``False`` (none) or a file's path.
         label: the widget's label.
+        default_label: when given, the choices are ``None`` shown as this label, then the files
+            (no "none" choice): for pages where ``None`` means "keep what is there".
 
     Returns:
         the chosen spec for ``calibration=``.
     """
     files = available_calibrations()
     names = {v: k for k, v in files.items()}
-    options: list[Any] = [None, False, *files.values()]
+    options: list[Any] = [None, *files.values()] if default_label else [None, False, *files.values()]
+    first = default_label or SHIPPED
     if st.session_state.get(key) not in options:  # a file that went away, or a reopened run's
         st.session_state[key] = None
     return st.selectbox(
         label, options, key=key,
-        format_func=lambda o: SHIPPED if o is None else NONE if o is False else names.get(o, str(o)),
+        format_func=lambda o: first if o is None else NONE if o is False else names.get(o, str(o)),
         help="The risk is a calibrated probability only for the model its calibration was fitted on. "
              "Fit one with `whylm signals calibrate labelled.jsonl --out cal.json` and put the file in "
              "the dashboard's --data-dir or --model-dir to see it here.",
