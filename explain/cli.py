@@ -77,7 +77,7 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("labelled", nargs="?", type=Path, help=argparse.SUPPRESS)
     s.add_argument("--response", help="an answer to score as is (default: generate one)")
     s.add_argument("--context-file", type=Path, help="a text file with the context/passage the answer should rest on")
-    s.add_argument("--n-samples", "--samples", dest="n_samples", type=int, default=0,
+    s.add_argument("--n-samples", dest="n_samples", type=int, default=0,
                    help="sampled answers for consistency scores (default 0)")
     s.add_argument("--calibration", help="a calibration JSON file (default: the one shipped for the model, if any)")
     s.add_argument("--max-seconds", type=float, default=None, help="refuse runs estimated above this (default 600)")
