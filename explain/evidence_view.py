@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from explain.plots import escape
 from explain.signals import SCORE_DOCS, SIGNALS
+from explain.signals.evidence import LABELS as EVIDENCE_LABELS
 from explain.signals.registry import score_docs
 
 NOTHING = "nothing in the context supports this"
@@ -45,7 +46,11 @@ def score_label(key: str) -> str:
     Example:
         >>> score_label("mean_entropy"), score_label("semantic_entropy")
         ('model hesitation (entropy), average over tokens', 'semantic entropy')
+        >>> score_label("unsupported")
+        'no context sentence supports it'
     """
+    if key in EVIDENCE_LABELS:
+        return EVIDENCE_LABELS[key]
     for spec in SIGNALS.values():
         if key in spec.aggregate:
             reducer = spec.aggregate[key]

@@ -27,6 +27,7 @@ from explain.errors import WhylmError, one_line, report_internal_error
 from explain.rng import seeded
 from explain.evidence_view import evidence_json, n_unsupported
 from explain.signals import load_calibration, score_docs, signals
+from explain.signals.evidence import SCORE_DOCS as EVIDENCE_DOCS
 
 
 def make_settings(model: str, signals: bool, method: str | None, seed: int, chat: bool = True,
@@ -85,12 +86,12 @@ def calibration_setting(spec: Any, model: str = "") -> tuple[dict[str, Any] | bo
 
 def score_names() -> list[str]:
     """The ``score.<name>`` columns of an audit: the scores :func:`explain.signals` gives without
-    samples (token scores always; grounding scores with a context, ``null`` without one).
+    samples (token scores always; grounding and evidence scores with a context, ``null`` without one).
 
     Returns:
         a list of score names, in the order signals() reports them.
     """
-    return list(score_docs())
+    return [*score_docs(), *(k for k in EVIDENCE_DOCS if k not in score_docs())]
 
 
 @lru_cache(maxsize=1)
@@ -137,8 +138,8 @@ def audit_record(lm: Any, rec: Mapping[str, Any], settings: Mapping[str, Any]) -
                 rep = signals(lm, prompt, response=response, context=context, seed=seed, progress=False, chat=chat,
                               max_new_tokens=int(settings.get("max_new_tokens", 64)),
                               calibration=settings.get("calibration"))
-                response = rep.response
-                row.update(response=rep.response, generated=bool(rep.generated), risk=_num(getattr(rep, "risk", None)),
+                response = rep.response if response is None else response  # a given one is kept as given
+                row.update(response=response, generated=bool(rep.generated), risk=_num(getattr(rep, "risk", None)),
                            verdict=getattr(rep, "verdict", None), report=rep.to_json(indent=None),
                            evidence=evidence_json(rep), n_unsupported_sentences=n_unsupported(rep))
                 row.update({f"score.{k}": _num(v) for k, v in rep.scores.items()})
