@@ -31,6 +31,14 @@ NO_EVIDENCE = "no evidence computed (no context given, or evidence=False)"
 
 VERDICT_COLOURS = {"supported": "#1a7f37", "uncertain": "#9a6700", "likely hallucinated": "#cf222e"}
 
+CONSISTENCY_LABELS = {
+    "inconsistency_embedding": "sampled answers disagree (embeddings)",
+    "inconsistency_judge": "sampled answers disagree (judge)",
+    "semantic_entropy": "spread of meanings across samples",
+    "discrete_semantic_entropy": "spread of meanings across samples (counts)",
+}
+"""Plain names of the consistency scores (they come from samples, not from a registered signal)."""
+
 _REDUCER_WORDS = {"mean": "average over tokens", "max": "highest token", "min": "lowest token",
                   "sum": "sum over tokens"}
 _RANGE = re.compile(r"^\s*([\[(][^\]\)]*[\])])\s*([^:]*):")
@@ -45,12 +53,14 @@ def score_label(key: str) -> str:
 
     Example:
         >>> score_label("mean_entropy"), score_label("semantic_entropy")
-        ('model hesitation (entropy), average over tokens', 'semantic entropy')
+        ('model hesitation (entropy), average over tokens', 'spread of meanings across samples')
         >>> score_label("unsupported")
         'no context sentence supports it'
     """
     if key in EVIDENCE_LABELS:
         return EVIDENCE_LABELS[key]
+    if key in CONSISTENCY_LABELS:
+        return CONSISTENCY_LABELS[key]
     for spec in SIGNALS.values():
         if key in spec.aggregate:
             reducer = spec.aggregate[key]
@@ -83,7 +93,7 @@ def score_range(key: str) -> str:
     if not match:
         return ""
     bounds = [b.strip() for b in match.group(1)[1:-1].split(",")]
-    unit = match.group(2).strip()
+    unit = match.group(2).strip(" ,")
     if len(bounds) != 2:
         return ""
     lo, hi = bounds
