@@ -5,7 +5,8 @@
   :mod:`~explain.signals.grounding`) are registered the same way;
 - :mod:`~explain.signals.consistency`: sampled answers, embeddings, judges, semantic entropy;
 - :mod:`~explain.signals.calibration`: calibrated ``risk`` and ``verdict`` from a JSON file, fitted
-  with :func:`calibrate_signals` (:mod:`~explain.signals.calibrate`);
+  with :func:`calibrate_signals` (:mod:`~explain.signals.fitting`);
+- :mod:`~explain.signals.evidence`: the context sentences each answer sentence rests on;
 - :mod:`~explain.signals.api`: :func:`signals`; :mod:`~explain.signals.report`: :class:`SignalReport`.
 
 Example:
@@ -19,7 +20,7 @@ Example:
 
 from explain.signals import token, grounding  # noqa: F401  (registers the built-in signals)
 from explain.signals.api import sampling_cost, signals
-from explain.signals.calibrate import calibrate_signals, read_examples
+from explain.signals.fitting import calibrate_signals, read_examples
 from explain.signals.calibration import (
     DECISION_THRESHOLD, VERDICT_THRESHOLDS, VERDICTS, Calibration, load_calibration, verdict,
 )

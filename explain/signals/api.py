@@ -228,6 +228,7 @@ def signals(
             for sent in sentences:
                 sent.risk = cal.predict(sent.scores, has_context)
                 sent.verdict = verdict(sent.risk)
+            risk = answer_risk(risk, [s.risk for s in sentences])
             sentence_of = {i: k for k, (s, e) in enumerate(spans) for i in range(s, e)}
             per_token = [cal.predict({**sent_ev_scores[sentence_of[i]],
                                       **{k: v for name, vals in token_signals.items()
@@ -247,6 +248,24 @@ def signals(
         cost=cost, notes=notes, model=getattr(lm, "name", ""), context_sentences=ctx_texts,
         token_evidence=deltas,
     )
+
+
+def answer_risk(answer: float | None, sentence_risks: Sequence[float | None]) -> float | None:
+    """The answer's risk: its own calibrated risk, or its riskiest sentence's when that is higher.
+
+    An answer is not supported when any of its sentences is not, so one wrong sentence among
+    right ones makes the answer at least as risky as that sentence.
+
+    Returns:
+        the risk, or None when ``answer`` is None.
+
+    Example:
+        >>> answer_risk(0.2, [0.1, 0.8]), answer_risk(0.4, [0.1]), answer_risk(None, [0.9])
+        (0.8, 0.4, None)
+    """
+    if answer is None:
+        return None
+    return float(max([answer, *[r for r in sentence_risks if r is not None]]))
 
 
 def sampling_cost(lm: Any, n_prompt: int, n_samples: int, max_new_tokens: int,
