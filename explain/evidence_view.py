@@ -241,6 +241,33 @@ def sentences_html(rep: Any, selected: int | None = None) -> str:
             + " ".join(spans) + "</div>")
 
 
+def sentence_table_html(rep: Any) -> str:
+    """A table of the answer's sentences: verdict, risk and best evidence; it wraps to its column.
+
+    Returns:
+        an escaped ``<table class="whylm-sentence-table">`` string (the evidence column only when
+        the report holds evidence).
+
+    Example:
+        >>> html = sentence_table_html(_demo())
+        >>> html.count("<tr>"), NOTHING in html
+        (3, True)
+    """
+    show = has_evidence(rep)
+    head = "<th>sentence</th><th>verdict</th><th>risk</th>" + ("<th>best evidence</th>" if show else "")
+    rows = []
+    for s in rep.sentences:
+        risk = "—" if s.risk is None else f"{float(s.risk):.2f}"
+        cells = f"<td>{escape(s.text.strip())}</td><td>{escape(s.verdict or '—')}</td><td>{risk}</td>"
+        if show:
+            cells += f"<td>{escape(s.evidence[0].text.strip() if s.evidence else NOTHING)}</td>"
+        rows.append(f"<tr>{cells}</tr>")
+    widths = ("38%", "17%", "7%", "38%") if show else ("70%", "20%", "10%")
+    cols = "".join(f'<col style="width:{w}">' for w in widths)
+    return ('<table class="whylm-sentence-table" style="width:100%;table-layout:fixed;border-collapse:collapse;'
+            f'overflow-wrap:anywhere"><colgroup>{cols}</colgroup><tr>{head}</tr>{"".join(rows)}</table>')
+
+
 def _span(context: str, e: Any) -> tuple[int, int] | None:
     """The characters of ``e`` in ``context``: its start/end when they hold its text, else where the text is."""
     start, end = int(e.start), int(e.end)
@@ -327,5 +354,5 @@ def _demo() -> Any:
 
 __all__: Sequence[str] = [
     "NOTHING", "context_html", "evidence_json", "evidence_rows", "has_evidence", "n_unsupported", "score_label",
-    "score_range", "sentence_lines", "sentence_option", "sentences_html", "shown_scores",
+    "score_range", "sentence_lines", "sentence_option", "sentence_table_html", "sentences_html", "shown_scores",
 ]

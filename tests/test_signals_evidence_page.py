@@ -69,13 +69,13 @@ def test_picking_a_sentence_highlights_its_evidence_or_says_nothing_supports_it(
     # sentence 1 is picked first: its evidence, the first 32 characters of the context, is marked
     assert '<mark class="whylm-evidence"' in body and ">Mira Tesk founded Ulvar in 1931.</mark>" in body
     assert "best is context sentence 1 (support 2.75 nats" in body
-    assert "nothing in the context supports this" not in body
+    assert "Sentence 1: nothing in the context supports this" not in body
     picker.set_value(1).run()
     body = "".join(htmls(at))
     assert "Sentence 2: nothing in the context supports this." in body and "<mark" not in body
-    table = at.dataframe[0].value
-    assert table["best evidence"].tolist() == ["Mira Tesk founded Ulvar in 1931.",
-                                               "nothing in the context supports this"]
+    table = next(b for b in htmls(at) if "whylm-sentence-table" in b)
+    assert "<td>Mira Tesk founded Ulvar in 1931.</td>" in table  # sentence 1's best evidence
+    assert "<td>nothing in the context supports this</td>" in table  # sentence 2's
     # user and model text is escaped wherever it becomes HTML
     assert XSS not in body and "&lt;img src=x onerror=alert(1)&gt;" in body
 

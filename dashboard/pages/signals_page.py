@@ -23,7 +23,8 @@ from dashboard.common import (
 from dashboard.models import load_model, model_label, model_picker
 from explain.errors import ExplainError
 from explain.evidence_view import (
-    NOTHING, VERDICT_COLOURS, context_html, has_evidence, score_doc, sentence_option, sentences_html, shown_scores,
+    VERDICT_COLOURS, context_html, has_evidence, score_doc, sentence_option, sentence_table_html, sentences_html,
+    shown_scores,
 )
 from explain.plots import escape
 from explain.signals import SIGNALS, VERDICT_THRESHOLDS, SignalReport
@@ -206,18 +207,7 @@ def show_sentences(rep: Any, key: str) -> None:
         st.caption("This report holds no evidence (it was made with evidence=False).")
     else:
         st.caption("No context was given: add one to see which of its sentences support each answer sentence.")
-    rows = []
-    for s in rep.sentences:
-        row = {"sentence": s.text.strip(), "verdict": s.verdict or "—",
-               "risk": None if s.risk is None else round(float(s.risk), 3)}
-        if evidence:
-            row["best evidence"] = s.evidence[0].text.strip() if s.evidence else NOTHING
-        rows.append(row)
-    st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={"sentence": st.column_config.TextColumn(width="large"),
-                                "best evidence": st.column_config.TextColumn(width="large"),
-                                "risk": st.column_config.NumberColumn(
-                                    format="%.2f", help="calibrated P(sentence not supported), 0 to 1")})
+    show_html(sentence_table_html(rep))
 
 
 def show_scores(scores: dict[str, Any]) -> None:
