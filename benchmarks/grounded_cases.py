@@ -50,10 +50,12 @@ def _pools(split: str) -> tuple[list[str], list[str]]:
 def _world(rng: random.Random, split: str) -> dict[str, Any]:
     first, last = _pools(split)
     person = lambda: f"{rng.choice(first)} {rng.choice(last)}"  # noqa: E731
-    names = set()
-    while len(names) < 4:
-        names.add(person())
-    builder, mayor, founder, spare = sorted(names, key=lambda _: rng.random())
+    names: list[str] = []
+    while len(names) < 4:  # a list, not a set: set order changes with the process's hash seed
+        name = person()
+        if name not in names:
+            names.append(name)
+    builder, mayor, founder, spare = names
     place, river = _place(rng), _place(rng)
     while river == place:
         river = _place(rng)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 
@@ -106,3 +107,19 @@ def test_evidence_scores_by_hand():
     assert s[0]["contradicted"] == 3.0 and s[0]["unsupported"] == pytest.approx(math.exp(-1.0))
     assert names_and_numbers("Dr Ada Lee met him on 3 May 1999.") == ["ada", "lee", "3", "may", "1999"]
     assert names_and_numbers("paris.") == []
+
+
+def test_long_context_uses_screened_top_k(tiny_lm, monkeypatch):
+    api = importlib.import_module("explain.signals.api")
+    monkeypatch.setattr(api, "LONG_CONTEXT_TOKENS", 5)
+    monkeypatch.setattr(api, "TOP_K", 2)
+    monkeypatch.setattr(importlib.import_module("explain.signals.evidence"), "TOP_K", 2)
+    rep = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False)
+    expect = _brute_force(tiny_lm, QUESTION, CONTEXT, ANSWER)
+    exact = ~np.isnan(rep.token_evidence).all(axis=1)
+    assert exact.sum() == 2 and np.isnan(rep.token_evidence[~exact]).all()
+    np.testing.assert_allclose(rep.token_evidence[exact], expect[exact], atol=1e-4)
+    listed = {e.source for s in rep.sentences for e in s.evidence}
+    assert listed <= set(np.flatnonzero(exact))  # only exactly computed sentences are evidence
+    assert any("exact leave-one-out for the 2 of 3" in n for n in rep.notes)
+    assert SignalReport.from_json(rep.to_json()).to_dict() == rep.to_dict()

@@ -33,7 +33,8 @@ from explain.progress import bar, want_progress
 from explain.signals.calibration import Calibration, load_calibration, verdict
 from explain.signals.consistency import consistency_scores, draw_samples, sample_chunk, score_texts
 from explain.signals.evidence import (
-    answer_scores, context_sentences, evidence_scores, leave_one_out, sentence_evidence,
+    LONG_CONTEXT_TOKENS, TOP_K, answer_scores, context_sentences, evidence_scores, leave_one_out,
+    screened_leave_one_out, sentence_evidence,
 )
 from explain.signals.grounding import context_share as compute_context_share
 from explain.signals.registry import SignalContext, aggregate, compute_signals
@@ -159,9 +160,16 @@ def signals(
                 t = time.perf_counter()
                 ctx_texts, ctx_spans = context_sentences(context)
                 plain_lp = None if contrast is None else tok_lp - contrast
-                deltas = leave_one_out(lm, prompt, context, ctx_spans, resp_ids, tok_lp, plain_lp, use_chat)
-                sent_evidence = sentence_evidence(deltas, spans, context, ctx_spans)
-                sent_ev_scores = evidence_scores(deltas, spans, tokens, context)
+                if len(ids) - len(plain) > LONG_CONTEXT_TOKENS and len(ctx_spans) > TOP_K:
+                    deltas = screened_leave_one_out(lm, prompt, context, len(ctx_spans), response_text,
+                                                    len(resp_ids), use_chat, notes)
+                else:
+                    deltas = leave_one_out(lm, prompt, context, ctx_spans, resp_ids, tok_lp, plain_lp, use_chat)
+                if deltas is None:
+                    ctx_texts = []
+                else:
+                    sent_evidence = sentence_evidence(deltas, spans, context, ctx_spans)
+                    sent_ev_scores = evidence_scores(deltas, spans, tokens, context)
                 cost["seconds_evidence"] = time.perf_counter() - t
             if context_share:
                 share = compute_context_share(lm, prompt, context, response_text, len(resp_ids), use_chat, notes)

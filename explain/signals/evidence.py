@@ -166,6 +166,49 @@ def leave_one_out(lm: Any, prompt: str, context: str, spans: Sequence[tuple[int,
     return out
 
 
+LONG_CONTEXT_TOKENS = 300
+"""Above this many context tokens, only the sentences a cheap screen ranks highest are removed
+exactly (``attribute(..., top_k=)``); the others get no evidence score (NaN rows)."""
+
+TOP_K = 8
+"""How many context sentences get exact leave-one-out on a long context."""
+
+
+def screened_leave_one_out(lm: Any, prompt: str, context: str, n_sentences: int, response: str, m: int,
+                           chat: bool, notes: list[str]) -> np.ndarray | None:
+    """Leave-one-out of the :data:`TOP_K` context sentences a screen ranks highest (long contexts).
+
+    Returns:
+        (n sentences, m) like :func:`leave_one_out`, NaN in the rows that were only screened; None
+        (with a line in ``notes``) when the attribution's sources or tokens do not line up.
+
+    Example:
+        >>> screened_leave_one_out(lm, "Q?", long_text, 40, "A.", 2, True, []).shape  # doctest: +SKIP
+        (40, 2)
+    """
+    from explain.attribution import attribute
+
+    res = attribute(lm, prompt, context=context, target=response, sources="sentences", top_k=TOP_K,
+                    chat=chat, method="ablation", progress=False)
+    attr = np.asarray(res.token_attr, dtype=np.float64)
+    exact = np.asarray(res.info.get("exact", [True] * attr.shape[1]), dtype=bool)
+    if attr.shape != (m, n_sentences):
+        notes.append(f"evidence skipped: the screened attribution has shape {attr.shape}, not ({m}, {n_sentences})")
+        return None
+    out = attr.T.copy()
+    out[~exact] = np.nan
+    notes.append(f"evidence: long context, exact leave-one-out for the {int(exact.sum())} of {n_sentences} "
+                 "context sentences a screen ranked highest")
+    return out
+
+
+def _support(deltas: np.ndarray, s: int, e: int) -> np.ndarray:
+    """Each context sentence's support of answer tokens [s, e); -inf for rows not computed (NaN)."""
+    block = deltas[:, s:e]
+    support = block.sum(axis=1)
+    return np.where(np.isnan(support), -np.inf, support)
+
+
 def sentence_evidence(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]], context: str,
                       spans: Sequence[tuple[int, int]]) -> list[list[Evidence]]:
     """The evidence of each answer sentence: context sentences whose removal costs >= :data:`EVIDENCE_NATS`.
@@ -180,7 +223,7 @@ def sentence_evidence(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]]
     """
     out = []
     for s, e in token_spans:
-        support = deltas[:, s:e].sum(axis=1) if len(spans) else np.zeros(0)
+        support = _support(deltas, s, e) if len(spans) else np.zeros(0)
         order = [int(k) for k in np.argsort(-support, kind="stable") if support[k] >= EVIDENCE_NATS]
         out.append([Evidence(k, context[spans[k][0]:spans[k][1]].strip(), spans[k][0], spans[k][1],
                              float(support[k])) for k in order[:MAX_EVIDENCE]])
@@ -230,12 +273,12 @@ def evidence_scores(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]], 
     context_words = {w.rstrip(".'’-").lower() for w in _NAME.findall(context)}
     out = []
     for s, e in token_spans:
-        if deltas.shape[0] == 0 or e <= s:
+        if deltas.shape[0] == 0 or e <= s or np.isnan(deltas).all():
             out.append({"unsupported": 1.0, "contradicted": 0.0,
                         "unseen_names": _unseen_share("".join(tokens[s:e]), context_words)})
             continue
         block = deltas[:, s:e]
-        support = block.sum(axis=1)
+        support = _support(deltas, s, e)
         best = int(np.argmax(support))
         out.append({
             "unsupported": float(math.exp(-max(0.0, float(support[best])))),
@@ -256,5 +299,5 @@ def answer_scores(per_sentence: Sequence[Mapping[str, float]]) -> dict[str, floa
     return {k: float(max(s[k] for s in per_sentence)) for k in keys}
 
 
-__all__ = ["EVIDENCE_NATS", "Evidence", "LABELS", "SCORE_DOCS", "answer_scores", "context_sentences",
+__all__ = ["EVIDENCE_NATS", "LONG_CONTEXT_TOKENS", "TOP_K", "Evidence", "screened_leave_one_out", "LABELS", "SCORE_DOCS", "answer_scores", "context_sentences",
            "evidence_scores", "leave_one_out", "names_and_numbers", "removal_contexts", "sentence_evidence"]
