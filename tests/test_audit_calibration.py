@@ -106,3 +106,13 @@ def test_cli_audit_help_shows_the_calibration_example(capsys):
     with pytest.raises(SystemExit):
         main(["audit", "--help"])
     assert "--calibration cal.json" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_calibration_reaches_ray_actors(tiny_dir, tmp_path):
+    pytest.importorskip("ray.data")
+    cal = calibration_file(tmp_path / "high.json", intercept=2.0)
+    summary = audit(RECORDS, tiny_dir, out=tmp_path / "ray", engine="ray", workers=1, calibration=cal,
+                    progress=False, engine_options={"cpus_per_worker": 1})
+    assert summary.errors == 0 and summary.by_verdict == {"likely hallucinated": 2}
+    assert pd.read_parquet(tmp_path / "ray")["risk"].tolist() == pytest.approx([0.8807970779778823] * 2)
