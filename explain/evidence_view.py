@@ -128,6 +128,29 @@ def shown_scores(scores: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def scores_html(scores: dict[str, Any]) -> str:
+    """The answer-level scores as a table that wraps to its column: plain name, range, value; the
+    score's key and meaning in each row's tooltip.
+
+    Returns:
+        an escaped ``<table class="whylm-score-table">`` string (``""`` when no score is finite).
+
+    Example:
+        >>> html = scores_html({"mean_entropy": 0.5})
+        >>> "model hesitation (entropy), average over tokens" in html, "<td>0.500</td>" in html
+        (True, True)
+    """
+    rows = [f'<tr title="{escape(sc["key"] + ": " + score_doc(sc["key"]))}"><td>{escape(sc["name"])}</td>'
+            f'<td>{escape(sc["range"] or "—")}</td><td>{sc["value"]:.3f}</td></tr>'
+            for sc in shown_scores(scores)]
+    if not rows:
+        return ""
+    return ('<table class="whylm-score-table" style="width:100%;table-layout:fixed;border-collapse:collapse;'
+            'overflow-wrap:anywhere"><colgroup><col style="width:58%"><col style="width:27%">'
+            '<col style="width:15%"></colgroup><tr><th>score (higher = more suspicious)</th><th>range</th>'
+            f'<th>value</th></tr>{"".join(rows)}</table>')
+
+
 def has_evidence(rep: Any) -> bool:
     """Returns: whether the report holds evidence (a context was given and evidence was computed).
 
@@ -354,5 +377,5 @@ def _demo() -> Any:
 
 __all__: Sequence[str] = [
     "NOTHING", "context_html", "evidence_json", "evidence_rows", "has_evidence", "n_unsupported", "score_label",
-    "score_range", "sentence_lines", "sentence_option", "sentence_table_html", "sentences_html", "shown_scores",
+    "score_range", "scores_html", "sentence_lines", "sentence_option", "sentence_table_html", "sentences_html", "shown_scores",
 ]

@@ -293,18 +293,12 @@ def _record(rows: pd.DataFrame, source: str) -> None:
 
 
 def _scores(scores: dict[str, Any]) -> None:
-    """The record's scores as a two-column table that fits the page: plain name (with range), value."""
-    from explain.evidence_view import shown_scores
+    """The record's scores as a table that wraps to the page's column: plain name, range, value."""
+    from explain.evidence_view import scores_html
 
-    shown = shown_scores(dict(scores or {}))
-    if not shown:
-        return
-    st.markdown("**Scores** (higher = more suspicious)")
-    table = [{"score": sc["name"], "range": sc["range"], "value": round(sc["value"], 3)} for sc in shown]
-    st.dataframe(table, hide_index=True, width="stretch", key="au_scores",
-                 column_config={"score": st.column_config.TextColumn(width="medium"),
-                                "range": st.column_config.TextColumn(width="small"),
-                                "value": st.column_config.NumberColumn(format="%.3f", width="small")})
+    html = scores_html(dict(scores or {}))
+    if html:
+        show_html(html)
 
 
 def _open_in_signals(row: pd.Series, rep: Any, source: str) -> None:
