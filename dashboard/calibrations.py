@@ -125,28 +125,42 @@ def calibration_label(spec: Any) -> str:
     return Path(str(spec)).name
 
 
+SHIPPED_KEY, NONE_KEY = "shipped", "none"
+
+
+def picker_value(spec: Any) -> str:
+    """The picker's value for a calibration spec (a selectbox cannot hold ``None``: it would show
+    no choice at all).
+
+    Example:
+        >>> picker_value(None), picker_value(False), picker_value("/a/cal.json")
+        ('shipped', 'none', '/a/cal.json')
+    """
+    return SHIPPED_KEY if spec is None else NONE_KEY if spec is False else str(spec)
+
+
 def calibration_picker(key: str, label: str = "Calibration", default_label: str | None = None) -> Any:
     """A selectbox: the shipped calibration, none, or a file under the dashboard's folders.
 
     Args:
-        key: the widget key; its value is ``None`` (shipped), ``False`` (none) or a file's path.
+        key: the widget key; its value is :func:`picker_value` of the choice.
         label: the widget's label.
-        default_label: when given, the choices are ``None`` shown as this label, then the files
-            (no "none" choice): for pages where ``None`` means "keep what is there".
+        default_label: when given, the choices are "keep what is there" shown as this label, then
+            the files (no "none" choice), and that first choice returns ``None``.
 
     Returns:
-        the chosen spec for ``calibration=``.
+        the chosen spec for ``calibration=``: ``None`` (shipped / keep), ``False`` (none) or a file's path.
     """
     files = available_calibrations()
     names = {v: k for k, v in files.items()}
-    options: list[Any] = [None, *files.values()] if default_label else [None, False, *files.values()]
-    first = default_label or SHIPPED
+    options = [SHIPPED_KEY, *files.values()] if default_label else [SHIPPED_KEY, NONE_KEY, *files.values()]
+    labels = {SHIPPED_KEY: default_label or SHIPPED, NONE_KEY: NONE, **names}
     if st.session_state.get(key) not in options:  # a file that went away, or a reopened run's
-        st.session_state[key] = None
-    return st.selectbox(
-        label, options, key=key,
-        format_func=lambda o: first if o is None else NONE if o is False else names.get(o, str(o)),
+        st.session_state[key] = SHIPPED_KEY
+    choice = st.selectbox(
+        label, options, key=key, format_func=lambda o: labels.get(o, o),
         help="The risk is a calibrated probability only for the model its calibration was fitted on. "
              "Fit one with `whylm signals calibrate labelled.jsonl --out cal.json` and put the file in "
              "the dashboard's --data-dir or --model-dir to see it here.",
     )
+    return None if choice == SHIPPED_KEY else False if choice == NONE_KEY else choice

@@ -100,6 +100,8 @@ def test_open_in_signals_shows_the_record_there(audited):
     assert at.text_area(key="sg_response").value == "Ann Oke."
     assert any("Record mayor of audit runs/ev.parquet" in c.value for c in at.caption)
     assert at.selectbox(key="sg_sentence").options  # the record's sentences, as on the Audits page
+    # the calibration picker shows a choice (a None value would show the empty "Choose an option")
+    assert at.selectbox(key="sg_calibration").value == "shipped"
 
 
 def test_a_calibration_file_is_re_applied_to_the_stored_scores(audited):

@@ -16,15 +16,15 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.calibrations import calibration_label, calibration_picker, check_calibration_spec
+from dashboard.calibrations import calibration_label, calibration_picker, check_calibration_spec, picker_value
 from dashboard.common import (
     escaped_text, json_download, md_escape, progress_bar, run_safely, save_run, show_html, take_open, take_reopen,
 )
 from dashboard.models import load_model, model_label, model_picker
 from explain.errors import ExplainError
 from explain.evidence_view import (
-    VERDICT_COLOURS, context_html, has_evidence, score_doc, sentence_option, sentence_table_html, sentences_html,
-    shown_scores,
+    VERDICT_COLOURS, context_html, has_evidence, scores_html, sentence_option, sentence_table_html,
+    sentences_html,
 )
 from explain.plots import escape
 from explain.signals import SIGNALS, VERDICT_THRESHOLDS, SignalReport
@@ -76,7 +76,7 @@ def _fill_inputs(inp: dict[str, Any]) -> None:
     st.session_state["sg_response"] = str(inp.get("response") or "")
     st.session_state["sg_samples"] = int(inp.get("n_samples", inp.get("samples", 0)) or 0)
     st.session_state["sg_chat"] = bool(inp.get("chat", True))
-    st.session_state["sg_calibration"] = inp.get("calibration")  # the picker drops a file it no longer offers
+    st.session_state["sg_calibration"] = picker_value(inp.get("calibration"))  # a file no longer offered: dropped
     model = inp.get("model")
     st.session_state["sg_model_choice"] = "Local folder" if model else "Embedded SmolLM2-135M-Instruct"
     st.session_state["sg_model_path"] = model or ""
@@ -211,24 +211,12 @@ def show_sentences(rep: Any, key: str) -> None:
 
 
 def show_scores(scores: dict[str, Any]) -> None:
-    """Answer-level scores by plain name, each with its range; the key and meaning in the tooltip."""
-    shown = shown_scores(dict(scores or {}))
-    if not shown:
-        return
-    st.markdown("**Answer-level scores** (higher = more suspicious; hover ? for the range and meaning)")
-    cols = st.columns(min(3, len(shown)))
-    for k, sc in enumerate(shown):
-        rng = f" · range {sc['range']}" if sc["range"] else ""
-        cols[k % len(cols)].metric(sc["name"], _fmt(sc["value"]),
-                                   help=f"{score_doc(sc['key'])}{rng} (key `{sc['key']}`)")
-
-
-def _fmt(value: Any) -> str:
-    try:
-        return f"{float(value):.3f}"
-    except (TypeError, ValueError):
-        return str(value)
-
+    """Answer-level scores by plain name, each with its range, in a table that wraps to the page
+    (the key and meaning in each row's tooltip)."""
+    html = scores_html(dict(scores or {}))
+    if html:
+        st.markdown("**Answer-level scores** (higher = more suspicious; hover a row for its meaning)")
+        show_html(html)
 
 
 if __name__ == "__main__":
