@@ -88,6 +88,9 @@ def test_a_record_shows_its_sentences_with_evidence_and_plain_scores(audited):
     assert len(names) >= 5 and not set(names) & set(SCORE_DOCS)  # plain names, no raw keys
     assert "no context sentence supports it" in names
     assert table.count("<th>") == 3  # three columns, not one per score key
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)  # no risk here: the histogram names its score plainly
+    assert "(no calibrated risk in this audit)" in spec["layout"]["title"]["text"]
+    assert "score." not in spec["layout"]["title"]["text"] + spec["layout"]["xaxis"]["title"]["text"]
 
 
 def test_open_in_signals_shows_the_record_there(audited):

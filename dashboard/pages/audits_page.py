@@ -245,7 +245,14 @@ def _table(df: pd.DataFrame, source: str) -> None:
         mime="text/csv", key="au_export")
     from explain.audit.api import risk_histogram
 
-    st.plotly_chart(risk_histogram(rows), key="au_hist", width="stretch")
+    fig = risk_histogram(rows)
+    col = fig.layout.xaxis.title.text or ""
+    if col.startswith("score."):  # no risk in this audit: the score shown instead, by its plain name
+        from explain.plots import escape
+
+        fig.update_layout(title={"text": escape(f"{column_label(col)} (no calibrated risk in this audit)")},
+                          xaxis_title=escape(column_label(col)))
+    st.plotly_chart(fig, key="au_hist", width="stretch")
     if len(rows):
         _record(rows, source)
 
