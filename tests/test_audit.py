@@ -47,10 +47,10 @@ def check_rows_equal_direct_calls(lm, records, out, method, seed):
                                                                     and getattr(rep, "verdict", None) is None)
         assert json.loads(row["report"])["tokens"] == rep.tokens
         assert row["seed"] == seed and row["model"] == lm.name
-        assert row["response"] == rec["response"] and not row["generated"]
+        assert row["response"] == rep.response == rec["response"].strip() and not row["generated"]
         if method:
             prompt = {"context": rec["context"], "question": rec["prompt"]} if rec.get("context") else rec["prompt"]
-            res = attribute(lm, prompt, target=rec["response"], method=method, chat=True, progress=False)
+            res = attribute(lm, prompt, target=rep.response, method=method, chat=True, progress=False)
             np.testing.assert_allclose(json.loads(row["attribution"])["seq_attr"], res.seq_attr, atol=1e-5)
             assert [f for f, _ in json.loads(row["top_features"])] == [f for f, _ in res.top_features(5)]
             assert row["method"] == method

@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import numpy as np
 
 from explain.errors import ExplainError
+from explain.signals.evidence import SCORE_DOCS as EVIDENCE_DOCS
 
 Reducer = Union[str, Callable[[np.ndarray], float]]
 
@@ -233,16 +234,18 @@ def aggregate(name: str, values: np.ndarray) -> dict[str, float]:
 
 
 def score_docs() -> dict[str, str]:
-    """Every sequence score's meaning, from the registry.
+    """Every sequence score's meaning: the registered signals', then the evidence scores
+    (:mod:`explain.signals.evidence`, with a context).
 
     Returns:
         score name -> doc string.
 
     Example:
-        >>> "mean_neg_logprob" in score_docs()
-        True
+        >>> "mean_neg_logprob" in score_docs(), "contradicted" in score_docs()
+        (True, True)
     """
     out: dict[str, str] = {}
     for spec in SIGNALS.values():
         out.update(spec.score_docs)
+    out.update(EVIDENCE_DOCS)
     return out
