@@ -138,7 +138,7 @@ def audit_record(lm: Any, rec: Mapping[str, Any], settings: Mapping[str, Any]) -
                 rep = signals(lm, prompt, response=response, context=context, seed=seed, progress=False, chat=chat,
                               max_new_tokens=int(settings.get("max_new_tokens", 64)),
                               calibration=settings.get("calibration"))
-                response = rep.response if response is None else response  # a given one is kept as given
+                response = rep.response  # as scored: signals() strips the whitespace around a given answer
                 row.update(response=response, generated=bool(rep.generated), risk=_num(getattr(rep, "risk", None)),
                            verdict=getattr(rep, "verdict", None), report=rep.to_json(indent=None),
                            evidence=evidence_json(rep), n_unsupported_sentences=n_unsupported(rep))
