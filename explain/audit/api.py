@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 from explain.audit.engines import make_engine
 from explain.audit.records import read_records
 from explain.audit.store import PartStore
-from explain.audit.work import make_settings, score_names
+from explain.audit.work import calibration_setting, make_settings, score_names
 from explain.budget import Cost, check_budget, format_seconds, seconds_per_position
 from explain.errors import ExplainError
 from explain.progress import bar, want_progress
@@ -203,6 +203,7 @@ def audit(
     top_k: int = 5,
     engine_options: Mapping[str, Any] | None = None,
     on_estimate: Any = None,
+    calibration: Any = None,
 ) -> AuditSummary:
     """Audit a dataset of prompts (and answers): one Parquet row per record, resumable.
 
@@ -225,13 +226,18 @@ def audit(
         engine_options: e.g. ``{"cpus_per_worker": 1, "gpus_per_worker": 1}`` for Ray.
         on_estimate: called with the :class:`explain.Cost` before the run starts (default: printed to
             standard error when the progress bar is shown).
+        calibration: the risk's calibration, as for :func:`explain.signals`: ``None`` (the one shipped
+            for the model), ``False`` (no risk), a calibration JSON file (``whylm signals
+            calibrate``), a dict or a :class:`~explain.signals.Calibration`; read once here and sent
+            to every worker as plain data. A resumed run must use the same one.
 
     Returns:
         an :class:`AuditSummary`.
 
     Raises:
         ExplainError: a malformed input file (with its line), duplicate ids, an output made with
-            other settings, a run over the budget, an unknown engine, Ray not installed.
+            other settings, a run over the budget, an unknown engine, Ray not installed, a calibration
+            file that is missing or not a calibration.
 
     Example:
         >>> s = audit("outputs.jsonl", lm, out="audit.parquet", engine="processes", workers=2)  # doctest: +SKIP
@@ -247,12 +253,13 @@ def audit(
         raise ExplainError("nothing to audit: signals=False and no attribute= method")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ExplainError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    calibration = calibration_setting(calibration)[0]  # a bad file stops here, before any work
     recs = read_records(records)
     eng = make_engine(engine, lm, workers=workers, address=address, **dict(engine_options or {}))
     local_lm = lm if isinstance(lm, LanguageModel) else LanguageModel.load(lm)
     if engine == "local":
         eng.model = local_lm
-    settings = make_settings(local_lm.name, signals, attribute, seed, chat, max_new_tokens, top_k)
+    settings = make_settings(local_lm.name, signals, attribute, seed, chat, max_new_tokens, top_k, calibration)
     store = PartStore(out)
     store.open(settings, score_names(), resume=resume, total=len(recs))
     done = store.done_ids()
