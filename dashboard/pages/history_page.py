@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard.common import (
     escaped_text, get_store, json_download, open_store, request_reopen, run_safely,
 )
+from dashboard.models import display_model
 from dashboard.store import KINDS, Run
 
 ALL = "all"
@@ -38,7 +39,7 @@ def render() -> None:
     st.caption(f"{len(runs)} run(s), newest first" + (" (the 200 newest)" if len(runs) >= 200 else ""))
     st.dataframe(
         {"id": [r.id for r in runs], "time": [r.when for r in runs], "page": [r.kind for r in runs],
-         "title": [r.title for r in runs], "model": [r.model for r in runs],
+         "title": [r.title for r in runs], "model": [display_model(r.model) for r in runs],
          "method": [r.method for r in runs]},
         hide_index=True, width="stretch", key="hi_table",
     )
@@ -62,8 +63,9 @@ def _details(run: Run) -> None:
         st.json(run.inputs)
     for part in ("check", "effect"):  # a causal run's stored verdicts, readable without reopening
         text = (run.result.get(part) or {}).get("summary") if isinstance(run.result, dict) else None
-        if text:
-            escaped_text(str(text), label=f"Saved {part} summary")
+        if text:  # plain text with its line breaks (escaped_text marks them with ↵, meant for tokens)
+            st.caption(f"Saved {part} summary")
+            st.code(str(text), language=None, wrap_lines=True)
     c1, c2, c3 = st.columns(3)
     if c1.button("Reopen in its page", key="hi_reopen", type="primary"):
         request_reopen(run)
