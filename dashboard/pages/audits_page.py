@@ -17,6 +17,8 @@ import streamlit as st
 
 from dashboard.common import escaped_text, md_escape, run_safely, show_html
 from dashboard.store import default_path
+from explain.audit.store import read_audit
+from explain.errors import WhylmError
 
 INPUT_KEYS = ("au_audit", "au_verdict", "au_risk", "au_score", "au_score_min", "au_errors", "au_record")
 MANIFEST = "_manifest.json"
@@ -56,12 +58,12 @@ def inside(root: Path, rel: str) -> Path:
         >>> inside(Path("/data"), "../etc")
         Traceback (most recent call last):
         ...
-        ValueError: only audits under the data folder can be opened: '../etc' is outside it
+        explain.errors.WhylmError: only audits under the data folder can be opened: '../etc' is outside it
     """
     base = root.resolve()
     path = (base / rel).resolve()
     if path != base and base not in path.parents:
-        raise ValueError(f"only audits under the data folder can be opened: {rel!r} is outside it")
+        raise WhylmError(f"only audits under the data folder can be opened: {rel!r} is outside it")
     return path
 
 
@@ -105,7 +107,7 @@ def filter_rows(df: pd.DataFrame, verdicts: list[str] | None, risk: tuple[float,
 
 
 def _load(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path)
+    return read_audit(path)  # regular part files inside the folder only; a damaged one named in one line
 
 
 def render() -> None:
