@@ -115,3 +115,22 @@ def test_ray_absent_is_a_one_line_error_naming_the_extra(tiny_lm, tmp_path, monk
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(WhylmError, match=r"engine='ray' needs Ray Data, which is not installed: pip install 'whylm\[ray\]'"):
         audit(RECORDS, tiny_lm, out=tmp_path / "x", engine="ray", progress=False)
+
+
+def test_ray_actors_get_a_model_path_not_the_model_and_score_as_the_local_engine(tiny_lm, tmp_path):
+    pytest.importorskip("ray.data")
+    import numpy as np
+
+    from explain.audit.engines.ray_engine import AuditActor, _in_memory, _save
+    from explain.audit.work import audit_chunk, make_settings
+
+    assert _in_memory(tiny_lm) and not _in_memory(str(tmp_path))
+    spec, name, dtype = _save(tiny_lm, str(tmp_path / "m"))
+    assert isinstance(spec, str) and Path(spec, "config.json").is_file()  # what the actors receive
+    settings = make_settings(tiny_lm.name, True, None, 0)
+    actor = AuditActor(spec, settings, 1, False, name, dtype)
+    assert actor.lm is not tiny_lm and actor.lm.name == tiny_lm.name
+    rows = actor({"record": np.array([json.dumps(RECORDS[1])], dtype=object)})["row"]
+    got, want = json.loads(rows[0]), audit_chunk(tiny_lm, [RECORDS[1]], settings)[0]
+    for col in SCORES:
+        assert got[col] == pytest.approx(want[col], abs=1e-5) if want[col] is not None else got[col] is None
