@@ -262,22 +262,22 @@ def audit(
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ExplainError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     recs = _read_input(records)
+    eng = make_engine(engine, lm, workers=workers, address=address, **dict(engine_options or {}))
     store = PartStore(out)
     store.lock()  # before any work: a folder in use, not an audit, or not writable is refused now
     try:
-        return _run(store, recs, lm, attribute, signals, engine, workers, address, resume, seed, max_seconds,
-                    progress, chunk_size, chat, max_new_tokens, top_k, engine_options, on_estimate, on_note)
+        return _run(store, recs, eng, lm, attribute, signals, resume, seed, max_seconds, progress, chunk_size,
+                    chat, max_new_tokens, top_k, on_estimate, on_note)
     finally:
         store.close()
 
 
-def _run(store: PartStore, recs: list[dict[str, Any]], lm: Any, attribute: str | None, signals: bool,
-         engine: str, workers: int | None, address: str | None, resume: bool, seed: int,
-         max_seconds: float | None, progress: bool | None, chunk_size: int, chat: bool, max_new_tokens: int,
-         top_k: int, engine_options: Mapping[str, Any] | None, on_estimate: Any, on_note: Any) -> AuditSummary:
+def _run(store: PartStore, recs: list[dict[str, Any]], eng: Any, lm: Any, attribute: str | None, signals: bool,
+         resume: bool, seed: int, max_seconds: float | None, progress: bool | None, chunk_size: int, chat: bool,
+         max_new_tokens: int, top_k: int, on_estimate: Any, on_note: Any) -> AuditSummary:
     from explain.model import LanguageModel
 
-    eng = make_engine(engine, lm, workers=workers, address=address, **dict(engine_options or {}))
+    engine = eng.name
     local_lm = lm if isinstance(lm, LanguageModel) else LanguageModel.load(lm)
     if engine == "local":
         eng.model = local_lm

@@ -133,7 +133,8 @@ class PartStore:
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime())}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(info).encode("utf-8"))
         self._lock_fd = fd
 
     def close(self) -> None:
@@ -391,7 +392,8 @@ def _regular_inside(p: Path, folder: Path) -> bool:
 
 def _read_holder(fd: int) -> str:
     try:
-        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        os.lseek(fd, 0, os.SEEK_SET)
+        info = json.loads(os.read(fd, 4096).decode("utf-8"))
         return f"pid {int(info['pid'])} on {str(info['host'])[:64]}, started {str(info['started'])[:40]}"
     except (OSError, ValueError, KeyError, TypeError):
         return "its lock file names no holder"
