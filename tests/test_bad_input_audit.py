@@ -86,6 +86,21 @@ def test_a_second_run_on_a_folder_in_use_is_refused_naming_the_first_then_takes_
     assert s.processed == 4 and ids_in(out) == [r["id"] for r in RECS[:4]]
 
 
+def test_a_folder_two_unlocked_runs_wrote_twice_is_repaired_to_every_id_once(tiny_lm, tmp_path):
+    from explain.audit.store import PartStore
+
+    out = tmp_path / "out"
+    audit(RECS[:3], tiny_lm, out=out, progress=False)
+    store = PartStore(out)
+    store.open({}, [], resume=True)
+    store.commit(store.read().to_pylist())  # what a second run without the lock appended
+    store.close()
+    assert len(pd.read_parquet(out)) == 6
+    s = audit(RECS[:3], tiny_lm, out=out, progress=False)
+    assert s.processed == 0 and any("3 row(s) repeated an id" in n for n in s.notes), s.notes
+    assert ids_in(out) == ["q0", "q1", "q2"] and sum(s.by_verdict.values()) == 3
+
+
 def test_another_dataset_into_the_same_folder_is_refused_not_merged(tiny_lm, tmp_path):
     out = tmp_path / "out"
     audit(RECS[:3], tiny_lm, out=out, progress=False)
