@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 
 from dashboard.common import (
@@ -54,6 +56,14 @@ def render() -> None:
     _details(run)
 
 
+def _saved_text(text: str, label: str) -> None:
+    """A saved multi-line text, escaped, with its line breaks as line breaks (``escaped_text`` marks
+    them with ↵, which suits tokens, not a summary)."""
+    st.html(f'<div class="whylm-text"><div style="font-weight:600;margin-bottom:4px">{html.escape(label)}</div>'
+            '<div style="font-family:ui-monospace,monospace;white-space:pre-wrap;border:1px solid #ddd;'
+            f'border-radius:4px;padding:6px">{html.escape(text)}</div></div>')
+
+
 def _details(run: Run) -> None:
     """One run's inputs, with reopen / export / delete."""
     store = get_store()
@@ -63,9 +73,8 @@ def _details(run: Run) -> None:
         st.json(run.inputs)
     for part in ("check", "effect"):  # a causal run's stored verdicts, readable without reopening
         text = (run.result.get(part) or {}).get("summary") if isinstance(run.result, dict) else None
-        if text:  # plain text with its line breaks (escaped_text marks them with ↵, meant for tokens)
-            st.caption(f"Saved {part} summary")
-            st.code(str(text), language=None, wrap_lines=True)
+        if text:
+            _saved_text(str(text), f"Saved {part} summary")
     c1, c2, c3 = st.columns(3)
     if c1.button("Reopen in its page", key="hi_reopen", type="primary"):
         request_reopen(run)
