@@ -1,29 +1,32 @@
-"""Hallucination benchmark: is whylm's calibrated risk right, and is it calibrated?
+"""Hallucination benchmark: is whylm's calibrated risk right, is it calibrated, and does it transfer?
 
-Data (``../shared/data``, see its README), each set split in half by position: the first half is
-the *dev* split (the shipped calibration was fitted there, ``--fit-calibration``), the second half
-the *test* split (reported here; nothing was tuned on it).
+Data (``../shared/data``, see its README, and ``benchmarks/grounded_cases.py``), each set split in
+half: the *dev* half is what the shipped calibration was fitted on (``--fit-calibration``), the
+*test* half is reported here (nothing was tuned on it).
 
 - **HaluEval QA** (500 items): a knowledge passage, a question, a right and a hallucinated answer.
-  Each answer is scored twice: with the knowledge as context (``signals(lm, question,
-  response=answer, context=knowledge)``, the *grounded* case) and without it (the model's own
-  knowledge). Hallucinated answers are much longer than right ones, so the table also reports
-  the *length-matched* subset (pairs whose token lengths differ by at most ``--max-length-gap``).
-- **TruthfulQA** (817 questions), as it is: the best answer vs. the incorrect answer closest to
-  it in characters, scored without a context (the question is the prompt).
-- **Sample consistency** (``--consistency N``): on the first N HaluEval test items, 5 answers are
-  sampled per question (with the knowledge) and each answer's ``inconsistency_embedding`` (MiniLM)
-  and the question's semantic entropy are measured.
+  Grounded case: ``signals(lm, question, response=answer, context=knowledge)``. Hallucinated answers
+  are much longer than right ones, so the table also reports the *length-matched* pairs (token
+  lengths differ by at most ``--max-length-gap``). ``--datasets halueval-nocontext`` adds the case
+  without the knowledge, ``truthfulqa`` TruthfulQA without a context.
+- **Grounded cases** (``grounded_cases.py``): fictional towns, so the model cannot know the facts;
+  short answers, copied sentences, paraphrases, a user's plain one-sentence answers, and
+  multi-sentence answers with one swapped name/number/date in half of them. Besides the answer
+  metrics: *evidence top-1* (is the best evidence of each correct answer sentence the passage
+  sentence it was built from?) and *localisation* (is the swapped sentence the riskiest of its
+  answer, and not called "supported"?).
+- **Transfer**: the calibration is refitted on the dev data without one distribution and measured
+  on that distribution's test half, beside the calibration fitted on everything.
 
-Metrics (hallucinated = positive): AUROC, Brier score, expected calibration error (10 equal bins)
-and accuracy at risk >= 0.5, each with a 95% bootstrap CI over items (pairs kept together), beside
-a random baseline (uniform risk) and an answer-length baseline (a logistic model of the token
-length, fitted on the dev split). The verdict's coverage and accuracy (answers it did not call
-"uncertain") are reported too.
+Metrics (not supported = positive): AUROC, Brier score, expected calibration error (10 bins) and
+accuracy at risk >= 0.5, with 95% bootstrap CIs over items (pairs kept together), beside a random
+baseline and an answer-length baseline (a logistic model of the token length, fitted on the same
+distribution's dev half). Every answer's signals are cached (``--cache``; ``score_cache.py``), so
+refits and reruns do not run the model again.
 
 Usage:
-    python benchmarks/hallucination.py --fit-calibration explain/signals/calibration/smollm2-135m-instruct.json --n 160
-    python benchmarks/hallucination.py --split test --consistency 100 --out /tmp/halu.json
+    python benchmarks/hallucination.py --threads 1 --fit-calibration explain/signals/calibration/smollm2-135m-instruct.json
+    python benchmarks/hallucination.py --threads 1 --json benchmarks/results/hallucination.json
 """
 
 from __future__ import annotations
@@ -47,7 +50,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from explain.errors import ExplainError  # noqa: E402
 from explain.signals.metrics import accuracy, auroc_labels, brier, ece  # noqa: E402
+from grounded_cases import KINDS, make_cases  # noqa: E402
+from score_cache import cached_reports, rescore  # noqa: E402
+
+CACHE = ROOT / "benchmarks" / "results" / "cache"
 
 
 # ----------------------------------------------------------------------------- data
@@ -231,14 +239,226 @@ def consistency(lm: Any, items: list[dict[str, Any]], n_samples: int, args: argp
     return out
 
 
+# ----------------------------------------------------------------------------- cached, evidence-based sets
+def grounded_sets(split: str, args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """The labelled answers of one split by distribution: ``halueval`` and each grounded-case kind."""
+    sets: dict[str, list[dict[str, Any]]] = {}
+    items = load_halueval(split, args.n)
+    rows = []
+    for k, it in enumerate(items):
+        for side, label in (("right", 0), ("wrong", 1)):
+            rows.append(dict(prompt=it["prompt"], context=it["context"], response=it[side], label=label, item=k))
+    sets["halueval"] = rows
+    cases = make_cases(split, args.per_kind)
+    for kind in KINDS:
+        sets[kind] = [c for c in cases if c["kind"] == kind]
+    return sets
+
+
+def scored(lm: Any, sets: dict[str, list[dict[str, Any]]], split: str, args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """Each example with its cached report's rescored answer and sentence scores (only cached ones
+    when ``lm`` is None)."""
+    out = {}
+    for name, rows in sets.items():
+        path = CACHE / f"{'halueval' if name == 'halueval' else 'grounded'}-{split}.jsonl"
+        if lm is None:
+            from score_cache import example_key
+
+            have = {}
+            if path.is_file():
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        r = json.loads(line)
+                        have[r["key"]] = r
+            pairs = [(ex, have.get(example_key(ex))) for ex in rows]
+            pairs = [(ex, r) for ex, r in pairs if r is not None]
+        else:
+            reps = cached_reports(lm, rows, path, progress=args.progress, desc=f"{name} {split}")
+            pairs = list(zip(rows, reps))
+        full = []
+        for ex, rep in pairs:
+            scores, sent_scores, spans = rescore(rep)
+            full.append(dict(ex, rep=rep, scores=scores, sent_scores=sent_scores, spans=spans,
+                             length=float(len(rep["tokens"]))))
+        if name == "halueval" or any(ex["kind"] != "multi" for ex in full):  # keep right/wrong pairs whole
+            keyed: dict[int, list[dict[str, Any]]] = {}
+            for ex in full:
+                keyed.setdefault(ex["item"], []).append(ex)
+            full = [ex for grp in keyed.values() if len(grp) == 2 for ex in grp]
+        out[name] = full
+    return out
+
+
+def fit_from_rows(by_set: dict[str, list[dict[str, Any]]], description: str) -> Any:
+    """A context calibration fitted on the rows of every set, each set weighing the same in all."""
+    from explain.signals.calibration import CANDIDATES, Calibration, fit_case
+
+    by_set = {k: v for k, v in by_set.items() if v}
+    rows = [r for rs in by_set.values() for r in rs]
+    weights = np.concatenate([np.full(len(rs), len(rows) / (len(by_set) * len(rs))) for rs in by_set.values()])
+    names = [f for f in CANDIDATES["context"] if all(f in r["scores"] for r in rows)]
+    x = np.array([[r["scores"][f] for f in names] for r in rows], dtype=np.float64)
+    y = np.array([r["label"] for r in rows])
+    case = fit_case(names, x, y, description=description, weights=weights)
+    return Calibration(model="SmolLM2-135M-Instruct", cases={"context": case})
+
+
+def risks(cal: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, list[list[float]]]:
+    """Answer risk and per-sentence risks of cached rows under ``cal`` (as ``signals`` computes them)."""
+    from explain.signals.api import answer_risk
+
+    answer, per_sentence = [], []
+    for r in rows:
+        sent = [cal.predict(sc, True) for sc in r["sent_scores"]]
+        per_sentence.append(sent)
+        answer.append(answer_risk(cal.predict(r["scores"], True), sent))
+    return np.array(answer, dtype=float), per_sentence
+
+
+def pair_ids(rows: list[dict[str, Any]]) -> np.ndarray:
+    """Bootstrap groups: a right/wrong pair shares its item; a multi answer is its own group."""
+    return np.array([r.get("item", k) for k, r in enumerate(rows)])
+
+
+def evaluate_rows(name: str, rows: list[dict[str, Any]], cal: Any, dev_rows: list[dict[str, Any]],
+                  args: argparse.Namespace) -> dict[str, Any]:
+    """Answer metrics (all, and length-matched pairs for HaluEval) beside the length and random baselines."""
+    rng = np.random.default_rng(args.seed)
+    y = np.array([r["label"] for r in rows])
+    length = np.array([r["length"] for r in rows])
+    groups = pair_ids(rows)
+    p, _ = risks(cal, rows)
+    dev_y = np.array([r["label"] for r in dev_rows])
+    if min(dev_y.sum(), (1 - dev_y).sum()) < 4:  # too few dev answers of this set: fit the baseline on the test rows
+        dev_rows, dev_y = rows, np.array([r["label"] for r in rows])
+    len_fn = length_model(np.array([r["length"] for r in dev_rows]), dev_y)
+    subsets = {"all": np.ones(len(y), bool)}
+    if name == "halueval":
+        by_item: dict[Any, list[int]] = {}
+        for k, g in enumerate(groups):
+            by_item.setdefault(g, []).append(k)
+        matched = [g for g, ks in by_item.items() if len(ks) == 2 and abs(length[ks[0]] - length[ks[1]]) <= args.max_length_gap]
+        subsets["length_matched"] = np.isin(groups, matched)
+    out: dict[str, Any] = {"answers": int(len(y)), "positives": int(y.sum()), "rows": {},
+                           "seconds_per_answer": float(np.mean([r["rep"]["seconds"] for r in rows])) if rows else float("nan")}
+    predictors = {"whylm risk": p, "answer length (logistic, dev-fitted)": len_fn(length),
+                  "random (uniform risk)": rng.random(len(y))}
+    for subset, mask in subsets.items():
+        out[f"{subset}_answers"] = int(mask.sum())
+        for label, pred in predictors.items():
+            if mask.sum() < 4 or len(set(y[mask])) < 2:
+                continue
+            row = metric_row(pred[mask], y[mask], groups[mask], args.boot, rng)
+            row.update(verdict_row(pred[mask], y[mask]) if label == "whylm risk" else {})
+            out["rows"][f"{subset}|{label}"] = row
+    keys = sorted(set().union(*[set(r["scores"]) for r in rows])) if rows else []
+    out["raw_auroc"] = {k: auroc_labels(np.array([r["scores"].get(k, np.nan) for r in rows]), y) for k in keys}
+    return out
+
+
+def evidence_metrics(rows: list[dict[str, Any]], cal: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Evidence top-1 on correct sentences and localisation of the swapped sentence (grounded cases)."""
+    from explain.signals import verdict
+    from explain.signals.evidence import context_sentences, sentence_evidence
+
+    rng = np.random.default_rng(args.seed)
+    hits, aligned, misaligned = [], 0, 0
+    local, not_supported = [], []
+    _, sent_risks = risks(cal, rows)
+    for r, srisk in zip(rows, sent_risks):
+        rep = r["rep"]
+        _, ctx_spans = context_sentences(r["context"])
+        deltas = np.asarray(rep["token_evidence"], dtype=float).reshape(len(ctx_spans), len(rep["tokens"]))
+        ev = sentence_evidence(deltas, r["spans"], r["context"], ctx_spans)
+        if len(ev) != len(r["sentences"]):
+            misaligned += 1
+            continue
+        aligned += 1
+        for truth, found in zip(r["sentences"], ev):
+            if not truth["wrong"]:
+                hits.append(bool(found) and found[0].source == truth["source"])
+        wrong = [k for k, t in enumerate(r["sentences"]) if t["wrong"]]
+        if wrong and len(r["sentences"]) > 1 and all(v is not None for v in srisk):
+            k = wrong[0]
+            local.append(int(np.argmax(srisk)) == k)
+            not_supported.append(verdict(srisk[k]) != "supported")
+
+    def share(v: list[bool]) -> dict[str, Any]:
+        v_arr = np.array(v, dtype=float)
+        if not len(v_arr):
+            return {"value": float("nan"), "ci": [float("nan")] * 2, "n": 0}
+        boot = [rng.choice(v_arr, len(v_arr)).mean() for _ in range(args.boot)]
+        return {"value": float(v_arr.mean()), "ci": [float(x) for x in np.percentile(boot, [2.5, 97.5])], "n": len(v_arr)}
+
+    both = [a and b for a, b in zip(local, not_supported)]
+    return {"evidence_top1_correct_sentences": share(hits), "swapped_riskiest": share(local),
+            "swapped_not_supported": share(not_supported), "swapped_riskiest_and_not_supported": share(both),
+            "answers_aligned": aligned, "answers_misaligned": misaligned}
+
+
+def transfer(dev: dict[str, list[dict[str, Any]]], test: dict[str, list[dict[str, Any]]],
+             cal_all: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Per distribution: fitted on all dev sets vs fitted without it, measured on its test half."""
+    out = {}
+    for name in dev:
+        if not test.get(name) or not dev.get(name):
+            continue
+        others = {k: v for k, v in dev.items() if k != name and v}
+        y = np.array([r["label"] for r in test[name]])
+        if not others or len(set(y)) < 2:
+            continue
+        row = {}
+        try:
+            without = fit_from_rows(others, f"dev sets without {name}")
+        except ExplainError as exc:
+            print(f"transfer to {name} skipped: {exc}")
+            continue
+        for label, cal in (("fitted on all dev sets", cal_all), ("fitted without it", without)):
+            p, _ = risks(cal, test[name])
+            row[label] = {"auroc": auroc_labels(p, y), "brier": brier(p, y), "accuracy": accuracy(p, y)}
+        out[name] = row
+    return out
+
+
+def evidence_markdown(ev: dict[str, Any]) -> str:
+    """The evidence / localisation table."""
+    lines = ["| measure | value [95% CI] | n |", "|---|---|---|"]
+    for key, r in ev.items():
+        if isinstance(r, dict):
+            lines.append(f"| {key.replace('_', ' ')} | {r['value']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['n']} |")
+    lines.append(f"\n{ev['answers_aligned']} answers aligned sentence by sentence ({ev['answers_misaligned']} split differently, left out).")
+    return "\n".join(lines)
+
+
+def grounded_markdown(name: str, ev: dict[str, Any]) -> str:
+    """A markdown table of one cached evaluation."""
+    lines = [f"#### {name}", "", f"{ev['answers']} answers ({ev['positives']} not supported); "
+             f"{ev['seconds_per_answer']:.2f} s per answer when scored.", "",
+             "| subset | predictor | AUROC [95% CI] | Brier [CI] | ECE [CI] | accuracy at 0.5 [CI] | verdict coverage / accuracy |",
+             "|---|---|---|---|---|---|---|"]
+    for key, r in ev["rows"].items():
+        subset, label = key.split("|")
+        cell = lambda k: f"{r[k]:.3f} [{r[k + '_ci'][0]:.3f}, {r[k + '_ci'][1]:.3f}]"  # noqa: E731
+        verdict = f"{r['coverage']:.2f} / {r['accuracy_decided']:.3f}" if "coverage" in r else ""
+        lines.append(f"| {subset} ({r['n']}) | {label} | {cell('auroc')} | {cell('brier')} | {cell('ece')} | "
+                     f"{cell('accuracy')} | {verdict} |")
+    lines += ["", "Raw score AUROCs: " + ", ".join(f"{k} {v:.3f}" for k, v in ev["raw_auroc"].items()) + "."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=("dev", "test"), default="test")
-    parser.add_argument("--n", type=int, default=None, help="items per dataset (default: the whole split)")
-    parser.add_argument("--datasets", default="halueval,truthfulqa")
+    parser.add_argument("--n", type=int, default=None, help="HaluEval items per split (default: the whole half)")
+    parser.add_argument("--per-kind", type=int, default=16, help="grounded cases per kind and label")
+    parser.add_argument("--datasets", default="halueval,grounded",
+                        help="halueval, grounded (cached, evidence-based), halueval-nocontext, truthfulqa")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="use only answers already in the cache (no model run): a bounded run")
     parser.add_argument("--fit-calibration", metavar="OUT", default=None,
-                        help="fit a calibration on the HaluEval dev split with explain.calibrate_signals, write OUT, stop")
+                        help="fit the context calibration on the dev halves (HaluEval + grounded cases), write OUT, stop")
+    parser.add_argument("--calibration", default=None, help="calibration file to evaluate (default: the shipped one)")
     parser.add_argument("--consistency", type=int, default=0, metavar="N",
                         help="also measure sample consistency (5 samples) on N HaluEval items")
     parser.add_argument("--sample-tokens", type=int, default=32, help="max tokens of a sampled answer")
@@ -246,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length-gap", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="write the JSON results here")
+    parser.add_argument("--json", "--out", dest="json", default=str(ROOT / "benchmarks" / "results" / "hallucination.json"),
+                        help="write the JSON results here")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     args = parser.parse_args(argv)
 
@@ -254,17 +475,24 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from explain import LanguageModel, calibrate_signals
+    from explain import LanguageModel
+    from explain.signals.calibration import load_calibration
 
-    lm = LanguageModel.load()
+    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    needs_model = not args.cached_only or any(n in names for n in ("halueval-nocontext", "truthfulqa")) or args.consistency
+    lm = LanguageModel.load() if needs_model else None
     started = time.perf_counter()
+    dev_sets = {k: v for k, v in grounded_sets("dev", args).items()
+                if (k == "halueval" and "halueval" in names) or (k != "halueval" and "grounded" in names)}
+    dev = scored(None if args.cached_only else lm, dev_sets, "dev", args)
     if args.fit_calibration:
-        items = load_halueval("dev", args.n)
-        examples = labelled(items, True) + labelled(items, False)
-        what = (f"HaluEval QA dev split (items 0-{len(items) - 1} of the first half of qa_pairs.json): the right "
-                f"and the hallucinated answer of each item, label 1 = hallucinated")
-        cal = calibrate_signals(lm, examples, progress=args.progress, description=what)
-        cal.notes.append(f"fitted by: python benchmarks/hallucination.py --fit-calibration OUT --n {args.n}")
+        counts = ", ".join(f"{k} {len(v)}" for k, v in dev.items())
+        cal = fit_from_rows(dev, f"dev halves, each set weighing the same: {counts} answers (HaluEval QA dev items "
+                                 "from the first half of qa_pairs.json; grounded_cases.py dev split)")
+        cal.notes = ["signals(chat=True, evidence=True)",
+                     "case skipped, no_context: no signal score separates the labels in the right direction: cannot calibrate",
+                     f"fitted by: python benchmarks/hallucination.py --fit-calibration OUT --per-kind {args.per_kind}"
+                     + (f" --n {args.n}" if args.n else "") + (" --cached-only" if args.cached_only else "")]
         cal.save(args.fit_calibration)
         print(cal.summary())
         for name, case in cal.cases.items():
@@ -273,22 +501,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.fit_calibration} in {time.perf_counter() - started:.0f} s")
         return 0
 
-    out: dict[str, Any] = {"model": lm.name, "split": args.split, "threads": torch.get_num_threads(), "results": {}}
-    dev_len = labelled(load_halueval("dev"), False)
-    lens = np.array([len(lm.encode(e["response"], special=False)) for e in dev_len], float)
-    len_fn = length_model(lens, np.array([e["label"] for e in dev_len]))
-    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    runs = []
-    if "halueval" in names:
-        items = load_halueval(args.split, args.n)
-        runs += [("HaluEval QA, grounded (knowledge as context)", items, True),
-                 ("HaluEval QA, no context", items, False)]
-    if "truthfulqa" in names:
-        runs.append(("TruthfulQA (no context; as it is)", load_truthfulqa(args.split, args.n), False))
-    for title, items, with_ctx in runs:
-        ev = evaluate(title, score(lm, items, with_ctx, args.progress), len_fn, args)
+    cal, note = load_calibration(args.calibration if args.calibration else None, "SmolLM2-135M-Instruct")
+    out: dict[str, Any] = {"model": "SmolLM2-135M-Instruct", "split": args.split, "threads": torch.get_num_threads(),
+                           "calibration": cal.to_dict(), "results": {}}
+    test = scored(None if args.cached_only else lm, {k: v for k, v in grounded_sets(args.split, args).items() if k in dev},
+                  args.split, args)
+    for name, rows in test.items():
+        if not rows:
+            continue
+        title = "HaluEval QA, grounded (knowledge as context)" if name == "halueval" else f"grounded cases: {name}"
+        ev = evaluate_rows(name, rows, cal, dev[name] or rows, args)
         out["results"][title] = ev
-        print(markdown(f"{title}: {args.split} split, {lm.name}", ev), "\n", flush=True)
+        print(grounded_markdown(f"{title}: {args.split} split", ev), "\n", flush=True)
+    if "grounded" in names:
+        multi = test.get("multi", [])
+        ev = evidence_metrics([r for k in KINDS for r in test.get(k, [])], cal, args)
+        ev_multi = evidence_metrics(multi, cal, args)
+        out["evidence"] = {"all grounded kinds": ev, "multi": ev_multi}
+        print(f"#### Evidence and localisation, grounded cases ({args.split} split)\n\nAll kinds:\n")
+        print(evidence_markdown(ev), "\n\nMulti-sentence answers:\n")
+        print(evidence_markdown(ev_multi), "\n")
+        all_grounded = [r for k in KINDS for r in test.get(k, [])]
+        if all_grounded:
+            ev_all = evaluate_rows("grounded", all_grounded, cal, [r for k in KINDS for r in dev.get(k, [])], args)
+            out["results"]["grounded cases: all kinds"] = ev_all
+            print(grounded_markdown(f"grounded cases, all kinds: {args.split} split", ev_all), "\n")
+    tr = transfer(dev, test, cal, args)
+    out["transfer"] = tr
+    print("#### Transfer: AUROC / Brier on each test set, calibration fitted with and without its dev half\n")
+    print("| test set | fitted on all dev sets | fitted without it |\n|---|---|---|")
+    for name, row in tr.items():
+        a, b = row["fitted on all dev sets"], row["fitted without it"]
+        print(f"| {name} | {a['auroc']:.3f} / {a['brier']:.3f} | {b['auroc']:.3f} / {b['brier']:.3f} |")
+    print()
+
+    legacy = []
+    if "halueval-nocontext" in names:
+        legacy.append(("HaluEval QA, no context", load_halueval(args.split, args.n), False))
+    if "truthfulqa" in names:
+        legacy.append(("TruthfulQA (no context; as it is)", load_truthfulqa(args.split, args.n), False))
+    if legacy:
+        dev_len = labelled(load_halueval("dev"), False)
+        lens = np.array([len(lm.encode(e["response"], special=False)) for e in dev_len], float)
+        len_fn = length_model(lens, np.array([e["label"] for e in dev_len]))
+        for title, items, with_ctx in legacy:
+            ev = evaluate(title, score(lm, items, with_ctx, args.progress), len_fn, args)
+            out["results"][title] = ev
+            print(markdown(f"{title}: {args.split} split", ev), "\n", flush=True)
     if args.consistency:
         res = consistency(lm, load_halueval(args.split, args.consistency), 5, args)
         out["consistency"] = res
@@ -301,10 +560,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {key} | {r['auroc']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] |")
         print()
     out["seconds_total"] = time.perf_counter() - started
+    out["command"] = "python benchmarks/hallucination.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"total {out['seconds_total']:.0f} s on {torch.get_num_threads()} CPU threads")
-    if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=1, allow_nan=True, default=float), encoding="utf-8")
-        print(f"wrote {args.out}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1, allow_nan=True, default=float), encoding="utf-8")
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -22,6 +22,7 @@ from explain.errors import WhylmError, report_internal_error
 log = logging.getLogger("whylm.dashboard")
 T = TypeVar("T")
 REOPEN_KEY = "_whylm_reopen"
+OPEN_KEY = "_whylm_open"
 NEW_STORE_KEY = "store_start_new"
 
 
@@ -207,6 +208,25 @@ def take_reopen(kind: str) -> Run | None:
     if run is None:
         st.warning(f"Run {int(req['id'])} is no longer in History.")
     return run
+
+
+def request_open(kind: str, inputs: dict[str, Any], result: dict[str, Any], source: str) -> None:
+    """Ask the page of ``kind`` to show ``result`` (made from ``inputs``) on its next render, e.g. an
+    audit record opened in Signals; ``source`` says where it comes from (shown on the page)."""
+    st.session_state[OPEN_KEY] = {"kind": kind, "inputs": inputs, "result": result, "source": source}
+
+
+def take_open(kind: str) -> dict[str, Any] | None:
+    """The result another page asked this page (``kind``) to show, once; else ``None``.
+
+    Returns:
+        ``{"inputs", "result", "source"}``.
+    """
+    req = st.session_state.get(OPEN_KEY)
+    if not req or req.get("kind") != kind:
+        return None
+    del st.session_state[OPEN_KEY]
+    return req
 
 
 def json_download(label: str, data: str, file_name: str, key: str) -> None:

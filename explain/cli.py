@@ -7,12 +7,9 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from explain.cli_io import read_text_file, write_html, write_output
 from explain.errors import ExplainError
@@ -27,13 +24,16 @@ EXPLAIN_EXAMPLE = """examples:
 SIGNALS_EXAMPLE = """examples:
   whylm signals "Who wrote Hamlet?"
   whylm signals "Who wrote Hamlet?" --response "Charles Dickens wrote Hamlet." --json report.json
+  whylm signals "Who wrote Hamlet?" --response "Charles Dickens wrote Hamlet." --context-file passage.txt
   whylm signals "When was it built?" --context-file passage.txt --n-samples 5 --html report.html
   whylm signals calibrate labelled.jsonl --out cal.json --model ./my-model
   whylm signals "Who wrote Hamlet?" --response "Marlowe." --model ./my-model --calibration cal.json
 
 The verdict reads the calibrated risk (probability the answer is not supported): below 0.3
 "supported", from 0.7 "likely hallucinated", between "uncertain". Without a calibration for the
-model no risk is shown. `signals calibrate` fits one from a JSON-lines file of labelled answers
+model no risk is shown. With --context-file each answer sentence is printed with its verdict, risk
+and the context sentence that supports it best, or "nothing in the context supports this";
+--json holds every sentence's evidence. `signals calibrate` fits one from a JSON-lines file of labelled answers
 (prompt, response, context, label: 1 = hallucinated / not supported, 0 = supported).
 """
 
@@ -77,7 +77,7 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("labelled", nargs="?", type=Path, help=argparse.SUPPRESS)
     s.add_argument("--response", help="an answer to score as is (default: generate one)")
     s.add_argument("--context-file", type=Path, help="a text file with the context/passage the answer should rest on")
-    s.add_argument("--n-samples", "--samples", dest="n_samples", type=int, default=0,
+    s.add_argument("--n-samples", dest="n_samples", type=int, default=0,
                    help="sampled answers for consistency scores (default 0)")
     s.add_argument("--calibration", help="a calibration JSON file (default: the one shipped for the model, if any)")
     s.add_argument("--max-seconds", type=float, default=None, help="refuse runs estimated above this (default 600)")
@@ -161,19 +161,35 @@ def run_signals(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
     )
     if args.json != "-":
-        print("response:", "".join(rep.tokens))
-        if rep.risk is None:
-            print(f"  verdict: none ({rep.risk_note})")
-        else:
-            print(f"  verdict: {rep.verdict} (risk {rep.risk:.2f}; supported < 0.3, likely hallucinated >= 0.7)")
-            for sent in rep.sentences:
-                shown = "-" if sent.risk is None else f"{sent.risk:.2f}"
-                print(f"    {shown:>5}  {sent.text}")
-        for name, value in rep.scores.items():
-            shown = f"{value:.3f}" if isinstance(value, (int, float, np.floating)) else json.dumps(value)
-            print(f"  {name:>28}: {shown}")
+        print("\n".join(signals_lines(rep)))
     _write(args, rep.to_json(indent=2), rep.html())
     return 0
+
+
+def signals_lines(rep: Any) -> list[str]:
+    """What ``whylm signals`` prints: the verdict, each answer sentence with its verdict, risk and
+    best evidence (or "nothing in the context supports this"), then the scores by plain name.
+
+    Returns:
+        the lines.
+    """
+    from explain.evidence_view import sentence_lines, shown_scores
+
+    lines = ["response: " + rep.response.strip()]
+    if rep.risk is None:
+        lines.append(f"  verdict: none ({rep.risk_note})")
+    else:
+        lines.append(f"  verdict: {rep.verdict} (risk {rep.risk:.2f} that the answer is not supported; "
+                     "supported < 0.3, likely hallucinated >= 0.7)")
+    if rep.sentences:
+        lines.append("  sentences:")
+        lines += ["    " + line for line in sentence_lines(rep)]
+    scores = shown_scores(rep.scores)
+    if scores:
+        lines.append("  scores (higher = more suspicious):")
+        lines += [f"    {sc['name']}: {sc['value']:.3f}" + (f" (range {sc['range']})" if sc["range"] else "")
+                  + f" [{sc['key']}]" for sc in scores]
+    return lines
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

@@ -127,8 +127,32 @@ class AttributionResult(Result):
                f"{len(self.input_tokens)} {what}"
         if "seconds" in self.info:
             head += f", {self.info['seconds']:.2f} s"
-        tops = ", ".join(f"{t!r} {v:+.3f}" for t, v in self.top_features(k))
-        return f"{head}\ntarget log-prob {float(np.sum(self.target_logprobs)):.3f}; top features: {tops}"
+        exact = self.exact
+        values = np.nan_to_num(self.seq_attr, nan=-np.inf)
+        order = np.argsort(-values)[:k]
+        tops = ", ".join(f"{self.input_tokens[i]!r} {self.seq_attr[i]:+.3f}"
+                         + ("" if exact is None or exact[i] else " (estimated)") for i in order)
+        text = f"{head}\ntarget log-prob {float(np.sum(self.target_logprobs)):.3f}; top features: {tops}"
+        if exact is not None:
+            text += (f"\nexact leave-one-out for {int(exact.sum())} of {len(exact)} {what} "
+                     f"(the {self.info.get('screen', 'screen')} screen's top {self.info.get('top_k', '?')}); "
+                     "the others hold the screen's estimate")
+        question = self.info.get("question")
+        if isinstance(question, Mapping):
+            text += f"\nquestion (kept apart from the ranking): {float(question.get('value', np.nan)):+.3f}"
+        return text
+
+    @property
+    def exact(self) -> np.ndarray | None:
+        """Bool (n,): which features hold exact leave-one-out (``top_k`` runs), else ``None``.
+
+        Example:
+            >>> AttributionResult(["a", "b"], ["c"], [[1.0, 0.1]], [1.0, 0.1], [0.0],
+            ...                   info={"exact": [True, False]}).exact.tolist()
+            [True, False]
+        """
+        flags = self.info.get("exact")
+        return None if flags is None else np.asarray(flags, dtype=bool)
 
     # ------------------------------------------------------------ converters
     def to_captum(self):
@@ -206,12 +230,13 @@ class AttributionResult(Result):
         Returns:
             a ``plotly.graph_objects.Figure``.
         """
-        return heatmap(
-            self.token_attr,
-            self.input_tokens,
-            self.output_tokens,
-            title=title or f"{self.method} attribution: output token x input token",
-        )
+        exact = self.exact
+        names = list(self.input_tokens)
+        default = f"{self.method} attribution: output token x input token"
+        if exact is not None:  # estimated features are marked, on the axis and in the title
+            names = [t if e else f"≈ {t}" for t, e in zip(names, exact)]
+            default += " (≈: the screen's estimate, not exact)"
+        return heatmap(self.token_attr, names, self.output_tokens, title=title or default)
 
     def html(self, row: int | None = None) -> str:
         """Input features highlighted by attribution (``row=None``: to the whole target), escaped.
@@ -230,12 +255,14 @@ class AttributionResult(Result):
         values = self.seq_attr if row is None else self.token_attr[row]
         what = "the whole target" if row is None else f"output token {row}: {self.output_tokens[row]!r}"
         spans = self.info.get("source_spans") or []
-        if isinstance(self.prompt, str) and len(spans) == len(self.input_tokens):
-            return self._sources_html(values, spans, f"Attribution to {what}")
+        text = self.info.get("context") if isinstance(self.info.get("context"), str) else self.prompt
+        if isinstance(text, str) and len(spans) == len(self.input_tokens):
+            return self._sources_html(values, spans, f"Attribution to {what}", text)
         return highlight_html(self.input_tokens, values, title=f"Attribution to {what}")
 
-    def _sources_html(self, values: np.ndarray, spans: list, title: str) -> str:
-        text = str(self.prompt)
+    def _sources_html(self, values: np.ndarray, spans: list, title: str, text: str) -> str:
+        exact = self.exact
+        est = (lambda i: exact is not None and not exact[i])  # noqa: E731
         pieces, tips, shown, at = [], [], [], []
         pos = 0
         for i, (a, b) in enumerate(spans):
@@ -246,7 +273,7 @@ class AttributionResult(Result):
             rank = int((np.nan_to_num(values, nan=-np.inf) > values[i]).sum()) + 1
             pieces.append(text[a:b])
             shown.append(values[i])
-            tips.append(f"#{rank}: {values[i]:+.4f}")
+            tips.append(f"#{rank}: {values[i]:+.4f}" + (" (screen estimate)" if est(i) else " (exact)" if exact is not None else ""))
             at.append(i)
             pos = b
         if pos < len(text):
@@ -254,12 +281,21 @@ class AttributionResult(Result):
             shown.append(np.nan)
             tips.append("not a source")
         body = highlight_html(pieces, np.nan_to_num(shown, nan=0.0), title=title, tooltips=tips)
+        order = np.argsort(-np.nan_to_num(values, nan=-np.inf))[:min(10, len(self.input_tokens))]
         rows = "".join(
-            f"<tr><td>{k + 1}</td><td style='text-align:right'>{v:+.3f}</td><td>{_html.escape(t)}</td></tr>"
-            for k, (t, v) in enumerate(self.top_features(min(10, len(self.input_tokens)))))
+            f"<tr style='{'color:#888;font-style:italic' if est(i) else ''}'><td>{k + 1}</td>"
+            f"<td style='text-align:right'>{'≈' if est(i) else ''}{values[i]:+.3f}</td>"
+            f"<td>{_html.escape(self.input_tokens[i])}</td></tr>" for k, i in enumerate(order))
+        question = self.info.get("question")
+        if isinstance(question, Mapping):
+            rows += ("<tr style='border-top:1px solid #ccc'><td>Q</td><td style='text-align:right'>"
+                     f"{float(question.get('value', np.nan)):+.3f}</td><td>question (kept apart): "
+                     f"{_html.escape(str(question.get('text', '')))}</td></tr>")
+        note = ("" if exact is None else "<div style='font-size:85%;color:#666'>exact leave-one-out for "
+                f"{int(exact.sum())} of {len(exact)}; ≈ grey italics: the screen's estimate</div>")
         ranking = (
             "<table class='whylm-ranking' style='font-size:90%;border-collapse:collapse'>"
-            "<tr><th>#</th><th>attribution</th><th>source</th></tr>" + rows + "</table>"
+            "<tr><th>#</th><th>attribution</th><th>source</th></tr>" + rows + "</table>" + note
         )
         return ("<div style='display:flex;gap:16px;align-items:flex-start'>"
                 f"<div style='flex:3'>{body}</div><div style='flex:2'>{ranking}</div></div>")

@@ -87,13 +87,13 @@ def test_context_contrast_is_with_minus_without_in_one_pass(tiny_lm):
     without = tiny_lm.continuation_logprobs([tiny_lm.prompt_ids(QUESTION, chat=True)[0]], [resp])[0]
     np.testing.assert_allclose(rep.token_context_contrast, with_ctx - without, atol=1e-5)
     np.testing.assert_allclose(rep.token_logprob, with_ctx, atol=1e-5)
-    assert rep.cost["forward_passes"] == 1  # both rows in one batch
-    assert rep.scores["ungrounded"] == pytest.approx(-float(np.mean(with_ctx - without)), abs=1e-5)
+    assert rep.cost["forward_passes"] == 1  # both rows in one batch (a one-sentence context needs no removal row)
+    assert rep.scores["ungrounded"] == pytest.approx(float(np.mean(np.maximum(0, without - with_ctx))), abs=1e-5)
     assert 0.0 <= rep.scores["ungrounded_fraction"] <= 1.0
 
 
 def test_context_share_from_segment_attribution(tiny_lm):
-    rep = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False)
+    rep = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False, context_share=True)
     assert rep.token_context_share is not None, rep.notes
     assert rep.token_context_share.shape == (len(rep.tokens),)
     assert np.all((rep.token_context_share >= 0) & (rep.token_context_share <= 1))
@@ -108,11 +108,16 @@ def test_plain_prompt_without_chat_template(tiny_lm):
 
 
 def test_grounding_scores_orientation():
-    supported = grounding_scores(np.array([3.0, 2.0, 2.5]))
-    made_up = grounding_scores(np.array([0.1, -2.0, 0.0]))
+    unlikely = np.log([0.1, 0.1, 0.1])
+    supported = grounding_scores(np.array([3.0, 2.0, 2.5]), unlikely)
+    made_up = grounding_scores(np.array([0.1, -2.0, 0.0]), unlikely)
     for name in ("ungrounded", "ungrounded_max", "ungrounded_fraction"):
         assert made_up[name] > supported[name], name
+        assert supported[name] >= 0.0  # no negative "not supported" values
     assert supported["ungrounded_fraction"] == 0.0 and made_up["ungrounded_fraction"] == 1.0
+    # a copied span: tokens the model is already sure of with the context count as grounded
+    copied = grounding_scores(np.array([4.0, 0.1, 0.0]), np.log([0.6, 0.95, 0.99]))
+    assert copied == {"ungrounded": 0.0, "ungrounded_max": 0.0, "ungrounded_fraction": 0.0}
 
 
 def test_sentences_cover_tokens_and_roll_up(tiny_lm):
@@ -125,7 +130,8 @@ def test_sentences_cover_tokens_and_roll_up(tiny_lm):
     assert [s.text for s in rep.sentences] == ["The sky is blue.", "It is big."]
     s = rep.sentences[1]
     assert s.scores["mean_neg_logprob"] == pytest.approx(-float(rep.token_logprob[s.start:s.end].mean()), abs=1e-5)
-    assert s.scores["ungrounded"] == pytest.approx(-float(rep.token_context_contrast[s.start:s.end].mean()), abs=1e-5)
+    expect = np.maximum(0, -rep.token_context_contrast[s.start:s.end].astype(float)).mean()
+    assert s.scores["ungrounded"] == pytest.approx(float(expect), abs=1e-5)
 
 
 def test_json_round_trip_is_strict_json(tiny_lm):
@@ -143,15 +149,15 @@ def test_html_is_escaped_and_figure_has_rows(tiny_lm):
     rep = signals(tiny_lm, QUESTION, response=evil, context=CONTEXT, progress=False, context_share=False)
     page = rep.html()
     assert "<img" not in page and "&lt;img" in page
-    assert "<img" not in rep.html(signal="contrast")
+    assert "<img" not in rep.html(signal="ungrounded")
     fig = rep.figure()
     assert fig.data[0].type == "heatmap"
-    assert list(rep.token_signals) == ["neg_logprob", "entropy", "ungrounded"]
+    assert list(rep.token_signals) == ["neg_logprob", "entropy", "ungrounded", "not_grounded"]
     assert len(fig.data[0].y) == 1 + len(rep.token_signals)  # risk, then one row per signal
     # absolute scale: -log p is drawn against 10 nats in every answer, not scaled per row
     np.testing.assert_allclose(fig.data[0].z[1], np.clip(-rep.token_logprob.astype(float) / 10.0, 0, 1), atol=1e-6)
     with pytest.raises(ExplainError):
-        signals(tiny_lm, QUESTION, response="blue", progress=False).html(signal="contrast")
+        signals(tiny_lm, QUESTION, response="blue", progress=False).html(signal="ungrounded")
 
 
 @pytest.mark.parametrize(
@@ -161,7 +167,7 @@ def test_html_is_escaped_and_figure_has_rows(tiny_lm):
         (dict(response="   "), "response is empty"),
         (dict(response="blue " * 400), "context window"),
         (dict(response="blue", context=""), "context is empty"),
-        (dict(response="blue", samples=-1), "samples"),
+        (dict(response="blue", n_samples=-1), "n_samples"),
         (dict(response="blue", sample_texts=["", " "]), "sample_texts"),
     ],
 )
@@ -203,8 +209,8 @@ def test_failing_judge_falls_back_to_embeddings(tiny_lm, no_minilm, bad):
 
 
 def test_drawn_samples_are_seeded_and_batched(tiny_lm, no_minilm, monkeypatch):
-    a = signals(tiny_lm, QUESTION, response="blue", samples=3, max_new_tokens=5, seed=3, progress=False)
-    b = signals(tiny_lm, QUESTION, response="blue", samples=3, max_new_tokens=5, seed=3, progress=False)
+    a = signals(tiny_lm, QUESTION, response="blue", n_samples=3, max_new_tokens=5, seed=3, progress=False)
+    b = signals(tiny_lm, QUESTION, response="blue", n_samples=3, max_new_tokens=5, seed=3, progress=False)
     assert len(a.samples) == 3 and a.samples == b.samples
     assert a.cost["forward_passes"] <= 1 + 5  # one scoring pass + one batched generation
     calls = []

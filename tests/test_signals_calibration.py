@@ -19,16 +19,24 @@ QUESTION = "What colour is the sky?"
 CONTEXT = "The sky is blue."
 
 
-def test_logistic_fit_matches_scikit_learn():
-    lm_mod = pytest.importorskip("sklearn.linear_model")
+def test_logistic_fit_recovers_the_generating_model():
+    # the reference is the logistic model the labels were drawn from, not the fitting code
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(300, 3))
-    y = (x @ [1.5, -2.0, 0.0] + 0.3 + rng.logistic(size=300) > 0).astype(int)
-    l2 = 0.01
-    w, b = fit_logistic(x, y, l2=l2)
-    ref = lm_mod.LogisticRegression(C=1.0 / (l2 * len(x)), tol=1e-10, max_iter=10_000).fit(x, y)
-    np.testing.assert_allclose(w, ref.coef_[0], atol=1e-4)
-    assert b == pytest.approx(float(ref.intercept_[0]), abs=1e-4)
+    x = rng.normal(size=(20_000, 3))
+    y = (x @ [1.5, -2.0, 0.0] + 0.3 + rng.logistic(size=len(x)) > 0).astype(int)
+    w, b = fit_logistic(x, y, l2=1e-6)
+    np.testing.assert_allclose(w, [1.5, -2.0, 0.0], atol=0.08)
+    assert b == pytest.approx(0.3, abs=0.06)
+
+
+def test_fit_case_keeps_coefficients_non_negative():
+    # "b" points the right way alone but only corrects "a" once both are in: it is dropped
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=4000)
+    b = a + 0.3 * rng.normal(size=4000)
+    y = (2.0 * a - 1.0 * b + rng.logistic(size=4000) > 0).astype(int)
+    case = fit_case(["a", "b"], np.c_[a, b], y)
+    assert case.directions["b"] > 0.5 and case.features == ["a"] and case.coefficients[0] > 0
 
 
 def test_metrics_match_independent_references():
@@ -75,7 +83,7 @@ def test_risk_and_verdict_follow_the_calibration(tiny_lm, tmp_path):
         zs = 0.1 + 1.2 * (sent.scores["ungrounded_max"] - 0.5) / 2.0 - 0.4 * (sent.scores["mean_neg_logprob"] - 3.0) / 1.5
         assert sent.risk == pytest.approx(1 / (1 + math.exp(-zs)), abs=1e-9)
     c, lp = rep.token_context_contrast.astype(float), rep.token_logprob.astype(float)
-    zt = 0.1 + 1.2 * (-c - 0.5) / 2.0 - 0.4 * (-lp - 3.0) / 1.5
+    zt = 0.1 + 1.2 * (np.maximum(0, -c) - 0.5) / 2.0 - 0.4 * (-lp - 3.0) / 1.5
     np.testing.assert_allclose(rep.token_risk(), 1 / (1 + np.exp(-zt)), atol=1e-6)
     assert "calibrated for tiny" in rep.risk_note
     # the no-context case is absent from this calibration: no risk, and a note that says why

@@ -27,7 +27,7 @@ def test_signals_scores_a_given_response_with_context(tiny_dir, tmp_path, capsys
     [
         (["signals", "q", "--response", ""], "error: "),
         (["signals", "q", "--context-file", "/no/such/file.txt"], "error: context file '/no/such/file.txt' does not exist"),
-        (["signals", "q", "--samples", "-1"], "error: --n-samples must be 0 or more"),
+        (["signals", "q", "--n-samples", "-1"], "error: --n-samples must be 0 or more"),
     ],
 )
 def test_signals_errors_are_one_line(tiny_dir, capsys, argv, message) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -53,20 +52,22 @@ def test_custom_signal_reaches_report_json_and_html(tiny_lm, double_surprise):
 
 def test_builtin_signals_are_registered_the_same_way(tiny_lm):
     rep = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False, context_share=False)
-    assert set(rep.token_signals) == {"neg_logprob", "entropy", "ungrounded"}
+    assert set(rep.token_signals) == {"neg_logprob", "entropy", "ungrounded", "not_grounded"}
     assert set(rep.token_signals) <= set(SIGNALS)
     np.testing.assert_allclose(rep.token_signals["neg_logprob"], -rep.token_logprob, atol=1e-6)
-    np.testing.assert_allclose(rep.token_signals["ungrounded"], -rep.token_context_contrast, atol=1e-6)
     c = rep.token_context_contrast.astype(float)
-    assert rep.scores["ungrounded_max"] == pytest.approx(-c.min(), abs=1e-6)
-    assert rep.scores["ungrounded_fraction"] == pytest.approx(float((c < 0.5).mean()))
+    np.testing.assert_allclose(rep.token_signals["ungrounded"], np.maximum(0, -c), atol=1e-6)
+    assert rep.scores["ungrounded_max"] == pytest.approx(max(0.0, -c.min()), abs=1e-6)
+    unlikely = rep.token_logprob.astype(float) < np.log(0.5)
+    assert rep.scores["ungrounded_fraction"] == pytest.approx(float(((c < 0.5) & unlikely).mean()))
 
 
 def test_round_trip_is_exact(tiny_lm, double_surprise):
     rep = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False)
     back = SignalReport.from_json(rep.to_json())
     assert back.to_dict() == rep.to_dict()
-    for name in ("token_logprob", "token_entropy", "token_margin", "token_context_contrast", "token_context_share"):
+    assert rep.token_context_share is None and back.token_context_share is None
+    for name in ("token_logprob", "token_entropy", "token_margin", "token_context_contrast", "token_evidence"):
         np.testing.assert_array_equal(getattr(back, name), getattr(rep, name))
         assert getattr(back, name).dtype == getattr(rep, name).dtype
     assert back.scores == rep.scores and back.tokens == rep.tokens
@@ -98,16 +99,6 @@ def test_repr_html_is_escaped(tiny_lm):
     view = rep._repr_html_()
     assert "<script>" not in view and "<b>bold" not in view and "&lt;b&gt;" in view
     assert "No calibrated verdict" in view and rep.summary().startswith("No calibrated verdict")
-
-
-def test_samples_keyword_is_deprecated_but_works(tiny_lm, monkeypatch):
-    monkeypatch.setattr(consistency_mod, "embed", lambda texts: np.eye(len(texts), 8, dtype=np.float32))
-    with pytest.warns(DeprecationWarning, match="n_samples"):
-        old = signals(tiny_lm, QUESTION, response="blue", samples=2, max_new_tokens=4, progress=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        new = signals(tiny_lm, QUESTION, response="blue", n_samples=2, max_new_tokens=4, progress=False)
-    assert old.samples == new.samples and len(new.samples) == 2
 
 
 def test_sampling_leaves_the_global_random_state_alone(tiny_lm, monkeypatch):

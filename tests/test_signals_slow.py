@@ -15,7 +15,7 @@ QUESTION = "In which city is the Eiffel Tower?"
 
 
 def test_context_contrast_separates_grounded_from_made_up(embedded_lm):
-    right = signals(embedded_lm, QUESTION, response="Paris", context=CONTEXT, progress=False)
+    right = signals(embedded_lm, QUESTION, response="Paris", context=CONTEXT, progress=False, context_share=True)
     wrong = signals(embedded_lm, QUESTION, response="Rome, the capital of Italy.", context=CONTEXT,
                     progress=False, context_share=False)
     assert right.token_context_contrast.mean() > 0  # the context makes "Paris" more likely
@@ -26,7 +26,7 @@ def test_context_contrast_separates_grounded_from_made_up(embedded_lm):
 
 
 def test_generated_answer_and_minilm_consistency(embedded_lm):
-    rep = signals(embedded_lm, QUESTION, context=CONTEXT, samples=3, max_new_tokens=8, progress=False,
+    rep = signals(embedded_lm, QUESTION, context=CONTEXT, n_samples=3, max_new_tokens=8, progress=False,
                   context_share=False)
     assert rep.generated and rep.response.strip() and len(rep.samples) == 3
     assert len(rep.sentences) >= 1 and rep.sentences[-1].end == len(rep.tokens)

@@ -18,8 +18,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from explain.attribution.cost import estimate_cost
-from explain.attribution.inputs import AttributionInput, build_input, default_baseline
+from explain.attribution.inputs import AttributionInput, build_input, default_baseline, split_context_prompt
 from explain.attribution.registry import METHODS, MethodInfo, register
+from explain.attribution.screen import DEFAULT_SCREEN, SCREENS, check_top_k, screened_ablation, split_question
 from explain.attribution.sources import check_sources, split_sources
 from explain.budget import check_budget, record_run
 from explain.errors import ExplainError
@@ -87,6 +88,9 @@ def attribute(
     progress: bool | None = None,
     sources: str | Sequence[tuple[int, int]] = "tokens",
     max_seconds: float | None = None,
+    context: str | None = None,
+    top_k: int | None = None,
+    screen: str | None = None,
     **kwargs: Any,
 ) -> AttributionResult:
     """Attribute each target token's log-probability to the prompt's tokens or sources.
@@ -108,6 +112,14 @@ def attribute(
             removing its tokens (ContextCite), a token by replacing it with ``baseline``.
         max_seconds: refuse a run predicted (:func:`estimate_cost`) to take longer
             (default :data:`explain.budget.DEFAULT_MAX_SECONDS`).
+        context: a passage the prompt (then the question) rests on; the model reads
+            ``explain.model.with_context(prompt, context)``. Only the context is split into
+            sources; the question is one source kept apart from the ranking, in
+            ``info["question"]``. ``prompt={"context": ..., "question": ...}`` says the same.
+        top_k: rank every source with a cheap screen, then exact leave-one-out for the ``top_k``
+            best only (``method="ablation"``); ``info["exact"]`` marks them, the rest hold the
+            screen's estimate (:mod:`explain.attribution.screen`).
+        screen: the screen for ``top_k``: ``attention`` (default), ``gradient`` or ``hierarchical``.
         **kwargs: passed to the method (e.g. ``n_samples``, ``seed``, ``n_steps``, ``batch_tokens``).
 
     Returns:
@@ -122,7 +134,8 @@ def attribute(
         >>> res = attribute(lm, "The capital of France is", target=" Paris")   # doctest: +SKIP
         >>> res.token_attr.shape                                                # doctest: +SKIP
         (1, 5)
-        >>> res = attribute(lm, context + " Q: who? A:", " Ada", sources="sentences")  # doctest: +SKIP
+        >>> res = attribute(lm, "Q: who? A:", " Ada", context=ctx, sources="sentences", top_k=3)  # doctest: +SKIP
+        >>> res.info["exact"], res.info["question"]["value"]                       # doctest: +SKIP
     """
     info = METHODS.get(method)
     if info is None:
@@ -130,18 +143,26 @@ def attribute(
     if target is not None and not isinstance(target, str):
         raise ExplainError(f"target must be a string, not {type(target).__name__}")
     baseline_id, baseline_rule = check_baseline(lm, baseline)
+    prompt, context = split_context_prompt(prompt, context, sources)
+    top_k, screen, screen_options = check_top_k(method, top_k, screen, kwargs)
     _check_options(method, info, kwargs)
     if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))):
         raise ExplainError(f"max_seconds must be a number of seconds, got {max_seconds!r}")
     sources = "tokens" if sources is None else check_sources(sources)
     cost = estimate_cost(lm, prompt, target, method=method, sources=sources, chat=chat,
-                         max_new_tokens=max_new_tokens, **kwargs)
+                         max_new_tokens=max_new_tokens, context=context, top_k=top_k, screen=screen,
+                         **kwargs)
     check_budget(cost, max_seconds)
     start = time.perf_counter()
-    inp = build_input(lm, prompt, target, chat=chat, max_new_tokens=max_new_tokens, sources=sources)
+    inp = build_input(lm, prompt, target, chat=chat, max_new_tokens=max_new_tokens, sources=sources,
+                      context=context)
     if progress is None:
         progress = cost.seconds > 10 or inp.n * inp.m > PROGRESS_THRESHOLD * 8
-    token_attr, details = info.fn(lm, inp, baseline=baseline_id, progress=bool(progress), **kwargs)
+    if top_k is not None:
+        token_attr, details = screened_ablation(lm, inp, top_k=top_k, screen=screen, baseline=baseline_id,
+                                                progress=bool(progress), **kwargs, **screen_options)
+    else:
+        token_attr, details = info.fn(lm, inp, baseline=baseline_id, progress=bool(progress), **kwargs)
     seconds = time.perf_counter() - start
     record_run(lm, method, predicted=cost.seconds, measured=seconds)
     token_attr = np.asarray(token_attr, dtype=np.float64).reshape(inp.m, inp.n)
@@ -152,8 +173,9 @@ def attribute(
         seq_attr = token_attr.sum(axis=0)
     if logprobs is None:
         logprobs = lm.continuation_logprobs([inp.prompt_ids], [inp.target_ids])[0]
+    names, token_attr, seq_attr, details = split_question(inp, token_attr, np.asarray(seq_attr), details)
     return AttributionResult(
-        input_tokens=inp.feature_names,
+        input_tokens=names,
         output_tokens=inp.target_tokens,
         token_attr=token_attr,
         seq_attr=np.asarray(seq_attr, dtype=np.float64),
@@ -174,12 +196,13 @@ def attribute(
             "chat": chat,
             "generated": inp.generated,
             "family": info.family,
+            **({"context": context} if context is not None else {}),
             **details,
         },
     )
 
 
 __all__ = [
-    "METHODS", "AttributionInput", "MethodInfo", "attribute", "build_input", "check_baseline",
-    "default_baseline", "estimate_cost", "register", "split_sources",
+    "DEFAULT_SCREEN", "METHODS", "SCREENS", "AttributionInput", "MethodInfo", "attribute", "build_input",
+    "check_baseline", "default_baseline", "estimate_cost", "register", "split_sources",
 ]

@@ -101,6 +101,9 @@ class BatchedForward:
         use_cache: reuse the unperturbed prefix's key/value cache.
         memory_bytes: memory one pass may hold (cache + activations); default: a quarter of the
             available memory, at most :data:`MAX_MEMORY_BYTES`.
+        prepared: ``(unperturbed target log-probs (m,), the whole input's cache or None)`` from a
+            pass the caller already ran (a screen): the engine then skips its own first passes, and
+            the gathered-head path is checked on the first batch's unperturbed row instead.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class BatchedForward:
         max_rows: int | None = None,
         use_cache: bool = True,
         memory_bytes: int | None = None,
+        prepared: tuple[torch.Tensor, Any] | None = None,
     ) -> None:
         self.max_rows = max_rows
         self.lm, self.inp, self.baseline = lm, inp, int(baseline)
@@ -134,6 +138,11 @@ class BatchedForward:
         self.cache_checked = not use_cache
         self._full_cache: Any = None  # the unperturbed input's cache; False where it cannot be cut
         self.cache_fallback = False
+        self.head_checked = prepared is None
+        if prepared is not None:
+            self.original, cache = prepared
+            self._full_cache = cache
+            return
         with torch.no_grad():
             self.original = self._plain(self.seq[None])[0]
             if self.removal:  # the gathered-head path must give the plain path's numbers
@@ -246,6 +255,17 @@ class BatchedForward:
     def _removed_batch(self, rows: list[torch.Tensor], start: int) -> torch.Tensor:
         if not self.head_ok:
             return torch.stack([self._plain(r[None])[0] for r in rows])
+        if not self.head_checked:  # prepared: the unperturbed row rides along once, checking head and cache
+            self.head_checked = True
+            start = start if self.use_cache and not self.cache_fallback else 0
+            probe = self._removed_pass([self.seq, *rows], start)
+            self.cache_checked = self.cache_checked or start > 0
+            if float((probe[0] - self.original).abs().max()) <= CACHE_CHECK_TOLERANCE:
+                return probe[1:]
+            self.head_ok, self.cache_fallback = False, True
+            warnings.warn(f"{self.lm.name}: the cached/gathered path disagrees with a plain forward; "
+                          "using plain forwards (slower, exact)", stacklevel=4)
+            return self._removed_batch(rows, start)
         if not self.use_cache or self.cache_fallback or start == 0:
             return self._removed_pass(rows, 0)
         if not self.cache_checked:

@@ -63,7 +63,9 @@ def _rows(method: str, starts: np.ndarray, sizes: np.ndarray, n_prompt: int, n_s
         return row_start, lengths
 
     if method == "ablation":
-        row_start, lengths = from_masks(np.eye(n, dtype=bool))
+        rows = options.get("_rows")  # top_k: only the rows the screen leaves for the exact part
+        dropped = np.eye(n, dtype=bool) if rows is None else np.eye(n, dtype=bool)[rows]
+        row_start, lengths = from_masks(dropped)
         return row_start, lengths, 1.0
     samples = options.get("n_samples") or DEFAULT_SAMPLES.get(method)
     if method == "shap":
@@ -105,12 +107,18 @@ def estimate_cost(
     sources: str | Sequence[tuple[int, int]] | None = None,
     chat: bool = False,
     max_new_tokens: int = 32,
+    context: str | None = None,
+    top_k: int | None = None,
+    screen: str | None = None,
     **method_options: Any,
 ) -> Cost:
     """Predict the forward passes, token positions, seconds and peak memory of an attribution run.
 
     Args:
-        lm, prompt, target, method, sources, chat, max_new_tokens: as for :func:`explain.attribute`.
+        lm, prompt, target, method, sources, chat, max_new_tokens, context, top_k, screen: as
+            for :func:`explain.attribute` (``top_k``: the screen, then the exact part for the
+            ``top_k`` best, placed at evenly spread quantiles of the sources since the screen's
+            choice is not known before it runs).
         **method_options: the method's options that change its cost (``n_samples``, ``n_steps``,
             ``max_evals``, ``batch_tokens``, ``max_rows``).
 
@@ -129,7 +137,9 @@ def estimate_cost(
 
     if method not in METHODS:
         raise ExplainError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
-    pf = prompt_features(lm, prompt, chat=chat, sources=sources or "tokens")
+    from explain.attribution.screen import DEFAULT_SCREEN, screen_plan
+
+    pf = prompt_features(lm, prompt, chat=chat, sources=sources or "tokens", context=context)
     generated = target is None
     m = max_new_tokens if generated else len(target_ids_of(lm, target))
     n_prompt, n = len(pf.ids), len(pf.features)
@@ -142,6 +152,15 @@ def estimate_cost(
 
     passes = positions = pairs = 0.0
     peak = 0.0
+    checks = 2 if pf.removal else 1  # the unperturbed pass (and, for removal, the gathered-head check)
+    if top_k is not None and method == "ablation":
+        screen = screen or DEFAULT_SCREEN
+        method_options = dict(method_options)
+        method_options["_rows"], extra, checks = screen_plan(screen, [f[0] for f in pf.features],
+                                                             pf.question, int(top_k), n_seq, m,
+                                                             method_options.get("block"))
+        passes, positions, pairs = passes + extra[0], positions + extra[1], pairs + extra[2]
+        method_options.setdefault("max_rows", None if screen == "hierarchical" else 1)
     if method in PERTURBATION:
         starts = np.array([f[0] for f in pf.features], dtype=np.int64)
         sizes = np.array([len(f) for f in pf.features], dtype=np.int64)
@@ -156,9 +175,9 @@ def estimate_cost(
         def fit(start: int, length: int) -> int:
             return rows_that_fit(start, length, batch_tokens, memory_budget, kv, act)
 
-        # the unperturbed pass (and, for removal, the same row through the gathered-head path)
-        checks = 2 if pf.removal else 1
-        passes, positions, pairs = float(checks), float(checks * n_seq), checks * n_seq * (n_seq + 1) / 2
+        passes += checks
+        positions += checks * n_seq
+        pairs += checks * n_seq * (n_seq + 1) / 2
         probed = False
         for start, lo, hi in plan_batches(row_start, lengths, cap, fit):
             suffix = [max(1, lengths[r] - start) for r in range(lo, hi)]
@@ -193,18 +212,22 @@ def estimate_cost(
     level = "token" if pf.sources == "tokens" else ("segment" if pf.sources == "segments" else pf.sources.rstrip("s"))
     unit = "tokens" if pf.sources == "tokens" else "sources"
     what = f"{level}-level {method} of {n_prompt:,} tokens" + ("" if unit == "tokens" else f" ({n:,} {unit})")
+    if top_k is not None:
+        what += f", {screen} screen + exact top {min(int(top_k), n - (pf.question is not None))}"
     return Cost(
         what=what,
         seconds=float(seconds),
         passes=int(math.ceil(passes)),
         positions=int(math.ceil(positions)),
         memory_bytes=int(weights + peak),
-        cheaper=_cheaper(method, pf.sources, method_options),
+        cheaper=_cheaper(method, pf.sources, method_options, top_k, n),
     )
 
 
-def _cheaper(method: str, sources: str, options: Mapping[str, Any]) -> str:
+def _cheaper(method: str, sources: str, options: Mapping[str, Any], top_k: int | None = None, n: int = 0) -> str:
     tips = []
+    if method == "ablation" and (top_k is None or top_k > 5) and n > 10:
+        tips.append("top_k=5 (a screen ranks every source, exact leave-one-out for the 5 best)")
     if sources in ("tokens", "words"):
         tips.append('use sources="sentences" (or "paragraphs")')
     elif sources == "sentences":

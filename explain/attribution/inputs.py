@@ -19,7 +19,10 @@ from typing import Any, Mapping, Sequence
 
 from explain.attribution.sources import SEGMENT_SEPARATOR, Piece, check_sources, split_sources
 from explain.errors import ExplainError
-from explain.model import LanguageModel
+from explain.model import LanguageModel, with_context
+
+# The name of the feature that stands for the whole question when a context is given.
+QUESTION = "question"
 
 
 @dataclass
@@ -37,7 +40,11 @@ class AttributionInput:
         removal: ablating a feature removes its tokens (sources) instead of replacing them.
         sources: what a feature is: ``"tokens"``, ``"words"``, ``"sentences"``, ``"paragraphs"``,
             ``"spans"`` or ``"segments"``.
-        spans: per feature, its (start, end) character offsets in the prompt text (sources only).
+        spans: per feature, its (start, end) character offsets in the prompt text (sources only;
+            in the context when ``context`` is given).
+        context: the context given apart from the question (``attribute(context=...)``); only
+            it is split into sources, and the question is the last feature (``question``).
+        question: index of the feature that is the whole question, or ``None``.
     """
 
     prompt_ids: list[int]
@@ -51,6 +58,8 @@ class AttributionInput:
     removal: bool = False
     sources: str = "tokens"
     spans: list[tuple[int, int]] = field(default_factory=list)
+    context: str | None = None
+    question: int | None = None
 
     @property
     def n(self) -> int:
@@ -97,6 +106,7 @@ class PromptFeatures:
     removal: bool
     sources: str
     spans: list[tuple[int, int]]
+    question: int | None = None
 
 
 def _source_kind(prompt: Any, sources: Any) -> str:
@@ -107,17 +117,95 @@ def _source_kind(prompt: Any, sources: Any) -> str:
     return "spans"
 
 
+def split_context_prompt(prompt: Any, context: Any, sources: Any) -> tuple[Any, Any]:
+    """Read ``{"context": ..., "question": ...}`` with non-segment sources as a context and a
+    question; check a given ``context``. Returns: ``(prompt, context)``.
+
+    Example:
+        >>> split_context_prompt({"context": "Sky is blue.", "question": "Colour?"}, None, "sentences")
+        ('Colour?', 'Sky is blue.')
+    """
+    if (context is None and isinstance(prompt, Mapping) and set(prompt) == {"context", "question"}
+            and sources not in (None, "tokens", "segments")):
+        return prompt["question"], prompt["context"]
+    if context is None:
+        return prompt, None
+    if not isinstance(context, str):
+        raise ExplainError(f"context must be a string, not {type(context).__name__}")
+    if not context.strip():
+        raise ExplainError("context is empty")
+    if not isinstance(prompt, str):
+        raise ExplainError("with context=, the prompt is the question: give it as a string")
+    if not prompt.strip():
+        raise ExplainError("prompt (the question) is empty")
+    if isinstance(sources, Mapping):
+        raise ExplainError("with context=, sources= is a kind name or (start, end) spans in the context")
+    return prompt, context
+
+
+def _context_features(lm: LanguageModel, prompt: str, context: str, chat: bool, sources: Any) -> PromptFeatures:
+    """Features over ``with_context(prompt, context)``: the context's sources (or tokens), then the
+    whole question as one last feature. Each piece is tokenised alone (a boundary is a token boundary)."""
+    mark = "\x00"
+    c_at = with_context(prompt, mark).index(mark)
+    q_at = with_context(mark, context).index(mark)
+    text = with_context(prompt, context)
+    ids, (content_offset, end) = lm.prompt_ids(prompt, chat=chat, context=context)
+    lm.check_length(len(ids), 0)
+    kind = sources if isinstance(sources, str) else "spans"
+    if kind == "tokens":
+        ctx_pieces = [Piece(t, 0, True, t) for t in lm.tokens(lm.encode(context, special=False))]
+    else:
+        ctx_pieces = split_sources(context, sources)
+    pieces = [Piece(text[:c_at], 0, False, "")] if c_at else []
+    pieces += ctx_pieces
+    pieces.append(Piece(text[c_at + len(context):q_at], c_at + len(context), False, ""))
+    question = Piece(prompt, q_at, True, QUESTION)
+    pieces.append(question)
+    if q_at + len(prompt) < len(text):
+        pieces.append(Piece(text[q_at + len(prompt):], q_at + len(prompt), False, ""))
+    body: list[int] = []
+    features: list[list[int]] = []
+    names: list[str] = []
+    spans: list[tuple[int, int]] = []
+    if kind == "tokens":  # the context's own tokens, each a feature; replaced, not removed
+        ctx_ids = lm.encode(context, special=False)
+        pre = lm.encode(text[:c_at], special=False) if c_at else []
+        at = content_offset + len(pre)
+        features = [[at + k] for k in range(len(ctx_ids))]
+        names = lm.tokens(ctx_ids)
+        body = pre + ctx_ids
+        pieces = pieces[len(ctx_pieces) + (1 if c_at else 0):]
+    for piece in pieces:
+        piece_ids = lm.encode(piece.text, special=False)
+        if piece.feature and piece_ids:
+            at = content_offset + len(body)
+            features.append(list(range(at, at + len(piece_ids))))
+            names.append(piece.name)
+            if piece is not question:
+                spans.append((piece.start, piece.end))
+        body += piece_ids
+    if len(features) < 2:
+        raise ExplainError("the context has no source to attribute to")
+    ids = ids[:content_offset] + body + ids[end:]
+    lm.check_length(len(ids), 0)
+    return PromptFeatures(ids, features, names, kind != "tokens", kind, spans, question=len(features) - 1)
+
+
 def prompt_features(
     lm: LanguageModel,
     prompt: str | Mapping[str, str],
     chat: bool = False,
     sources: str | Sequence[tuple[int, int]] | Mapping[str, str] = "tokens",
+    context: str | None = None,
 ) -> PromptFeatures:
     """Tokenise ``prompt`` and group its positions into features (tokens, or sources).
 
     Returns:
         a :class:`PromptFeatures`; with sources other than ``"tokens"`` each source is tokenised
-        on its own (a source boundary is a token boundary) and ablated by removal.
+        on its own (a source boundary is a token boundary) and ablated by removal. With
+        ``context`` the model reads ``with_context(prompt, context)``; only the context is split
+        (spans are offsets in the context) and the whole question is one last feature.
 
     Raises:
         ExplainError: empty prompt, bad ``sources``, too long for the model, no chat template.
@@ -130,6 +218,9 @@ def prompt_features(
     if sources is None:
         sources = "tokens"
     check_sources(sources)
+    prompt, context = split_context_prompt(prompt, context, sources)
+    if context is not None:
+        return _context_features(lm, prompt, context, chat, sources)
     if isinstance(sources, Mapping):
         raise ExplainError("give named segments as the prompt (prompt={'name': text, ...}), not as sources=")
     if isinstance(prompt, Mapping) and sources not in ("tokens", "segments"):
@@ -189,6 +280,7 @@ def build_input(
     chat: bool = False,
     max_new_tokens: int = 32,
     sources: str | Sequence[tuple[int, int]] | Mapping[str, str] = "tokens",
+    context: str | None = None,
 ) -> AttributionInput:
     """Tokenise ``prompt`` (and ``target``, or generate it greedily) into an :class:`AttributionInput`.
 
@@ -206,7 +298,8 @@ def build_input(
     """
     if target is not None:
         target_ids_of(lm, target)  # a bad target fails before any work
-    pf = prompt_features(lm, prompt, chat=chat, sources=sources)
+    prompt, context = split_context_prompt(prompt, context, sources)
+    pf = prompt_features(lm, prompt, chat=chat, sources=sources, context=context)
     ids, features, names = pf.ids, pf.features, pf.names
 
     generated = target is None
@@ -231,6 +324,8 @@ def build_input(
         removal=pf.removal,
         sources=pf.sources,
         spans=pf.spans,
+        context=context,
+        question=pf.question,
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 from explain.audit.engines import make_engine
 from explain.audit.records import read_records, record_id
 from explain.audit.store import PartStore, read_audit
-from explain.audit.work import make_settings, score_names
+from explain.audit.work import calibration_setting, make_settings, score_names
 from explain.budget import Cost, check_budget, format_seconds, seconds_per_position
 from explain.errors import ExplainError
 from explain.progress import bar, want_progress
@@ -208,6 +208,7 @@ def audit(
     engine_options: Mapping[str, Any] | None = None,
     on_estimate: Any = None,
     on_note: Any = None,
+    calibration: Any = None,
 ) -> AuditSummary:
     """Audit a dataset of prompts (and answers): one Parquet row per record, resumable.
 
@@ -238,6 +239,10 @@ def audit(
     record whose content changed since it was audited is audited again; rows of records no longer in
     the input are moved to ``out/_replaced/``; a damaged part is moved to ``out/_damaged/`` and its
     records audited again.
+        calibration: the risk's calibration, as for :func:`explain.signals`: ``None`` (the one shipped
+            for the model), ``False`` (no risk), a calibration JSON file (``whylm signals
+            calibrate``), a dict or a :class:`~explain.signals.Calibration`; read once here and sent
+            to every worker as plain data. A resumed run must use the same one.
 
     Returns:
         an :class:`AuditSummary`.
@@ -246,7 +251,7 @@ def audit(
         ExplainError: a malformed or non-UTF-8 input file (with its line), duplicate ids, an output
             made with other settings or holding another dataset, an output folder that is not an
             audit, cannot be written or is being written by another run, a run over the budget, an
-            unknown engine, Ray not installed.
+            unknown engine, Ray not installed, a calibration file that is missing or not a calibration.
 
     Example:
         >>> s = audit("outputs.jsonl", lm, out="audit.parquet", engine="processes", workers=2)  # doctest: +SKIP
@@ -261,27 +266,28 @@ def audit(
         raise ExplainError("nothing to audit: signals=False and no attribute= method")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ExplainError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    calibration = calibration_setting(calibration)[0]  # a bad file stops here, before any work
     recs = _read_input(records)
     eng = make_engine(engine, lm, workers=workers, address=address, **dict(engine_options or {}))
     store = PartStore(out)
     store.lock()  # before any work: a folder in use, not an audit, or not writable is refused now
     try:
         return _run(store, recs, eng, lm, attribute, signals, resume, seed, max_seconds, progress, chunk_size,
-                    chat, max_new_tokens, top_k, on_estimate, on_note)
+                    chat, max_new_tokens, top_k, calibration, on_estimate, on_note)
     finally:
         store.close()
 
 
 def _run(store: PartStore, recs: list[dict[str, Any]], eng: Any, lm: Any, attribute: str | None, signals: bool,
          resume: bool, seed: int, max_seconds: float | None, progress: bool | None, chunk_size: int, chat: bool,
-         max_new_tokens: int, top_k: int, on_estimate: Any, on_note: Any) -> AuditSummary:
+         max_new_tokens: int, top_k: int, calibration: Any, on_estimate: Any, on_note: Any) -> AuditSummary:
     from explain.model import LanguageModel
 
     engine = eng.name
     local_lm = lm if isinstance(lm, LanguageModel) else LanguageModel.load(lm)
     if engine == "local":
         eng.model = local_lm
-    settings = make_settings(local_lm.name, signals, attribute, seed, chat, max_new_tokens, top_k)
+    settings = make_settings(local_lm.name, signals, attribute, seed, chat, max_new_tokens, top_k, calibration)
     store.open(settings, score_names(), resume=resume, total=len(recs))
     hashes = {r["id"]: input_hash(r) for r in recs}
     store.reconcile(hashes)

@@ -16,11 +16,14 @@ EXAMPLE = """examples:
   whylm audit qa.csv --out audit.parquet --attribute ablation --engine processes --workers 4
   whylm audit logs.parquet --out audit.parquet --engine ray --address auto --gpus-per-worker 1
   whylm audit outputs.jsonl --out audit.parquet --max-seconds 7200     # accept a 2 h estimate
+  whylm audit outputs.jsonl --out audit.parquet --calibration cal.json  # from `whylm signals calibrate`
 
 Each input record has "prompt" and optionally "id", "response" (scored as given, generated when
 absent) and "context". Run the same command again after an interruption: only the missing ids run,
 and records whose content changed since are audited again. One run at a time writes a folder.
 Read the result with pandas.read_parquet("audit.parquet") or open it on the dashboard's Audits page.
+With a context, each row's "evidence" column (JSON) gives every answer sentence its verdict, risk and
+the context sentences that support it; "n_unsupported_sentences" counts those nothing supports.
 """
 
 
@@ -49,6 +52,9 @@ def add_parser(subparsers: Any) -> None:
                    help="torch CPU threads per worker (default: the free cores split between the workers)")
     p.add_argument("--max-seconds", type=float, default=None, help="budget for the cost estimate (default 600)")
     p.add_argument("--model", default=None, help="local model folder or cached hub id (default: embedded)")
+    p.add_argument("--calibration", metavar="FILE", type=Path, default=None,
+                   help="calibration JSON for the risk (from `whylm signals calibrate`; default: the one "
+                        "shipped for the model, if any)")
     p.add_argument("--seed", type=int, default=0, help="seed of every record's run (default 0)")
     p.add_argument("--chunk-size", type=int, default=8, help="records per committed part (default 8)")
     p.add_argument("--no-resume", action="store_true", help="refuse an output that already holds results")
@@ -81,7 +87,7 @@ def run_audit(args: argparse.Namespace) -> int:
         args.input, args.model, out=args.out_dir, attribute=args.attribute, signals=not args.no_signals,
         engine=args.engine, workers=args.workers, address=args.address, resume=not args.no_resume,
         seed=args.seed, max_seconds=args.max_seconds, progress=False if args.no_progress else None,
-        chunk_size=args.chunk_size, engine_options=options, on_estimate=show,
+        chunk_size=args.chunk_size, engine_options=options, on_estimate=show, calibration=args.calibration,
     )
     if args.json == "-":
         print(summary.to_json(indent=2))

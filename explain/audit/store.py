@@ -58,10 +58,10 @@ BASE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 TAIL_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("top_features", pa.string()), ("model", pa.string()), ("method", pa.string()), ("seed", pa.int64()),
     ("versions", pa.string()), ("seconds", pa.float64()), ("error", pa.string()), ("report", pa.string()),
-    ("attribution", pa.string()),
+    ("attribution", pa.string()), ("evidence", pa.string()), ("n_unsupported_sentences", pa.int64()),
     ("input_hash", pa.string()),
 )
-SETTINGS_CHECKED = ("model", "signals", "method", "seed", "chat", "max_new_tokens", "top_k")
+SETTINGS_CHECKED = ("model", "signals", "method", "seed", "chat", "max_new_tokens", "top_k", "calibration_id")
 
 
 def schema(score_names: Sequence[str]) -> pa.Schema:

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import math
@@ -24,32 +25,73 @@ from explain.attribution import attribute
 from explain.audit.records import check_record
 from explain.errors import WhylmError, one_line, report_internal_error
 from explain.rng import seeded
-from explain.signals import score_docs, signals
+from explain.evidence_view import evidence_json, n_unsupported
+from explain.signals import load_calibration, score_docs, signals
+from explain.signals.evidence import SCORE_DOCS as EVIDENCE_DOCS
 
 
 def make_settings(model: str, signals: bool, method: str | None, seed: int, chat: bool = True,
-                  max_new_tokens: int = 64, top_k: int = 5) -> dict[str, Any]:
+                  max_new_tokens: int = 64, top_k: int = 5, calibration: Any = None) -> dict[str, Any]:
     """The settings a run is made with (and that a resumed run must match).
 
+    Args:
+        calibration: ``None`` (the calibration shipped for the model), ``False`` (no risk), a path,
+            a dict or a :class:`~explain.signals.Calibration`; see :func:`calibration_setting`.
+
     Returns:
-        a JSON-ready dict.
+        a JSON-ready dict; every engine's workers get it as is (plain data, so processes and Ray
+        actors can unpickle it).
 
     Example:
         >>> make_settings("tiny", True, None, 0)["method"] is None
         True
     """
+    cal, cal_id = calibration_setting(calibration, model)
     return {"model": model, "signals": bool(signals), "method": method, "seed": int(seed), "chat": bool(chat),
-            "max_new_tokens": int(max_new_tokens), "top_k": int(top_k)}
+            "max_new_tokens": int(max_new_tokens), "top_k": int(top_k), "calibration": cal,
+            "calibration_id": cal_id}
+
+
+def calibration_setting(spec: Any, model: str = "") -> tuple[dict[str, Any] | bool | None, str | None]:
+    """The ``calibration=`` of an audit as plain data for its workers, read and checked once, up front.
+
+    Args:
+        spec: ``None`` (each worker uses the calibration shipped for the model), ``False`` (no
+            risk), a path to a calibration JSON file (``whylm signals calibrate``), a dict or a
+            :class:`~explain.signals.Calibration`.
+        model: the model's name (for the shipped file).
+
+    Returns:
+        (``None``, ``False`` or the calibration as a dict; an id naming its content,
+        ``"sha256:<12 hex>"``, that a resumed run must match; ``None`` for ``None``/``False``).
+
+    Raises:
+        ExplainError: a missing or unreadable file, or one that is not a calibration (one line).
+
+    Example:
+        >>> calibration_setting(None), calibration_setting(False)
+        ((None, None), (False, None))
+        >>> calibration_setting("/no/such/cal.json")
+        Traceback (most recent call last):
+        ...
+        explain.errors.ExplainError: calibration file '/no/such/cal.json' does not exist
+    """
+    if spec is None or spec is False:
+        return spec, None
+    cal, _ = load_calibration(spec, model)
+    data = json.loads(cal.to_json(indent=None))
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+    return data, f"sha256:{digest}"
 
 
 def score_names() -> list[str]:
     """The ``score.<name>`` columns of an audit: the scores :func:`explain.signals` gives without
-    samples (token scores always; grounding scores with a context, ``null`` without one).
+    samples (token scores always; grounding and evidence scores with a context, ``null`` without one).
 
     Returns:
         a list of score names, in the order signals() reports them.
     """
-    return list(score_docs())
+    return [*score_docs(), *(k for k in EVIDENCE_DOCS if k not in score_docs())]
 
 
 @lru_cache(maxsize=1)
@@ -73,7 +115,10 @@ def audit_record(lm: Any, rec: Mapping[str, Any], settings: Mapping[str, Any]) -
         the output row: inputs, ``risk``/``verdict`` (``None`` when the signals have none),
         ``score.<name>``, ``top_features`` (JSON ``[[feature, value], ...]``), ``model``,
         ``method``, ``seed``, ``versions``, ``seconds``, ``error`` (``None`` or one line), ``report``
-        (the SignalReport JSON) and ``attribution`` (the AttributionResult JSON).
+        (the SignalReport JSON), ``evidence`` (JSON: each answer sentence with its verdict, risk and
+        evidence, :func:`explain.evidence_view.evidence_rows`; ``None`` without a context),
+        ``n_unsupported_sentences`` (sentences no context sentence supports; ``None`` without a
+        context) and ``attribution`` (the AttributionResult JSON).
 
     Example:
         >>> row = audit_record(lm, {"id": "a", "prompt": "2+2="}, settings)   # doctest: +SKIP
@@ -91,10 +136,12 @@ def audit_record(lm: Any, rec: Mapping[str, Any], settings: Mapping[str, Any]) -
         with seeded(seed):
             if settings.get("signals", True):
                 rep = signals(lm, prompt, response=response, context=context, seed=seed, progress=False, chat=chat,
-                              max_new_tokens=int(settings.get("max_new_tokens", 64)))
-                response = rep.response
-                row.update(response=rep.response, generated=bool(rep.generated), risk=_num(getattr(rep, "risk", None)),
-                           verdict=getattr(rep, "verdict", None), report=rep.to_json(indent=None))
+                              max_new_tokens=int(settings.get("max_new_tokens", 64)),
+                              calibration=settings.get("calibration"))
+                response = rep.response if response is None else response  # a given one is kept as given
+                row.update(response=response, generated=bool(rep.generated), risk=_num(getattr(rep, "risk", None)),
+                           verdict=getattr(rep, "verdict", None), report=rep.to_json(indent=None),
+                           evidence=evidence_json(rep), n_unsupported_sentences=n_unsupported(rep))
                 row.update({f"score.{k}": _num(v) for k, v in rep.scores.items()})
             if method:
                 features = {"context": context, "question": prompt} if context is not None else prompt

@@ -2,7 +2,9 @@
 
 One teacher-forced pass (or the generation pass) gives each response token's log-probability,
 entropy and margin; with ``context`` the same pass holds a second row without the context, giving
-the per-token *context contrast*; with ``n_samples`` sampled answers give consistency scores.
+the per-token *context contrast*, and one more batched pass removes each context sentence in turn,
+giving every answer sentence its *evidence* (:mod:`explain.signals.evidence`); with ``n_samples``
+sampled answers give consistency scores.
 Every registered token signal (:mod:`explain.signals.registry`) is computed from these and
 rolled up into sentence and answer scores; a :class:`~explain.signals.calibration.Calibration`
 for the model turns the scores into ``risk`` and a ``verdict``.
@@ -19,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -31,6 +32,10 @@ from explain.errors import ExplainError
 from explain.progress import bar, want_progress
 from explain.signals.calibration import Calibration, load_calibration, verdict
 from explain.signals.consistency import consistency_scores, draw_samples, sample_chunk, score_texts
+from explain.signals.evidence import (
+    LONG_CONTEXT_TOKENS, TOP_K, answer_scores, context_sentences, evidence_scores, leave_one_out,
+    screened_leave_one_out, sentence_evidence,
+)
 from explain.signals.grounding import context_share as compute_context_share
 from explain.signals.registry import SignalContext, aggregate, compute_signals
 from explain.signals.report import SentenceSignals, SignalReport
@@ -54,8 +59,8 @@ def signals(
     sample_texts: Sequence[str] | None = None,
     temperature: float = 1.0,
     top_p: float = 1.0,
-    context_share: bool = True,
-    samples: int | None = None,
+    context_share: bool = False,
+    evidence: bool = True,
 ) -> SignalReport:
     """Score how likely an answer is made up: token, sentence and answer signals, risk and verdict.
 
@@ -78,8 +83,13 @@ def signals(
         sample_texts: answers you already have, used instead of drawing samples.
         temperature, top_p: sampling settings.
         context_share: with ``context``, also compute the share of attribution that goes to the
-            context (leave-one-segment-out, a few more forward passes).
-        samples: deprecated name of ``n_samples``.
+            context (leave-one-segment-out, two more forward passes; it does not enter the risk).
+        evidence: with ``context``, find each answer sentence's evidence among the context's
+            sentences (exact leave-one-out of every context sentence, one more batched pass) and add
+            the evidence scores (``unsupported``, ``contradicted``, ``unseen_names``) to the risk.
+
+    Leading and trailing whitespace of ``prompt``, ``context`` and ``response`` is dropped, so a
+    trailing newline does not change a risk.
 
     Returns:
         a :class:`SignalReport`; ``rep.risk`` is None (and ``rep.risk_note`` says why) when no
@@ -94,13 +104,11 @@ def signals(
         >>> rep.tokens, rep.verdict                                                 # doctest: +SKIP
         (['Paris', '.'], 'supported')
     """
-    if samples is not None:
-        warnings.warn("signals(samples=...) is deprecated: use n_samples=", DeprecationWarning, stacklevel=2)
-        n_samples = samples
     start_time = time.perf_counter()
     _check_inputs(prompt, response, context, n_samples, sample_texts, max_new_tokens)
     cal, risk_note = load_calibration(calibration, getattr(lm, "name", ""))
     use_chat = bool(chat and lm.has_chat_template)
+    prompt, context, response = _normalise(prompt, context, response, use_chat)
     ids = lm.prompt_ids(prompt, chat=use_chat, context=context)[0]
     plain = lm.prompt_ids(prompt, chat=use_chat)[0] if context is not None else None
     if n_samples > 0 and sample_texts is None:
@@ -140,9 +148,29 @@ def signals(
         progress_bar.update(1)
         cost["seconds_tokens"] = time.perf_counter() - start_time
 
-        # 2. context: attribution share.
+        # 2. context: evidence per answer sentence (one batched leave-one-out pass), attribution share.
         share = None
+        spans = token_sentence_spans(tokens)
+        ctx_texts: list[str] = []
+        sent_evidence: list[list[Any]] = [[] for _ in spans]
+        sent_ev_scores: list[dict[str, float]] = [{} for _ in spans]
+        deltas = None
         if context is not None:
+            if evidence:
+                t = time.perf_counter()
+                ctx_texts, ctx_spans = context_sentences(context)
+                plain_lp = None if contrast is None else tok_lp - contrast
+                if len(ids) - len(plain) > LONG_CONTEXT_TOKENS and len(ctx_spans) > TOP_K:
+                    deltas = screened_leave_one_out(lm, prompt, context, len(ctx_spans), response_text,
+                                                    len(resp_ids), use_chat, notes)
+                else:
+                    deltas = leave_one_out(lm, prompt, context, ctx_spans, resp_ids, tok_lp, plain_lp, use_chat)
+                if deltas is None:
+                    ctx_texts = []
+                else:
+                    sent_evidence = sentence_evidence(deltas, spans, context, ctx_spans)
+                    sent_ev_scores = evidence_scores(deltas, spans, tokens, context)
+                cost["seconds_evidence"] = time.perf_counter() - t
             if context_share:
                 share = compute_context_share(lm, prompt, context, response_text, len(resp_ids), use_chat, notes)
             progress_bar.update(1)
@@ -155,11 +183,12 @@ def signals(
             token_context_share=share, prompt=prompt, response=response_text, context=context,
         )
         token_signals, scores = compute_signals(ctx, notes=notes)
+        if any(sent_ev_scores):
+            scores.update(answer_scores(sent_ev_scores))
 
         # 4. sample consistency.
         sample_list: list[str] = []
         labels: list[int] = []
-        spans = token_sentence_spans(tokens)
         sent_cons: list[dict[str, float]] = [{} for _ in spans]
         if n_samples > 0 or sample_texts is not None:
             t = time.perf_counter()
@@ -179,12 +208,13 @@ def signals(
         progress_bar.close()
 
     sentences = []
-    for (s, e), extra in zip(spans, sent_cons):
+    for (s, e), extra, ev, ev_scores in zip(spans, sent_cons, sent_evidence, sent_ev_scores):
         sc: dict[str, float] = {}
         for name, values in token_signals.items():
             sc.update(aggregate(name, values[s:e]))
+        sc.update(ev_scores)
         sc.update(extra)
-        sentences.append(SentenceSignals("".join(tokens[s:e]).strip(), s, e, sc))
+        sentences.append(SentenceSignals("".join(tokens[s:e]).strip(), s, e, sc, evidence=ev))
 
     risk, token_risk = None, None
     if cal is not None:
@@ -206,8 +236,11 @@ def signals(
             for sent in sentences:
                 sent.risk = cal.predict(sent.scores, has_context)
                 sent.verdict = verdict(sent.risk)
-            per_token = [cal.predict({k: v for name, vals in token_signals.items()
-                                      for k, v in aggregate(name, vals[i:i + 1]).items()}, has_context)
+            risk = answer_risk(risk, [s.risk for s in sentences])
+            sentence_of = {i: k for k, (s, e) in enumerate(spans) for i in range(s, e)}
+            per_token = [cal.predict({**sent_ev_scores[sentence_of[i]],
+                                      **{k: v for name, vals in token_signals.items()
+                                         for k, v in aggregate(name, vals[i:i + 1]).items()}}, has_context)
                          for i in range(len(tokens))]
             if all(p is not None for p in per_token):
                 token_risk = np.array(per_token, dtype=np.float64)
@@ -220,8 +253,27 @@ def signals(
         token_margin=margin, token_context_contrast=ctx.token_context_contrast, token_context_share=share,
         token_signals=token_signals, scores=scores, risk=risk, verdict=verdict(risk), risk_note=risk_note,
         token_risk_calibrated=token_risk, sentences=sentences, samples=sample_list, sample_clusters=labels,
-        cost=cost, notes=notes, model=getattr(lm, "name", ""),
+        cost=cost, notes=notes, model=getattr(lm, "name", ""), context_sentences=ctx_texts,
+        token_evidence=deltas,
     )
+
+
+def answer_risk(answer: float | None, sentence_risks: Sequence[float | None]) -> float | None:
+    """The answer's risk: its own calibrated risk, or its riskiest sentence's when that is higher.
+
+    An answer is not supported when any of its sentences is not, so one wrong sentence among
+    right ones makes the answer at least as risky as that sentence.
+
+    Returns:
+        the risk, or None when ``answer`` is None.
+
+    Example:
+        >>> answer_risk(0.2, [0.1, 0.8]), answer_risk(0.4, [0.1]), answer_risk(None, [0.9])
+        (0.8, 0.4, None)
+    """
+    if answer is None:
+        return None
+    return float(max([answer, *[r for r in sentence_risks if r is not None]]))
 
 
 def sampling_cost(lm: Any, n_prompt: int, n_samples: int, max_new_tokens: int,
@@ -270,6 +322,25 @@ def _check_inputs(prompt: Any, response: Any, context: Any, n_samples: Any, samp
             raise ExplainError("sample_texts must be a list of strings")
         if not any(s.strip() for s in sample_texts):
             raise ExplainError("sample_texts holds no non-empty answer")
+
+
+def _normalise(prompt: str, context: str | None, response: str | None,
+               chat: bool) -> tuple[str, str | None, str | None]:
+    """The texts without surrounding whitespace, so a trailing newline does not change a risk.
+
+    Without a chat template the prompt is continued as written, so only its context and the
+    response's trailing whitespace are dropped (a leading space of " blue." is part of its tokens).
+
+    Example:
+        >>> _normalise(" Q?\\n", "Ctx.\\n", "A.\\n", True)
+        ('Q?', 'Ctx.', 'A.')
+        >>> _normalise("The sky is", None, " blue.\\n", False)
+        ('The sky is', None, ' blue.')
+    """
+    context = None if context is None else context.strip()
+    if chat:
+        return prompt.strip(), context, None if response is None else response.strip()
+    return prompt, context, None if response is None else response.rstrip()
 
 
 def _check_fits(lm: Any, n_prompt: int, n_response: int) -> None:

@@ -56,8 +56,8 @@ SHIPPED = Path(__file__).with_name("calibration")
 """The folder of calibration files shipped with whylm (one per model, named by :func:`model_slug`)."""
 
 CANDIDATES = {
-    "context": ["ungrounded_max", "ungrounded", "ungrounded_fraction", "mean_neg_logprob", "max_neg_logprob",
-                "mean_entropy"],
+    "context": ["ungrounded_max", "ungrounded", "ungrounded_fraction", "unsupported", "contradicted",
+                "unseen_names", "mean_neg_logprob", "max_neg_logprob", "mean_entropy"],
     "no_context": ["mean_neg_logprob", "max_neg_logprob", "mean_entropy"],
 }
 """The scores each case's model may use; a score whose dev AUROC is below 0.5 (pointing the wrong
@@ -250,8 +250,14 @@ def load_calibration(spec: Any, model_name: str = "") -> tuple[Calibration | Non
     return Calibration.from_dict(data), ""
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50) -> tuple[np.ndarray, float]:
-    """L2-penalised logistic regression by Newton's method (IRLS) on standardised features.
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2,
+                 weights: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """L2-penalised logistic regression (scikit-learn's ``LogisticRegression``) on standardised features.
+
+    Args:
+        x: (n, k) features; y: (n,) 0/1 labels.
+        l2: penalty per example: ``C = 1 / (l2 * n)``, so its strength does not grow with the data.
+        weights: per-example weights (e.g. to give each data set the same total weight).
 
     Returns:
         (coefficients, intercept); the intercept is not penalised.
@@ -259,35 +265,33 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50
     Example:
         >>> x = np.array([[-2.0], [-1.0], [1.0], [2.0]]); y = np.array([0, 1, 0, 1])
         >>> w, b = fit_logistic(x, y)
-        >>> bool(w[0] > 0), abs(round(b, 6))
+        >>> bool(w[0] > 0), abs(round(b, 4))
         (True, 0.0)
     """
+    from sklearn.linear_model import LogisticRegression
+
     x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    a = np.hstack([x, np.ones((len(x), 1))])
-    w = np.zeros(a.shape[1])
-    pen = np.full(a.shape[1], l2 * len(x))
-    pen[-1] = 0.0
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-np.clip(a @ w, -30, 30)))
-        grad = a.T @ (p - y) + pen * w
-        hess = (a * (p * (1 - p))[:, None]).T @ a + np.diag(pen) + 1e-9 * np.eye(a.shape[1])
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    return w[:-1], float(w[-1])
+    model = LogisticRegression(C=1.0 / (l2 * len(x)), tol=1e-10, max_iter=10_000)
+    model.fit(x, np.asarray(y, dtype=int), sample_weight=weights)
+    return model.coef_[0].astype(np.float64), float(model.intercept_[0])
 
 
 def fit_case(features: Sequence[str], x: np.ndarray, y: np.ndarray, description: str = "",
-             drop_wrong_way: bool = True) -> Case:
+             drop_wrong_way: bool = True, weights: np.ndarray | None = None) -> Case:
     """Fit one case: check each feature's direction, drop those pointing the wrong way, fit, measure.
+
+    Every score is oriented higher = more suspicious, so a feature whose fitted coefficient comes
+    out negative (it only corrects another, correlated one) is dropped too and the rest refitted:
+    the risk then never falls when a score rises, and an answer's risk is at least that of any
+    sentence whose scores are all lower than the answer's.
 
     Args:
         features: the column names of ``x``.
         x: (n, k) score values; y: (n,) labels, 1 = hallucinated / not supported.
         description: the data in words (stored in the file).
-        drop_wrong_way: drop features whose AUROC for the label is below 0.5.
+        drop_wrong_way: drop features whose AUROC for the label is below 0.5 or whose coefficient
+            is negative.
+        weights: per-example weights of the fit (metrics are unweighted).
 
     Returns:
         a :class:`Case` with its in-sample metrics.
@@ -305,9 +309,13 @@ def fit_case(features: Sequence[str], x: np.ndarray, y: np.ndarray, description:
             and (not drop_wrong_way or directions[f] >= 0.5)]
     if not keep:
         raise ExplainError("no signal score separates the labels in the right direction: cannot calibrate")
-    xs = x[:, keep]
-    mean, scale = xs.mean(axis=0), xs.std(axis=0)
-    coef, intercept = fit_logistic((xs - mean) / scale, y)
+    while True:
+        xs = x[:, keep]
+        mean, scale = xs.mean(axis=0), xs.std(axis=0)
+        coef, intercept = fit_logistic((xs - mean) / scale, y, weights=weights)
+        if not drop_wrong_way or len(keep) == 1 or coef.min() >= 0:
+            break
+        keep = [k for k, c in zip(keep, coef) if c > coef.min()]
     case = Case(features=[features[k] for k in keep], coefficients=coef.tolist(), intercept=intercept,
                 mean=mean.tolist(), scale=scale.tolist(), fitted_on=description, n=int(len(y)),
                 positives=int(y.sum()), directions=directions)

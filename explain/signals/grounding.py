@@ -6,8 +6,8 @@ leave-one-segment-out attribution that goes to the context. Both apply only when
 
 Example:
     >>> import numpy as np
-    >>> grounding_scores(np.array([2.0, 0.0]))["ungrounded"]
-    -1.0
+    >>> grounding_scores(np.array([2.0, 0.0]), np.log([0.9, 0.9]))["ungrounded_fraction"]
+    0.0
 """
 
 from __future__ import annotations
@@ -24,28 +24,43 @@ GROUNDED_NATS = 0.5
 """A token counts as supported by the context when the context raises its log-prob by this much."""
 
 
-def _fraction_ungrounded(values: np.ndarray) -> float:
-    return float((np.asarray(values) > -GROUNDED_NATS).mean())
+SUPPORTED_P = 0.5
+"""A token the model already gives this probability with the context counts as grounded even when the
+context raises it by less than :data:`GROUNDED_NATS` (the end of a copied span, a full stop)."""
 
 
 @register_signal(
-    "ungrounded", label="not supported by the context", scale=5.0,
-    doc="(-inf, inf) nats: minus the context contrast; > 0 means the context made the token less likely",
-    aggregate={"ungrounded": "mean", "ungrounded_max": "max", "ungrounded_fraction": _fraction_ungrounded},
+    "ungrounded", label="context argues against it", scale=5.0,
+    doc="[0, inf) nats: how much the context lowers the token's log-prob (0 when it raises it)",
+    aggregate={"ungrounded": "mean", "ungrounded_max": "max"},
     score_docs={
-        "ungrounded": "(-inf, inf) nats: minus the mean context contrast; > 0 means the context made the "
-        "answer less likely, < 0 that it supports it",
-        "ungrounded_max": "(-inf, inf) nats: minus the smallest token context contrast (the worst-grounded "
-        "token; > 0 means the context argues against some token)",
-        "ungrounded_fraction": "[0, 1]: fraction of tokens the context does not make more likely "
-        f"(contrast < {GROUNDED_NATS} nats)",
+        "ungrounded": "[0, inf) nats: mean over tokens of how much the context lowers each token's log-prob",
+        "ungrounded_max": "[0, inf) nats: how much the context lowers the least compatible token (> 0: the "
+        "context argues against some token)",
     },
 )
 def ungrounded(ctx: SignalContext) -> np.ndarray | None:
-    """Returns: minus the context contrast per token, or None without a context."""
+    """Returns: ``max(0, -context contrast)`` per token, or None without a context."""
     if ctx.token_context_contrast is None:
         return None
-    return -np.asarray(ctx.token_context_contrast, dtype=np.float64)
+    return np.maximum(0.0, -np.asarray(ctx.token_context_contrast, dtype=np.float64))
+
+
+@register_signal(
+    "not_grounded", label="not grounded in the context", scale=1.0,
+    doc=f"0 or 1: 1 when the context neither raises the token by {GROUNDED_NATS} nats nor makes it likely "
+        f"(p >= {SUPPORTED_P})",
+    aggregate={"ungrounded_fraction": "mean"},
+    score_docs={"ungrounded_fraction": "[0, 1]: fraction of tokens the context neither makes more likely "
+                f"(by {GROUNDED_NATS} nats) nor likely (p >= {SUPPORTED_P}); ~0 for a copied span"},
+)
+def not_grounded(ctx: SignalContext) -> np.ndarray | None:
+    """Returns: 1.0 for each token not grounded in the context, else 0.0; None without a context."""
+    if ctx.token_context_contrast is None:
+        return None
+    contrast = np.asarray(ctx.token_context_contrast, dtype=np.float64)
+    likely = np.asarray(ctx.token_logprob, dtype=np.float64) >= np.log(SUPPORTED_P)
+    return ((contrast < GROUNDED_NATS) & ~likely).astype(np.float64)
 
 
 @register_signal(
@@ -61,18 +76,22 @@ def context_unused(ctx: SignalContext) -> np.ndarray | None:
     return 1.0 - np.asarray(ctx.token_context_share, dtype=np.float64)
 
 
-def grounding_scores(contrast: np.ndarray) -> dict[str, float]:
-    """Grounding scores from the per-token context contrast (higher = less grounded).
+def grounding_scores(contrast: np.ndarray, logprob: np.ndarray) -> dict[str, float]:
+    """Grounding scores from the per-token context contrast and log-prob (higher = less grounded).
 
     Returns:
-        dict with ``ungrounded`` (minus mean contrast), ``ungrounded_max`` (minus min contrast)
-        and ``ungrounded_fraction`` (share of tokens with contrast < :data:`GROUNDED_NATS`).
+        dict with ``ungrounded`` (mean of ``max(0, -contrast)``), ``ungrounded_max`` (its maximum)
+        and ``ungrounded_fraction`` (share of tokens neither raised by :data:`GROUNDED_NATS` nor
+        likely with the context).
 
     Example:
-        >>> grounding_scores(np.array([2.0, 0.0]))["ungrounded_max"]
-        -0.0
+        >>> grounding_scores(np.array([2.0, -1.0]), np.log([0.9, 0.1]))
+        {'ungrounded': 0.5, 'ungrounded_max': 1.0, 'ungrounded_fraction': 0.5}
     """
-    return aggregate("ungrounded", -np.asarray(contrast, dtype=np.float64))
+    ctx = SignalContext(tokens=[""] * len(contrast), token_ids=[0] * len(contrast), token_logprob=logprob,
+                        token_entropy=np.zeros(len(contrast)), token_margin=np.zeros(len(contrast)),
+                        token_top1=np.zeros(len(contrast)), token_context_contrast=contrast)
+    return {**aggregate("ungrounded", ungrounded(ctx)), **aggregate("not_grounded", not_grounded(ctx))}
 
 
 def context_share(lm: Any, prompt: str, context: str, response: str, m: int, chat: bool,

@@ -26,11 +26,9 @@ from explain.errors import ExplainError
 from explain.plots import axis_labels, escape, highlight_html
 from explain.serialize import Result, from_jsonable_array, jsonable
 from explain.signals.calibration import DECISION_THRESHOLD, VERDICT_THRESHOLDS
+from explain.signals.evidence import SCORE_DOCS as EVIDENCE_DOCS
+from explain.signals.evidence import Evidence
 from explain.signals.registry import SIGNALS, score_docs
-
-VIEW_ALIASES = {"contrast": "ungrounded"}
-"""Old names of highlighting views."""
-
 
 @dataclass
 class SentenceSignals:
@@ -42,6 +40,9 @@ class SentenceSignals:
         scores: the sentence's scores, same names and orientation as the report's ``scores``.
         risk: calibrated risk of the sentence (the answer's calibration applied to its scores), or None.
         verdict: the verdict of ``risk``, or None.
+        evidence: the context sentences that support it, best first (:class:`Evidence`); empty when
+            nothing in the context supports it or no evidence was computed
+            (``SignalReport.context_sentences`` is then empty too).
     """
 
     text: str
@@ -50,17 +51,36 @@ class SentenceSignals:
     scores: dict[str, float] = field(default_factory=dict)
     risk: float | None = None
     verdict: str | None = None
+    evidence: list[Evidence] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns: a JSON-ready dict."""
         return jsonable({"text": self.text, "start": self.start, "end": self.end, "scores": self.scores,
-                         "risk": self.risk, "verdict": self.verdict})
+                         "risk": self.risk, "verdict": self.verdict,
+                         "evidence": [e.to_dict() for e in self.evidence]})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SentenceSignals":
         """Returns: the sentence written by :meth:`to_dict`."""
         return cls(str(d["text"]), int(d["start"]), int(d["end"]), _nums(d.get("scores")),
-                   d.get("risk"), d.get("verdict"))
+                   d.get("risk"), d.get("verdict"), [Evidence.from_dict(e) for e in d.get("evidence") or []])
+
+    def evidence_text(self) -> str:
+        """The sentence's best evidence in words, or that nothing in the context supports it.
+
+        Returns:
+            one line.
+
+        Example:
+            >>> SentenceSignals("A.", 0, 2, evidence=[Evidence(1, "A is so.", 5, 14, 2.5)]).evidence_text()
+            'best evidence: context sentence 2, "A is so." (2.50 nats)'
+            >>> SentenceSignals("B.", 0, 2).evidence_text()
+            'nothing in the context supports this'
+        """
+        if not self.evidence:
+            return "nothing in the context supports this"
+        best = self.evidence[0]
+        return f'best evidence: context sentence {best.source + 1}, "{best.text}" ({best.score:.2f} nats)'
 
 
 @dataclass
@@ -84,7 +104,11 @@ class SignalReport(Result):
             :data:`~explain.signals.calibration.VERDICT_THRESHOLDS`), or None.
         risk_note: why ``risk`` is None, or which calibration produced it.
         token_risk_calibrated: (m,) the calibration applied to each token alone, or None.
-        sentences: :class:`SentenceSignals`, one per sentence of the response.
+        sentences: :class:`SentenceSignals`, one per sentence of the response, each with its evidence.
+        context_sentences: the context split into sentences as ``attribute(sources="sentences")``
+            splits it (``Evidence.source`` indexes it); empty without a context or with ``evidence=False``.
+        token_evidence: (context sentences, m) nats: ``log p(token | context) - log p(token | context
+            without that sentence)``, exact leave-one-out per answer token, or None.
         samples, sample_clusters: sampled (or given) answers and a meaning-cluster label per sample.
         cost: ``seconds``, ``forward_passes``, ``embedded_texts``, ``judge_calls``.
         notes: fallbacks taken, in words.
@@ -114,6 +138,8 @@ class SignalReport(Result):
     cost: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     model: str = ""
+    context_sentences: list[str] = field(default_factory=list)
+    token_evidence: np.ndarray | None = None
 
     _F32 = ("token_logprob", "token_entropy", "token_margin", "token_context_contrast", "token_context_share")
 
@@ -125,13 +151,14 @@ class SignalReport(Result):
             >>> _demo().to_dict()["token_signals"]
             {'neg_logprob': [0.69, 0.1]}
         """
-        docs = score_docs()
+        docs = {**score_docs(), **EVIDENCE_DOCS}
         out: dict[str, Any] = {
             "prompt": self.prompt, "context": self.context, "response": self.response,
-            "generated": self.generated, "model": self.model, "tokens": list(self.tokens),
+            "generated": self.generated, "model": self.model, "context_sentences": list(self.context_sentences),
+            "tokens": list(self.tokens),
             "token_ids": [int(i) for i in self.token_ids],
         }
-        for name in self._F32 + ("token_risk_calibrated",):
+        for name in self._F32 + ("token_risk_calibrated", "token_evidence"):
             out[name] = getattr(self, name)
         out.update(
             token_signals=self.token_signals, scores=self.scores, risk=self.risk, verdict=self.verdict,
@@ -172,6 +199,8 @@ class SignalReport(Result):
             sentences=[SentenceSignals.from_dict(s) for s in d.get("sentences", [])],
             samples=list(d.get("samples", [])), sample_clusters=[int(c) for c in d.get("sample_clusters", [])],
             cost=_nums(d.get("cost")), notes=list(d.get("notes", [])),
+            context_sentences=[str(c) for c in d.get("context_sentences") or []],
+            token_evidence=arr("token_evidence", np.float64),
         )
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -200,6 +229,10 @@ class SignalReport(Result):
         if len(risky) > 1:
             worst = max(risky, key=lambda s: s.risk)
             lines.append(f"Riskiest sentence ({worst.risk:.2f}): \"{worst.text}\".")
+        if self.context_sentences:
+            for k, s in enumerate(self.sentences, 1):
+                judged = "" if s.risk is None else f" ({s.verdict}, risk {s.risk:.2f})"
+                lines.append(f"Sentence {k}{judged} \"{s.text}\": {s.evidence_text()}.")
         if self.scores:
             lines.append("Scores (higher = more suspicious): "
                          + ", ".join(f"{k} {v:.3g}" for k, v in self.scores.items()) + ".")
@@ -254,7 +287,6 @@ class SignalReport(Result):
             >>> _demo().token_html("neg_logprob").count("whylm-tok")
             2
         """
-        signal = VIEW_ALIASES.get(signal, signal)
         tips = self._tooltips()
         if signal == "risk":
             title = "risk per token (calibrated)" if self.token_risk_calibrated is not None else "1 - p(token)"
@@ -290,12 +322,14 @@ class SignalReport(Result):
             head = (f"<p class='whylm-verdict'><b>{escape(str(self.verdict))}</b>: risk {self.risk:.2f} "
                     f"(supported &lt; {lo}, likely hallucinated &ge; {hi})</p>")
         names = list(self.sentences[0].scores) if self.sentences else []
+        with_evidence = bool(self.context_sentences)
         rows = "".join(
             f"<tr><td>{escape(s.text)}</td><td>{_fmt(s.risk)}</td><td>{escape(str(s.verdict or '—'))}</td>"
+            + (f"<td>{escape(s.evidence_text())}</td>" if with_evidence else "")
             + "".join(f"<td>{_fmt(s.scores.get(k))}</td>" for k in names) + "</tr>"
             for s in self.sentences
         )
-        th = "".join(f"<th>{escape(k)}</th>" for k in names)
+        th = ("<th>evidence</th>" if with_evidence else "") + "".join(f"<th>{escape(k)}</th>" for k in names)
         table = f'<table class="whylm-sentences"><tr><th>sentence</th><th>risk</th><th>verdict</th>{th}</tr>{rows}</table>'
         scores = "".join(f"<li>{escape(k)}: {_fmt(v)}</li>" for k, v in self.scores.items())
         notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)

@@ -103,7 +103,7 @@ def calibrate_signals(
             context = row.get("context") or None
             try:
                 rep = signals(lm, row.get("prompt", ""), response=row.get("response", ""), context=context,
-                              calibration=False, progress=False, chat=chat, context_share=False)
+                              calibration=False, progress=False, chat=chat)
             except ExplainError as exc:
                 raise ExplainError(f"example {k}: {exc}") from None
             scores, labels = by_case["context" if context else "no_context"]
@@ -124,5 +124,5 @@ def calibrate_signals(
             skipped.append(f"{name}: {exc}")
     if not cases:
         raise ExplainError("cannot calibrate: " + "; ".join(skipped))
-    notes = [f"signals(chat={chat}, context_share=False)"] + [f"case skipped, {s}" for s in skipped]
+    notes = [f"signals(chat={chat}, evidence=True)"] + [f"case skipped, {s}" for s in skipped]
     return Calibration(model=getattr(lm, "name", ""), cases=cases, notes=notes)

@@ -1,0 +1,418 @@
+"""``top_k``: rank every source with a cheap screen, then compute exact leave-one-out for the K best.
+
+Exact leave-one-out over a 2,000-token context costs one perturbed sequence per sentence; a user
+wants the few sources that matter, exactly, and a ranking of the rest. A *screen* estimates every
+feature's effect on the target in about one pass; :func:`screened_ablation` then removes (or
+replaces, for tokens) only the K features the screen ranked highest, with the same batched engine
+and prefix cache as ``method="ablation"`` (:class:`~explain.attribution.batched_forward.BatchedForward`),
+so those K values equal a full run's. ``info["exact"]`` marks them; the other features hold the
+screen's estimate.
+
+Screens (``screen=``):
+
+- ``attention`` (default; AT2-style): one ordinary pass over the whole input, whose key/value cache
+  the exact part then reuses, plus a short pass over the m target-predicting positions with
+  attention weights kept: a feature's score is the attention those positions pay to its tokens,
+  averaged over layers and heads (the first position, the attention sink, left out), or weighted by
+  per-head weights fitted to leave-one-out for the model (:mod:`explain.attribution.screen_weights`).
+- ``gradient``: input x gradient of the target's log-prob, one forward and one backward pass.
+- ``hierarchical`` (AttriBoT): leave-one-out over blocks of adjacent features, then over the
+  features inside the best blocks (all of those are exact).
+
+Estimates of ``attention`` are attention mass, put on the nats scale by a least-squares factor
+fitted on the exact features of the same run (``info["estimate_scale"]``); ``gradient`` estimates
+are a first-order Taylor estimate in nats; ``hierarchical`` gives a block's drop shared evenly
+among its features.
+
+Example:
+    >>> res = attribute(lm, "Question: what is the code?\\nAnswer:", context=ctx, target=" 4417",
+    ...                 sources="sentences", top_k=5)      # doctest: +SKIP
+    >>> res.info["exact"][:3]                               # doctest: +SKIP
+    [False, True, False]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from explain.attribution.attention import eager_attention
+from explain.attribution.batched_forward import BatchedForward, as_numpy
+from explain.attribution.inputs import AttributionInput
+from explain.errors import ExplainError
+from explain.model import LanguageModel
+
+
+@dataclass
+class ScreenOutput:
+    """What a screen found.
+
+    Attributes:
+        estimate: float (m, n): estimated drop of each target token's log-prob per feature.
+        exact: feature index -> exact (m,) drops the screen already computed (hierarchical).
+        prepared: ``(original log-probs, whole-input cache or None)`` for the exact engine, or None.
+        passes: forward-pass equivalents the screen ran (a backward counts as two).
+        scaled: whether ``estimate`` must be put on the nats scale from the exact features.
+        info: screen-specific details.
+    """
+
+    estimate: np.ndarray
+    exact: dict[int, np.ndarray] = field(default_factory=dict)
+    prepared: tuple[torch.Tensor, Any] | None = None
+    passes: float = 1.0
+    scaled: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+ScreenFn = Callable[..., ScreenOutput]
+
+
+@dataclass(frozen=True)
+class ScreenInfo:
+    """A registered screen: its name, its cost in words, and the function."""
+
+    name: str
+    cost: str
+    fn: ScreenFn
+
+
+SCREENS: dict[str, ScreenInfo] = {}
+DEFAULT_SCREEN = "attention"
+
+
+def register_screen(name: str, cost: str) -> Callable[[ScreenFn], ScreenFn]:
+    """Decorator that adds a screen to :data:`SCREENS`. Returns: the function unchanged."""
+
+    def wrap(fn: ScreenFn) -> ScreenFn:
+        SCREENS[name] = ScreenInfo(name, cost, fn)
+        return fn
+
+    return wrap
+
+
+def _per_feature(per_position: torch.Tensor, inp: AttributionInput) -> np.ndarray:
+    """(m, L) per-position scores -> (m, n) sums over each feature's positions."""
+    return as_numpy(torch.stack([per_position[:, pos].sum(1) for pos in inp.features], dim=1))
+
+
+def _logprobs(logits: torch.Tensor, target_ids: list[int]) -> torch.Tensor:
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    tgt = torch.tensor(target_ids, device=logp.device)
+    return logp.gather(-1, tgt[:, None])[:, 0].double().cpu()
+
+
+def whole_pass(lm: LanguageModel, inp: AttributionInput) -> tuple[torch.Tensor, Any]:
+    """One ordinary forward over prompt + target with the cache kept.
+
+    Returns:
+        (unperturbed target log-probs (m,) float64, the key/value cache).
+
+    Example:
+        >>> original, cache = whole_pass(lm, inp)   # doctest: +SKIP
+    """
+    ids = torch.tensor([inp.sequence], dtype=torch.long, device=lm.device)
+    with torch.no_grad():
+        out = lm._run({"input_ids": ids, "use_cache": True}, inp.m)
+    cache = out.get("cache") if hasattr(out, "get") else None
+    cache = cache if cache is not None else out.past_key_values
+    return _logprobs(out.logits[0, -inp.m:], inp.target_ids), cache
+
+
+def target_attention(lm: LanguageModel, inp: AttributionInput, cache: Any) -> torch.Tensor | None:
+    """Attention weights from the m positions that predict the target, every layer and head.
+
+    The prefix's cache is cut from ``cache`` and only those m positions are run again with eager
+    attention, so the weights cost (layers, heads, m, L) memory, never L x L.
+
+    Returns:
+        float32 (layers, heads, m, L), or None where the model's cache cannot be cut or it returns
+        no attention weights.
+    """
+    first = len(inp.prompt_ids) - 1
+    past = lm.cache_prefix(cache, first, 1) if cache is not None else None
+    if past is None:
+        return None
+    ids = torch.tensor([inp.sequence[first:]], dtype=torch.long, device=lm.device)
+    kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": True, "output_attentions": True,
+                              lm._cache_kwarg: past}
+    with torch.no_grad(), eager_attention(lm.model):
+        out = lm.model.base_model(**kwargs)
+    atts = getattr(out, "attentions", None)
+    if not atts or any(a is None for a in atts):
+        return None
+    return torch.stack([a[0].float() for a in atts]).cpu()
+
+
+@register_screen("attention", cost="1 forward pass (its cache is reused by the exact part) + m positions")
+def attention_screen(lm: LanguageModel, inp: AttributionInput, *, head_weights: Any = None,
+                     **_: Any) -> ScreenOutput:
+    """Attention paid by the target-predicting positions to each feature.
+
+    Args:
+        head_weights: (layers, heads) weights, or None for the plain mean over layers and heads.
+
+    Returns:
+        a :class:`ScreenOutput` (``scaled``: the estimate is attention mass, not nats).
+    """
+    original, cache = whole_pass(lm, inp)
+    att = target_attention(lm, inp, cache)
+    if att is None:  # no attention weights here: the gradient screen gives an estimate instead
+        out = gradient_screen(lm, inp)
+        out.info["fallback"] = "attention weights unavailable; gradient screen used"
+        return out
+    att[..., 0] = 0.0  # the attention sink
+    if head_weights is not None:
+        w = torch.as_tensor(np.asarray(head_weights, dtype=np.float32))
+        if w.shape != att.shape[:2]:
+            raise ExplainError(f"head weights have shape {tuple(w.shape)}, the model has {tuple(att.shape[:2])}")
+        rows = torch.einsum("lhmp,lh->mp", att, w)
+    else:
+        rows = att.mean((0, 1))
+    return ScreenOutput(_per_feature(rows, inp), prepared=(original, cache),
+                        passes=1.0 + inp.m / max(1, len(inp.sequence)), scaled=True,
+                        info={"head_weights": head_weights is not None})
+
+
+@register_screen("gradient", cost="1 forward + 1 backward pass (about 3 forwards)")
+def gradient_screen(lm: LanguageModel, inp: AttributionInput, **_: Any) -> ScreenOutput:
+    """Input x gradient of every target token's log-prob (first-order estimate of zeroing a feature).
+
+    Returns:
+        a :class:`ScreenOutput` in nats (first order).
+    """
+    from explain.attribution.gradient import _EmbeddingGradients
+
+    eg = _EmbeddingGradients(lm, inp, grad_tokens=1 << 30)
+    embeds = eg.embed(eg.ids)
+    grads, lp = eg.weighted_grads(embeds, torch.ones(1))
+    per_position = (grads * embeds[0][None]).sum(-1).detach()  # (m, L)
+    return ScreenOutput(_per_feature(per_position, inp), prepared=(lp[0].detach().double().cpu(), None),
+                        passes=3.0, info=eg.info)
+
+
+@register_screen("hierarchical", cost="leave-one-out over ~sqrt(n) blocks, then inside the best blocks")
+def hierarchical_screen(lm: LanguageModel, inp: AttributionInput, *, engine: BatchedForward,
+                        candidates: list[int], top_k: int, block: int | None = None,
+                        progress: bool = False, **_: Any) -> ScreenOutput:
+    """Leave-one-out over blocks of adjacent candidates, then over each candidate of the best blocks.
+
+    Args:
+        engine: the exact engine (shared with the exact part).
+        candidates: the features to rank; top_k: how many the exact part needs.
+        block: features per block (default: about sqrt(len(candidates)), 2 to 16).
+
+    Returns:
+        a :class:`ScreenOutput` whose ``exact`` holds every feature of the best blocks.
+    """
+    n_c = len(candidates)
+    size = int(block) if block else min(16, max(2, round(math.sqrt(n_c))))
+    blocks = [candidates[i:i + size] for i in range(0, n_c, size)]
+    keep = torch.ones(len(blocks), inp.n, dtype=torch.bool)
+    for b, members in enumerate(blocks):
+        keep[b, members] = False
+    drops = as_numpy(engine.original[None, :] - engine(keep, progress=progress))  # (B, m)
+    n_best = min(len(blocks), max(2, math.ceil(top_k / size) + 1))
+    best = np.argsort(-drops.sum(1), kind="stable")[:n_best]
+    inside = sorted(f for b in best for f in blocks[b])
+    keep = ~torch.eye(inp.n, dtype=torch.bool)[inside]
+    exact_rows = as_numpy(engine.original[None, :] - engine(keep, progress=progress))
+    estimate = np.zeros((inp.m, inp.n))
+    for b, members in enumerate(blocks):
+        estimate[:, members] = drops[b][:, None] / len(members)
+    exact = {f: exact_rows[r] for r, f in enumerate(inside)}
+    return ScreenOutput(estimate, exact=exact, passes=0.0,
+                        info={"block": size, "blocks": len(blocks), "blocks_searched": int(n_best)})
+
+
+def screened_ablation(
+    lm: LanguageModel,
+    inp: AttributionInput,
+    *,
+    top_k: int,
+    screen: str = DEFAULT_SCREEN,
+    baseline: int,
+    progress: bool,
+    batch_tokens: int = 4096,
+    max_rows: int | None = None,
+    **screen_options: Any,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Screen every feature, then exact leave-one-out for the ``top_k`` the screen ranks highest.
+
+    The question (``inp.question``, with ``context=``) is never ranked: its exact value is always
+    computed (one short row at the end of the prompt).
+
+    Returns:
+        (token_attr (m, n), details) with ``details["exact"]`` a bool list over features,
+        ``details["screen"]`` its name and ``details["screen_rank"]`` the screen's order.
+
+    Raises:
+        ExplainError: unknown screen or a bad ``top_k``.
+
+    Example:
+        >>> attr, info = screened_ablation(lm, inp, top_k=3, baseline=0, progress=False)   # doctest: +SKIP
+    """
+    info_s = SCREENS.get(screen)
+    if info_s is None:
+        raise ExplainError(f"unknown screen '{screen}': choose one of {', '.join(SCREENS)}")
+    candidates = [f for f in range(inp.n) if f != inp.question]
+    k = min(int(top_k), len(candidates))
+    t0 = time.perf_counter()
+    engine: BatchedForward | None = None
+    if screen == "hierarchical":
+        engine = BatchedForward(lm, inp, baseline=baseline, batch_tokens=batch_tokens, max_rows=max_rows)
+        out = info_s.fn(lm, inp, engine=engine, candidates=candidates, top_k=k, progress=progress,
+                        **screen_options)
+    else:
+        out = info_s.fn(lm, inp, **screen_options)
+    t_screen = time.perf_counter() - t0
+    score = out.estimate.sum(0)
+    rank = sorted(candidates, key=lambda f: (-score[f], f))
+    exact = dict(out.exact)
+    if screen == "hierarchical":  # its exact features are the ones it searched; keep the K best
+        chosen = sorted(exact, key=lambda f: -float(exact[f].sum()))[:k]
+        rank = chosen + [f for f in rank if f not in chosen]
+    else:
+        chosen = rank[:k]
+    todo = [f for f in chosen + ([inp.question] if inp.question is not None else []) if f not in exact]
+    if todo:
+        if engine is None:
+            engine = BatchedForward(lm, inp, baseline=baseline, batch_tokens=batch_tokens,
+                                    max_rows=max_rows or 1, prepared=out.prepared)
+        keep = ~torch.eye(inp.n, dtype=torch.bool)[todo]
+        rows = as_numpy(engine.original[None, :] - engine(keep, progress=progress))
+        exact.update({f: rows[r] for r, f in enumerate(todo)})
+    original = engine.original if engine is not None else out.prepared[0]
+    attr = out.estimate.copy()
+    scale = 1.0
+    if out.scaled:
+        fit = [f for f in exact if f != inp.question]
+        s = np.array([out.estimate[:, f].sum() for f in fit])
+        e = np.array([exact[f].sum() for f in fit])
+        scale = float(s @ e / (s @ s)) if len(fit) and float(s @ s) > 0 else 1.0
+        attr *= scale
+    mask = np.zeros(inp.n, dtype=bool)
+    for f, col in exact.items():
+        attr[:, f] = col
+        mask[f] = True
+    details: dict[str, Any] = {
+        "exact": mask.tolist(),
+        "top_k": k,
+        "screen": screen,
+        "screen_rank": [int(f) for f in rank],
+        "screen_seconds": round(t_screen, 4),
+        "screen_passes": out.passes,
+        "estimate_scale": scale,
+        "target_logprobs": as_numpy(original),
+        **{f"screen_{key}": v for key, v in out.info.items()},
+    }
+    if engine is not None:
+        details.update(engine.info)
+    return attr, details
+
+
+# Options of the screens, taken out of attribute()'s **kwargs before the method's own are checked.
+SCREEN_OPTIONS = ("block", "head_weights")
+
+
+def check_top_k(method: str, top_k: Any, screen: Any, kwargs: dict[str, Any]) -> tuple[int | None, str, dict[str, Any]]:
+    """Validate ``top_k``/``screen`` and take the screens' options out of ``kwargs``.
+
+    Returns:
+        (top_k or None, the screen's name, the screen's options).
+
+    Raises:
+        ExplainError: ``top_k`` not a positive integer, with a method other than ``ablation``,
+        an unknown screen, or ``screen=`` without ``top_k``.
+
+    Example:
+        >>> check_top_k("ablation", 5, None, {})
+        (5, 'attention', {})
+        >>> check_top_k("shapley", 5, None, {})
+        Traceback (most recent call last):
+        explain.errors.ExplainError: top_k computes exact leave-one-out for the best sources: it needs method="ablation", not 'shapley'
+    """
+    options = {k: kwargs.pop(k) for k in SCREEN_OPTIONS if k in kwargs}
+    if top_k is None:
+        if screen is not None or options:
+            raise ExplainError("screen= and its options need top_k= (how many sources to compute exactly)")
+        return None, DEFAULT_SCREEN, {}
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ExplainError(f"top_k must be an integer >= 1, got {top_k!r}")
+    if method != "ablation":
+        raise ExplainError(f'top_k computes exact leave-one-out for the best sources: it needs method="ablation", '
+                           f"not {method!r}")
+    screen = DEFAULT_SCREEN if screen is None else screen
+    if screen not in SCREENS:
+        raise ExplainError(f"unknown screen {screen!r}: choose one of {', '.join(SCREENS)}")
+    block = options.get("block")
+    if block is not None and (isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1):
+        raise ExplainError(f"block must be an integer >= 1, got {block!r}")
+    return int(top_k), screen, options
+
+
+def split_question(inp: AttributionInput, token_attr: np.ndarray, seq_attr: np.ndarray,
+                   details: dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
+    """Take the question's feature (``context=`` runs) out of the ranking into ``details["question"]``.
+
+    Returns:
+        (feature names, token_attr, seq_attr, details) without the question's column; with
+        ``details["question"] = {"text", "value", "token_attr"}``.
+
+    Example:
+        >>> names, ta, sa, d = split_question(inp, attr, attr.sum(0), {})   # doctest: +SKIP
+    """
+    q = inp.question
+    if q is None:
+        return list(inp.feature_names), token_attr, seq_attr, details
+    keep = [f for f in range(inp.n) if f != q]
+    details = dict(details)
+    details["question"] = {"text": inp.prompt if isinstance(inp.prompt, str) else str(inp.prompt),
+                           "value": float(seq_attr[q]), "token_attr": token_attr[:, q].tolist()}
+    if "exact" in details:
+        details["exact"] = [bool(details["exact"][f]) for f in keep]
+    if "screen_rank" in details:
+        pos = {f: i for i, f in enumerate(keep)}
+        details["screen_rank"] = [pos[f] for f in details["screen_rank"] if f in pos]
+    return [inp.feature_names[f] for f in keep], token_attr[:, keep], seq_attr[keep], details
+
+
+def screen_plan(screen: str, starts: list[int], question: int | None, top_k: int, n_seq: int, m: int,
+                block: int | None = None) -> tuple[list[int], tuple[float, float, float], int]:
+    """What a ``top_k`` run will compute, for :func:`~explain.attribution.cost.estimate_cost`.
+
+    The screen's choice is not known before it runs: the exact rows are placed at evenly spread
+    quantiles of the candidates (a row's cost is the suffix after its source).
+
+    Returns:
+        (feature rows the exact engine runs, the screen's own (passes, positions, attention
+        pairs) beyond them, how many whole unperturbed passes the exact engine adds itself).
+
+    Example:
+        >>> screen_plan("gradient", [0, 10, 20, 30], None, 2, 40, 1)[0]
+        [0, 3]
+    """
+    candidates = [f for f in range(len(starts)) if f != question]
+    k = min(top_k, len(candidates))
+    full = (1.0, float(n_seq), n_seq * (n_seq + 1) / 2)
+
+    def spread(count: int) -> list[int]:
+        at = np.linspace(0, len(candidates) - 1, count).round().astype(int) if count else []
+        return sorted({candidates[i] for i in at})
+
+    tail = [question] if question is not None else []
+    if screen == "hierarchical":
+        size = int(block) if block else min(16, max(2, round(math.sqrt(len(candidates)))))
+        n_blocks = math.ceil(len(candidates) / size)
+        n_best = min(n_blocks, max(2, math.ceil(k / size) + 1))
+        firsts = candidates[::size]
+        inside = spread(min(len(candidates), n_best * size))
+        return firsts + inside + tail, (0.0, 0.0, 0.0), 2
+    if screen == "gradient":  # a forward with the graph kept and a backward (about two forwards)
+        return spread(k) + tail, tuple(3 * x for x in full), 0  # type: ignore[return-value]
+    # attention: the whole pass is the exact engine's cache pass; add the short eager pass over m
+    return spread(k) + tail, (1.0, float(m), m * (n_seq - m / 2)), 0

@@ -1,0 +1,303 @@
+"""Evidence for every answer sentence: which context sentences does it rest on, and does it contradict them?
+
+The context is split into sentences by the one splitter of whylm
+(:func:`explain.attribution.sources.sentence_spans`, as ``attribute(sources="sentences")`` splits
+it). Removing context sentence ``k`` and teacher-forcing the same answer again gives, per answer
+token, ``log p(token | full context) - log p(token | context without k)``: exact leave-one-out, for
+every context sentence at once in one batched pass (:func:`leave_one_out`). Summed over the tokens
+of an answer sentence it is that sentence's support from ``k`` (nats); the sentences with support
+of at least :data:`EVIDENCE_NATS` are its :class:`Evidence`, best first.
+
+Three evidence scores per answer sentence (higher = more suspicious) join the signal scores:
+
+- ``unsupported``: ``exp(-max(0, best support))`` in (0, 1]: 1 when no context sentence makes the
+  sentence more likely, near 0 when one clearly does;
+- ``contradicted``: nats, >= 0: how much the sentence's best evidence sentence *lowers* its least
+  compatible token (a copied sentence with one swapped name or number scores high);
+- ``unseen_names``: [0, 1]: share of the sentence's names, numbers and dates (capitalised or digit
+  words) that appear nowhere in the context.
+
+The answer's scores are the worst sentence's (the maximum), so the answer risk reflects its
+riskiest sentence.
+
+Example:
+    >>> deltas = np.array([[2.0, 1.0, 0.0, 0.1], [0.1, -3.0, 0.0, 0.0]])   # (context sentences, answer tokens)
+    >>> ev = sentence_evidence(deltas, [(0, 2), (2, 4)], "A b. C d.", [(0, 4), (4, 9)])
+    >>> [(e.source, e.text, e.score) for e in ev[0]], ev[1]
+    ([(0, 'A b.', 3.0)], [])
+    >>> s = evidence_scores(deltas, [(0, 2), (2, 4)], ["A", " b.", " C", " x."], "A b. C d.")
+    >>> round(s[0]["unsupported"], 3), s[0]["contradicted"], round(s[1]["unsupported"], 3)
+    (0.05, 0.0, 0.905)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from explain.attribution.sources import sentence_spans
+from explain.serialize import jsonable
+
+EVIDENCE_NATS = 0.5
+"""A context sentence is evidence for an answer sentence when removing it lowers the answer
+sentence's log-probability by at least this many nats."""
+
+MAX_EVIDENCE = 3
+"""At most this many evidence sentences are listed per answer sentence."""
+
+SCORE_DOCS = {
+    "unsupported": "(0, 1]: exp(-best support), the support (nats) of the answer sentence's best context "
+                   "sentence floored at 0; 1 = no context sentence makes it more likely (answer: worst sentence)",
+    "contradicted": "[0, inf) nats: how much the best evidence sentence lowers the sentence's least compatible "
+                    "token (a swapped name or number; answer: worst sentence)",
+    "unseen_names": "[0, 1]: share of the sentence's names, numbers and dates found nowhere in the context "
+                    "(answer: worst sentence)",
+}
+"""Meaning and range of the evidence scores (higher = more likely not supported)."""
+
+LABELS = {
+    "unsupported": "no context sentence supports it",
+    "contradicted": "contradicts its evidence",
+    "unseen_names": "names/numbers not in the context",
+}
+"""Plain names of the evidence scores."""
+
+
+@dataclass
+class Evidence:
+    """One context sentence that supports an answer sentence.
+
+    Attributes:
+        source: index into ``SignalReport.context_sentences``.
+        text: the context sentence (stripped).
+        start, end: its characters in the context (``context[start:end]``, leading whitespace included).
+        score: nats; how much the answer sentence's log-probability drops when this context
+            sentence is removed (exact leave-one-out).
+    """
+
+    source: int
+    text: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns: a JSON-ready dict.
+
+        Example:
+            >>> Evidence(0, "A.", 0, 2, 1.5).to_dict()
+            {'source': 0, 'text': 'A.', 'start': 0, 'end': 2, 'score': 1.5}
+        """
+        return jsonable({"source": self.source, "text": self.text, "start": self.start, "end": self.end,
+                         "score": self.score})
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Evidence":
+        """Returns: the evidence written by :meth:`to_dict`."""
+        score = d.get("score")
+        return cls(int(d["source"]), str(d["text"]), int(d["start"]), int(d["end"]),
+                   math.nan if score is None else float(score))
+
+
+def context_sentences(context: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """The context's sentences (stripped) and their character spans, by the one sentence splitter.
+
+    Returns:
+        (texts, spans).
+
+    Example:
+        >>> context_sentences("Paris is big. It is old.")
+        (['Paris is big.', 'It is old.'], [(0, 13), (13, 24)])
+    """
+    spans = sentence_spans(context)
+    return [context[a:b].strip() for a, b in spans], spans
+
+
+def removal_contexts(context: str, spans: Sequence[tuple[int, int]]) -> list[str | None]:
+    """The context with each sentence removed (None where nothing would be left).
+
+    Example:
+        >>> removal_contexts("A b. C d.", [(0, 4), (4, 9)])
+        [' C d.', 'A b.']
+    """
+    out: list[str | None] = []
+    for a, b in spans:
+        rest = context[:a] + context[b:]
+        out.append(rest if rest.strip() else None)
+    return out
+
+
+def leave_one_out(lm: Any, prompt: str, context: str, spans: Sequence[tuple[int, int]], resp_ids: Sequence[int],
+                  full_logprob: np.ndarray, plain_logprob: np.ndarray | None, chat: bool) -> np.ndarray:
+    """Per-token leave-one-out of every context sentence, in one batched teacher-forced pass.
+
+    Args:
+        lm: the :class:`explain.LanguageModel`.
+        prompt, context: the texts as :func:`explain.signals` joins them (``prompt_ids(context=)``).
+        spans: character spans of the context sentences.
+        resp_ids: the answer's token ids.
+        full_logprob: (m,) log p(token | full context), from the main pass.
+        plain_logprob: (m,) log p(token | no context), used where removing a sentence leaves no context.
+        chat: the chat setting of the main pass.
+
+    Returns:
+        float64 array (n sentences, m tokens): ``log p(token | full) - log p(token | sentence removed)``.
+
+    Example:
+        >>> leave_one_out(lm, "Q?", "A b. C d.", [(0, 4), (4, 9)], ids, lp, None, True).shape  # doctest: +SKIP
+        (2, 3)
+    """
+    rests = removal_contexts(context, spans)
+    rows = [lm.prompt_ids(prompt, chat=chat, context=r)[0] for r in rests if r is not None]
+    scored = iter(lm.continuation_logprobs(rows, [list(resp_ids)] * len(rows)) if rows else [])
+    full = np.asarray(full_logprob, dtype=np.float64)
+    out = np.zeros((len(spans), len(full)), dtype=np.float64)
+    for k, rest in enumerate(rests):
+        if rest is None:
+            removed = plain_logprob if plain_logprob is not None else lm.continuation_logprobs(
+                [lm.prompt_ids(prompt, chat=chat)[0]], [list(resp_ids)])[0]
+        else:
+            removed = next(scored)
+        out[k] = full - np.asarray(removed, dtype=np.float64)
+    return out
+
+
+LONG_CONTEXT_TOKENS = 300
+"""Above this many context tokens, only the sentences a cheap screen ranks highest are removed
+exactly (``attribute(..., top_k=)``); the others get no evidence score (NaN rows)."""
+
+TOP_K = 8
+"""How many context sentences get exact leave-one-out on a long context."""
+
+
+def screened_leave_one_out(lm: Any, prompt: str, context: str, n_sentences: int, response: str, m: int,
+                           chat: bool, notes: list[str]) -> np.ndarray | None:
+    """Leave-one-out of the :data:`TOP_K` context sentences a screen ranks highest (long contexts).
+
+    Returns:
+        (n sentences, m) like :func:`leave_one_out`, NaN in the rows that were only screened; None
+        (with a line in ``notes``) when the attribution's sources or tokens do not line up.
+
+    Example:
+        >>> screened_leave_one_out(lm, "Q?", long_text, 40, "A.", 2, True, []).shape  # doctest: +SKIP
+        (40, 2)
+    """
+    from explain.attribution import attribute
+
+    res = attribute(lm, prompt, context=context, target=response, sources="sentences", top_k=TOP_K,
+                    chat=chat, method="ablation", progress=False)
+    attr = np.asarray(res.token_attr, dtype=np.float64)
+    exact = np.asarray(res.info.get("exact", [True] * attr.shape[1]), dtype=bool)
+    if attr.shape != (m, n_sentences):
+        notes.append(f"evidence skipped: the screened attribution has shape {attr.shape}, not ({m}, {n_sentences})")
+        return None
+    out = attr.T.copy()
+    out[~exact] = np.nan
+    notes.append(f"evidence: long context, exact leave-one-out for the {int(exact.sum())} of {n_sentences} "
+                 "context sentences a screen ranked highest")
+    return out
+
+
+def _support(deltas: np.ndarray, s: int, e: int) -> np.ndarray:
+    """Each context sentence's support of answer tokens [s, e); -inf for rows not computed (NaN)."""
+    block = deltas[:, s:e]
+    support = block.sum(axis=1)
+    return np.where(np.isnan(support), -np.inf, support)
+
+
+def sentence_evidence(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]], context: str,
+                      spans: Sequence[tuple[int, int]]) -> list[list[Evidence]]:
+    """The evidence of each answer sentence: context sentences whose removal costs >= :data:`EVIDENCE_NATS`.
+
+    Args:
+        deltas: (n context sentences, m tokens) from :func:`leave_one_out`.
+        token_spans: the answer sentences' token spans.
+        context: the context text; spans: its sentences' character spans.
+
+    Returns:
+        per answer sentence, at most :data:`MAX_EVIDENCE` :class:`Evidence`, best first.
+    """
+    out = []
+    for s, e in token_spans:
+        support = _support(deltas, s, e) if len(spans) else np.zeros(0)
+        order = [int(k) for k in np.argsort(-support, kind="stable") if support[k] >= EVIDENCE_NATS]
+        out.append([Evidence(k, context[spans[k][0]:spans[k][1]].strip(), spans[k][0], spans[k][1],
+                             float(support[k])) for k in order[:MAX_EVIDENCE]])
+    return out
+
+
+_NAME = re.compile(r"[A-Za-z0-9][\w'’.-]*")
+
+
+def names_and_numbers(text: str) -> list[str]:
+    """The words of ``text`` that carry names, numbers and dates: capitalised after the first word, or with a digit.
+
+    Returns:
+        the words, lower-cased, without trailing punctuation.
+
+    Example:
+        >>> names_and_numbers("The treaty was signed by Mira Olsen in 1847.")
+        ['mira', 'olsen', '1847']
+    """
+    words = [w.rstrip(".'’-") for w in _NAME.findall(text)]
+    out = []
+    for i, w in enumerate(words):
+        if any(c.isdigit() for c in w) or (i > 0 and w[:1].isupper()):
+            out.append(w.lower())
+    return out
+
+
+def _unseen_share(text: str, context_words: set[str]) -> float:
+    names = names_and_numbers(text)
+    if not names:
+        return 0.0
+    return float(np.mean([n not in context_words for n in names]))
+
+
+def evidence_scores(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]], tokens: Sequence[str],
+                    context: str) -> list[dict[str, float]]:
+    """The evidence scores of each answer sentence (see the module's docstring).
+
+    Args:
+        deltas: (n context sentences, m tokens) from :func:`leave_one_out`.
+        token_spans: the answer sentences' token spans; tokens: the answer's readable tokens.
+        context: the context text.
+
+    Returns:
+        per answer sentence, ``{"unsupported", "contradicted", "unseen_names"}``.
+    """
+    context_words = {w.rstrip(".'’-").lower() for w in _NAME.findall(context)}
+    out = []
+    for s, e in token_spans:
+        if deltas.shape[0] == 0 or e <= s or np.isnan(deltas).all():
+            out.append({"unsupported": 1.0, "contradicted": 0.0,
+                        "unseen_names": _unseen_share("".join(tokens[s:e]), context_words)})
+            continue
+        block = deltas[:, s:e]
+        support = _support(deltas, s, e)
+        best = int(np.argmax(support))
+        out.append({
+            "unsupported": float(math.exp(-max(0.0, float(support[best])))),
+            "contradicted": float(max(0.0, -float(block[best].min()))),
+            "unseen_names": _unseen_share("".join(tokens[s:e]), context_words),
+        })
+    return out
+
+
+def answer_scores(per_sentence: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """The answer's evidence scores: the worst sentence's (maximum of each score).
+
+    Example:
+        >>> answer_scores([{"unsupported": 0.1, "contradicted": 2.0}, {"unsupported": 0.9, "contradicted": 0.0}])
+        {'unsupported': 0.9, 'contradicted': 2.0}
+    """
+    keys = list(per_sentence[0]) if per_sentence else []
+    return {k: float(max(s[k] for s in per_sentence)) for k in keys}
+
+
+__all__ = ["EVIDENCE_NATS", "LONG_CONTEXT_TOKENS", "TOP_K", "Evidence", "screened_leave_one_out", "LABELS", "SCORE_DOCS", "answer_scores", "context_sentences",
+           "evidence_scores", "leave_one_out", "names_and_numbers", "removal_contexts", "sentence_evidence"]

@@ -1,0 +1,125 @@
+"""Evidence per answer sentence (issue 16) on a tiny random model, against a brute-force removal loop."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+
+import numpy as np
+import pytest
+
+from explain.attribution.sources import sentence_spans
+from explain.signals import Calibration, Evidence, SignalReport, signals
+from explain.signals.calibration import Case
+from explain.signals.evidence import EVIDENCE_NATS, evidence_scores, names_and_numbers
+
+QUESTION = "Who built the bridge?"
+CONTEXT = "The town lies on a river. Its bridge was built in 1874 by Mira Olsen. It is 412 metres long."
+ANSWER = "Mira Olsen built it. It is long."
+
+
+def _brute_force(lm, prompt, context, response):
+    """log p(answer token | full context) - log p(token | context without sentence k), one row at a time."""
+    resp = lm.encode(response, special=False)
+    full = lm.continuation_logprobs([lm.prompt_ids(prompt, chat=True, context=context)[0]], [resp])[0]
+    rows = []
+    for a, b in sentence_spans(context):
+        rest = context[:a] + context[b:]
+        ids = lm.prompt_ids(prompt, chat=True, context=rest if rest.strip() else None)[0]
+        rows.append(full - lm.continuation_logprobs([ids], [resp])[0])
+    return np.array(rows, dtype=np.float64)
+
+
+def test_evidence_is_exact_leave_one_out(tiny_lm):
+    rep = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False)
+    expect = _brute_force(tiny_lm, QUESTION, CONTEXT, ANSWER)
+    assert rep.context_sentences == ["The town lies on a river.", "Its bridge was built in 1874 by Mira Olsen.",
+                                     "It is 412 metres long."]
+    np.testing.assert_allclose(rep.token_evidence, expect, atol=1e-4)
+    assert len(rep.sentences) == 2
+    for sent in rep.sentences:
+        support = expect[:, sent.start:sent.end].sum(axis=1)
+        listed = [k for k in np.argsort(-support) if support[k] >= EVIDENCE_NATS][:3]
+        assert [e.source for e in sent.evidence] == listed
+        for e in sent.evidence:
+            assert e.score == pytest.approx(support[e.source], abs=1e-3)
+            assert CONTEXT[e.start:e.end].strip() == e.text == rep.context_sentences[e.source]
+        best = int(np.argmax(support))
+        assert sent.scores["unsupported"] == pytest.approx(math.exp(-max(0.0, support[best])), abs=1e-4)
+        assert sent.scores["contradicted"] == pytest.approx(max(0.0, -expect[best, sent.start:sent.end].min()),
+                                                            abs=1e-4)
+    # the answer's evidence scores are its worst sentence's
+    for key in ("unsupported", "contradicted", "unseen_names"):
+        assert rep.scores[key] == max(s.scores[key] for s in rep.sentences)
+
+
+def test_evidence_costs_one_batched_pass_and_can_be_turned_off(tiny_lm):
+    on = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False)
+    off = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False, evidence=False)
+    assert on.cost["forward_passes"] == off.cost["forward_passes"] + 1
+    assert off.context_sentences == [] and off.token_evidence is None
+    assert all(s.evidence == [] for s in off.sentences)
+    assert not {"unsupported", "contradicted", "unseen_names"} & set(off.scores)
+    assert "supports this" not in off.summary()
+    np.testing.assert_array_equal(on.token_logprob, off.token_logprob)
+
+
+def test_surrounding_whitespace_does_not_change_the_risk(tiny_lm):
+    case = Case(features=["ungrounded_max", "unsupported", "mean_neg_logprob"], coefficients=[0.5, 1.0, 0.3],
+                intercept=0.0, mean=[0.5, 0.5, 3.0], scale=[1.0, 0.3, 1.0])
+    cal = Calibration(model="tiny", cases={"context": case})
+    base = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, calibration=cal, progress=False)
+    padded = signals(tiny_lm, f"  {QUESTION}\n", response=f"\n{ANSWER}\n", context=f"{CONTEXT}\n\n",
+                     calibration=cal, progress=False)
+    assert base.risk is not None and padded.risk == base.risk
+    assert padded.scores == base.scores and padded.response == ANSWER
+
+
+def test_evidence_round_trips_and_reads_in_words(tiny_lm):
+    evil = "<script>alert(1)</script> The bridge is old."
+    rep = signals(tiny_lm, QUESTION, response=ANSWER, context=evil, progress=False)
+    back = SignalReport.from_json(rep.to_json())
+    assert back.to_dict() == rep.to_dict()
+    assert back.context_sentences == rep.context_sentences
+    assert [[vars(e) for e in s.evidence] for s in back.sentences] == [[vars(e) for e in s.evidence] for s in rep.sentences]
+    data = json.loads(rep.to_json())
+    assert "unsupported" in data["score_docs"] and "context_sentences" in data
+    page = rep._repr_html_()
+    assert "<script>" not in page
+    # a sentence with no evidence says so in words; one with evidence names its best sentence
+    rep.sentences[0].evidence = []
+    rep.sentences[1].evidence = [Evidence(0, "<b>old</b>", 0, 10, 2.0)]
+    text = rep.summary()
+    assert "nothing in the context supports this" in text and 'context sentence 1, "<b>old</b>" (2.00 nats)' in text
+    assert "<b>old</b>" not in rep.html() and "&lt;b&gt;old&lt;/b&gt;" in rep.html()
+
+
+def test_evidence_scores_by_hand():
+    # 2 context sentences x 4 answer tokens; answer sentences are tokens [0, 2) and [2, 4)
+    deltas = np.array([[3.0, 2.0, 0.2, 0.0],
+                       [0.0, -1.5, 1.0, -2.0]])
+    s = evidence_scores(deltas, [(0, 2), (2, 4)], ["Mira", " Olsen.", " In", " 1847."], "Mira Olsen built it in 1874.")
+    assert s[0] == {"unsupported": pytest.approx(math.exp(-5.0)), "contradicted": 0.0, "unseen_names": 0.0}
+    # sentence 2: best is context sentence 0 (0.2 > -1.0); it lowers no token; "1847" is not in the context
+    assert s[1] == {"unsupported": pytest.approx(math.exp(-0.2)), "contradicted": 0.0, "unseen_names": 1.0}
+    s = evidence_scores(np.array([[4.0, -3.0]]), [(0, 2)], ["A", " b"], "A c.")
+    assert s[0]["contradicted"] == 3.0 and s[0]["unsupported"] == pytest.approx(math.exp(-1.0))
+    assert names_and_numbers("Dr Ada Lee met him on 3 May 1999.") == ["ada", "lee", "3", "may", "1999"]
+    assert names_and_numbers("paris.") == []
+
+
+def test_long_context_uses_screened_top_k(tiny_lm, monkeypatch):
+    api = importlib.import_module("explain.signals.api")
+    monkeypatch.setattr(api, "LONG_CONTEXT_TOKENS", 5)
+    monkeypatch.setattr(api, "TOP_K", 2)
+    monkeypatch.setattr(importlib.import_module("explain.signals.evidence"), "TOP_K", 2)
+    rep = signals(tiny_lm, QUESTION, response=ANSWER, context=CONTEXT, progress=False)
+    expect = _brute_force(tiny_lm, QUESTION, CONTEXT, ANSWER)
+    exact = ~np.isnan(rep.token_evidence).all(axis=1)
+    assert exact.sum() == 2 and np.isnan(rep.token_evidence[~exact]).all()
+    np.testing.assert_allclose(rep.token_evidence[exact], expect[exact], atol=1e-4)
+    listed = {e.source for s in rep.sentences for e in s.evidence}
+    assert listed <= set(np.flatnonzero(exact))  # only exactly computed sentences are evidence
+    assert any("exact leave-one-out for the 2 of 3" in n for n in rep.notes)
+    assert SignalReport.from_json(rep.to_json()).to_dict() == rep.to_dict()
