@@ -7,6 +7,8 @@ Example:
 """
 
 from causal.check import GraphCheck, check_graph
+from causal.confounders import ConfounderSuggestions, suggest_confounders
+from causal.critique import GraphCritique, critique_graph
 from causal.effect import EffectEstimate, estimate_effect
 from causal.graph import ProposedGraph
 from causal.judge import JudgeResult, evaluate_judge
@@ -19,4 +21,5 @@ __all__ = [
     "propose_graph", "orient_pair", "evaluate_judge", "JudgeResult", "check_graph", "estimate_effect", "ProposedGraph",
     "GraphCheck", "EffectEstimate", "CausalError", "LLMBackend", "LocalBackend", "OpenAIBackend",
     "ReplayBackend", "get_backend", "shd", "edge_scores", "orientation_accuracy", "compare_graphs",
+    "suggest_confounders", "ConfounderSuggestions", "critique_graph", "GraphCritique",
 ]

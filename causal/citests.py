@@ -240,7 +240,7 @@ def _logit_lr_test(x: np.ndarray, d0: np.ndarray, d1: np.ndarray) -> float:
             freq = np.bincount(codes) / len(codes)
             ll.append(float(np.log(freq[codes]).sum()))
             continue
-        model = LogisticRegression(penalty=None, max_iter=2000).fit(d[:, 1:], codes)
+        model = LogisticRegression(C=np.inf, max_iter=2000).fit(d[:, 1:], codes)
         prob = np.clip(model.predict_proba(d[:, 1:])[np.arange(len(codes)), codes], 1e-300, 1.0)
         ll.append(float(np.log(prob).sum()))
     dof = (k - 1) * (np.linalg.matrix_rank(d1) - np.linalg.matrix_rank(d0))

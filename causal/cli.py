@@ -1,4 +1,4 @@
-"""``whylm causal ...`` subcommands: propose, check, effect, judge.
+"""``whylm causal ...`` subcommands: propose, edit, check, effect, confounders, critique, judge.
 
 The top-level ``whylm`` parser calls :func:`add_parser`; each handler takes the parsed namespace
 and returns an exit code. Errors are :class:`causal.errors.CausalError` (a ``ValueError``), which
@@ -51,7 +51,25 @@ JUDGE_EXAMPLE = """example:
   (asks each of the 106 Tübingen pairs in both orders; the figure is cached per backend and model)"""
 
 EFFECT_EXAMPLE = """example:
-  whylm causal effect graph.gml data.csv --treatment smoking --outcome "lung cancer" --json effect.json"""
+  whylm causal effect graph.gml data.csv --treatment smoking --outcome "lung cancer" --json effect.json
+  (prints the effect, the adjustment set, instruments and front-door set DoWhy finds, and how strong an
+   unobserved confounder would have to be to move the estimate to zero)"""
+
+EDIT_EXAMPLE = """example:
+  whylm causal edit graph.gml --add "smoking -> tar" --reverse "c -> d" --remove "x -> y" --out new.gml
+  whylm causal edit proposal.json --add "tar -> lung cancer" --out edited.json
+  (one edge per option, repeat the option for more; a proposal JSON keeps each edge's origin:
+   judge, data or user; an edit that closes a cycle is refused with the cycle named)"""
+
+CONFOUNDERS_EXAMPLE = """example:
+  whylm causal confounders smoking "lung cancer" --candidates genes age "air pollution"
+  whylm causal confounders smoking "lung cancer" --candidates genes --llm ollama:llama3.1 --json c.json
+  (asks the judge whether each candidate causes both; a judge at chance, like the embedded model,
+   suggests nothing and says why)"""
+
+CRITIQUE_EXAMPLE = """example:
+  whylm causal critique graph.gml --nodes genes --llm ollama:llama3.1 --json critique.json
+  (edges the judge confidently reverses, and variables it says cause both ends of an edge)"""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -63,10 +81,12 @@ def add_parser(subparsers: Any) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     causal = subparsers.add_parser(
         "causal", help="LLM-proposed causal graphs checked with DoWhy", formatter_class=fmt,
-        epilog=PROPOSE_EXAMPLE + "\n\n" + CHECK_EXAMPLE + "\n\n" + EFFECT_EXAMPLE + "\n\n" + JUDGE_EXAMPLE,
-        description="Propose a causal graph with an LLM, check it against data, estimate effects.",
+        epilog="\n\n".join([PROPOSE_EXAMPLE, EDIT_EXAMPLE, CHECK_EXAMPLE, EFFECT_EXAMPLE, CONFOUNDERS_EXAMPLE,
+                              CRITIQUE_EXAMPLE, JUDGE_EXAMPLE]),
+        description="Propose a causal graph with an LLM, edit it, check it against data, estimate effects.",
     )
-    sub = causal.add_subparsers(dest="causal_command", metavar="{propose,check,effect,judge}")
+    sub = causal.add_subparsers(dest="causal_command",
+                                metavar="{propose,edit,check,effect,confounders,critique,judge}")
     sub.required = True
 
     p = sub.add_parser("propose", help="propose a causal DAG over named variables",
@@ -120,6 +140,44 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--method", default="backdoor.linear_regression")
     e.add_argument("--json", default=None, metavar="OUT")
     e.set_defaults(func=run_effect)
+
+    ed = sub.add_parser("edit", help="add, remove or reverse edges of a graph (a cycle is refused)",
+                        formatter_class=fmt, epilog=EDIT_EXAMPLE)
+    ed.add_argument("graph", metavar="GRAPH", help="GML, proposal JSON or edge-list file")
+    ed.add_argument("--add", action="append", default=[], metavar='"a -> b"', help="draw an arrow")
+    ed.add_argument("--remove", action="append", default=[], metavar='"a -> b"',
+                    help="delete an arrow (or an undecided pair: no direct edge)")
+    ed.add_argument("--reverse", action="append", default=[], metavar='"a -> b"', help="turn a -> b into b -> a")
+    ed.add_argument("--out", required=True, metavar="new.gml|json", help="write the edited graph")
+    ed.add_argument("--json", default=None, metavar="OUT", help="write the full result as JSON")
+    ed.set_defaults(func=run_edit)
+
+    for name, helptext, epilog in (
+        ("confounders", "ask the judge which candidates confound a treatment and an outcome", CONFOUNDERS_EXAMPLE),
+        ("critique", "ask the judge for doubtful edges and missing confounders of a graph", CRITIQUE_EXAMPLE),
+    ):
+        q = sub.add_parser(name, help=helptext, formatter_class=fmt, epilog=epilog)
+        if name == "confounders":
+            q.add_argument("treatment")
+            q.add_argument("outcome")
+            q.add_argument("--candidates", nargs="+", default=None, metavar="VAR",
+                           help="the variables to ask about (default: those of --descriptions)")
+            q.set_defaults(func=run_confounders)
+        else:
+            q.add_argument("graph", metavar="GRAPH", help="GML, JSON or edge-list file")
+            q.add_argument("--nodes", nargs="+", default=[], metavar="VAR",
+                           help="variables outside the graph to consider as missing confounders")
+            q.set_defaults(func=run_critique)
+        add_llm_arguments(q)
+        q.add_argument("--descriptions", default=None, metavar="F", help="JSON file {variable: description}")
+        q.add_argument("--threshold", type=float, default=0.75,
+                       help="calibrated probability a finding needs (default 0.75)")
+        q.add_argument("--no-judge", action="store_true",
+                       help="use the model's own, uncalibrated probabilities (the output says so)")
+        q.add_argument("--max-seconds", type=float, default=None,
+                       help="refuse a run predicted to take longer (default 600)")
+        q.add_argument("--json", default=None, metavar="OUT", help="write the result as JSON")
+        q.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -179,33 +237,75 @@ def _write_json(path: str | None, payload: dict) -> None:
     write_json(path, payload)  # the one JSON writer of every whylm subcommand
 
 
+def read_descriptions(path: str | None) -> dict | None:
+    """The ``--descriptions`` file: a JSON object ``{variable: description}`` (None without one).
+
+    Returns:
+        the dict, or None.
+    """
+    if not path:
+        return None
+    try:
+        descriptions = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CausalError(f"descriptions file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CausalError(f"descriptions file is not JSON: {exc}") from None
+    if not isinstance(descriptions, dict):
+        raise CausalError("descriptions file must hold a JSON object {variable: description}")
+    return descriptions
+
+
+def _announce(cost: Any) -> None:
+    print(cost.summary(), file=sys.stderr, flush=True)
+
+
+def _write_graph(path: str, res: Any) -> None:
+    text = res.to_json() if path.lower().endswith(".json") else res.to_gml()
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CausalError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def read_proposal(path: str) -> Any:
+    """A graph file as a :class:`causal.graph.ProposedGraph`: a proposal JSON as saved (undecided
+    pairs and each edge's origin kept), any other graph with its edges' ``origin`` attributes or,
+    without them, as the user's.
+
+    Returns:
+        a ProposedGraph.
+    """
+    from causal.graph import ProposedGraph, edge_origin, load_graph
+
+    p = Path(path).expanduser()
+    if p.suffix.lower() == ".json" and p.is_file():
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+            raise CausalError(f"graph JSON is invalid: {exc}") from None
+        if isinstance(d, dict) and "nodes" in d and "edges" in d and all(isinstance(n, str) for n in d["nodes"]):
+            return ProposedGraph.from_dict(d)
+    g = load_graph(path)
+    for _, _, attrs in g.edges(data=True):
+        attrs["origin"] = edge_origin(attrs)
+    return ProposedGraph(g, strategy="file", llm="")
+
+
 def run_propose(args: argparse.Namespace) -> int:
     """Handle ``whylm causal propose``. Returns: exit code 0."""
     from causal.data import load_csv
     from causal.propose import propose_graph
 
-    descriptions = None
-    if args.descriptions:
-        try:
-            descriptions = json.loads(Path(args.descriptions).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CausalError(f"descriptions file not found: {args.descriptions}") from None
-        except json.JSONDecodeError as exc:
-            raise CausalError(f"descriptions file is not JSON: {exc}") from None
-        if not isinstance(descriptions, dict):
-            raise CausalError("descriptions file must hold a JSON object {variable: description}")
+    descriptions = read_descriptions(args.descriptions)
     data = load_csv(args.data) if args.data else None
     res = propose_graph(args.variables, llm=llm_from_args(args), descriptions=descriptions, data=data,
                         strategy=args.strategy, progress=False if args.no_progress else None,
                         judge=False if args.no_judge else None, threshold=args.threshold,
                         max_seconds=args.max_seconds,
-                        announce=lambda cost: print(cost.summary(), file=sys.stderr, flush=True))
+                        on_estimate=_announce)
     if args.out:
-        text = res.to_json() if args.out.lower().endswith(".json") else res.to_gml()
-        try:
-            Path(args.out).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise CausalError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        _write_graph(args.out, res)
     if args.json:
         _write_json(args.json, res.to_dict())
     if args.json != "-":
@@ -253,6 +353,49 @@ def run_effect(args: argparse.Namespace) -> int:
     res = estimate_effect(load_graph(args.graph), load_csv(args.data), args.treatment, args.outcome,
                           method=args.method)
     _write_json(args.json, json.loads(res.to_json()))
+    if args.json != "-":
+        print(res.summary())
+    return 0
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    """Handle ``whylm causal edit``. Returns: exit code 0 (a bad edit raises: exit 2)."""
+    if not (args.add or args.remove or args.reverse):
+        raise CausalError("nothing to edit: give --add, --remove or --reverse \"a -> b\"")
+    res = read_proposal(args.graph).with_edges(add=args.add, remove=args.remove, reverse=args.reverse)
+    _write_graph(args.out, res)
+    _write_json(args.json, res.to_dict())
+    if args.json != "-":
+        print(res.summary())
+    return 0
+
+
+def run_confounders(args: argparse.Namespace) -> int:
+    """Handle ``whylm causal confounders``. Returns: exit code 0."""
+    from causal.confounders import suggest_confounders
+
+    res = suggest_confounders(args.treatment, args.outcome, candidates=args.candidates, llm=llm_from_args(args),
+                              descriptions=read_descriptions(args.descriptions),
+                              judge=False if args.no_judge else None, threshold=args.threshold,
+                              max_seconds=args.max_seconds, on_estimate=_announce,
+                              progress=False if args.no_progress else None)
+    _write_json(args.json, res.to_dict())
+    if args.json != "-":
+        print(res.summary())
+    return 0
+
+
+def run_critique(args: argparse.Namespace) -> int:
+    """Handle ``whylm causal critique``. Returns: exit code 0."""
+    from causal.critique import critique_graph
+    from causal.graph import load_graph
+
+    res = critique_graph(load_graph(args.graph), llm=llm_from_args(args), nodes=args.nodes,
+                         descriptions=read_descriptions(args.descriptions),
+                         judge=False if args.no_judge else None, threshold=args.threshold,
+                         max_seconds=args.max_seconds, on_estimate=_announce,
+                         progress=False if args.no_progress else None)
+    _write_json(args.json, res.to_dict())
     if args.json != "-":
         print(res.summary())
     return 0

@@ -1,6 +1,9 @@
 """Estimate the effect of one variable on another along a causal graph, with DoWhy's refuters.
 
-:func:`estimate_effect` runs DoWhy's identify / estimate / refute workflow in one call.
+:func:`estimate_effect` runs DoWhy's identify / estimate / refute workflow in one call, reports
+the identification DoWhy found (the adjustment set used, instruments, front-door variables) and
+how strong an unobserved confounder would have to be to move the estimate to zero
+(:mod:`causal.sensitivity`).
 
 Example:
     >>> rng = np.random.default_rng(0); x = rng.normal(size=300)
@@ -8,6 +11,7 @@ Example:
     >>> eff = estimate_effect(nx.DiGraph([("x", "y")]), df, treatment="x", outcome="y", refuters=())
     >>> print(eff.summary())
     effect of x on y: 3.04 (backdoor.linear_regression, adjusting for nothing)
+    Sensitivity: an unobserved confounder would have to explain at least 91.7% of the remaining variance of both x and y (beyond the adjustment set) to move the estimate to zero; a weaker one cannot (robustness value, Cinelli & Hazlett 2020).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import pandas as pd
 from causal.data import MIN_ROWS, match_columns, quote, validate_data
 from causal.errors import CausalError, did_you_mean
 from causal.graph import as_digraph
-from explain.serialize import Result, from_jsonable_array
+from causal.sensitivity import ols_sensitivity, sensitivity_sentence
+from explain.serialize import Result, from_jsonable_array, jsonable
 
 MIN_VARIED_ROWS = 5
 
@@ -39,6 +44,11 @@ class EffectEstimate(Result):
         estimand: DoWhy's identified estimand, as text.
         adjustment_set: the backdoor variables adjusted for.
         refutations: per refuter: ``new_effect``, ``p_value``, ``passed`` and ``meaning``.
+        instruments: the instrumental variables DoWhy's identification finds in the graph.
+        frontdoor: the front-door variables it finds (empty when there is no front-door set).
+        sensitivity: ``{"robustness_value", "partial_r2", "t", "dof", "estimate", "method"}`` (see
+            :func:`causal.sensitivity.ols_sensitivity`) or ``{"unavailable": reason}``; stated in
+            one sentence by :attr:`sensitivity_text` and in :meth:`summary`.
 
     Example:
         >>> eff = EffectEstimate(2.0, "x", "y", "backdoor.linear_regression", "", ["z"],
@@ -57,6 +67,14 @@ class EffectEstimate(Result):
     adjustment_set: list[str]
     refutations: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0
+    instruments: list[str] = field(default_factory=list)
+    frontdoor: list[str] = field(default_factory=list)
+    sensitivity: dict[str, Any] | None = None
+
+    @property
+    def sensitivity_text(self) -> str:
+        """The sensitivity result in one plain sentence ("" when none was computed)."""
+        return sensitivity_sentence(self.sensitivity, self.treatment, self.outcome)
 
     @property
     def passed(self) -> bool:
@@ -73,6 +91,12 @@ class EffectEstimate(Result):
         lines = [
             f"effect of {self.treatment} on {self.outcome}: {self.value:.4g} ({self.method}, adjusting for {adj})"
         ]
+        if self.instruments or self.frontdoor:
+            found = [f"the instruments {{{', '.join(self.instruments)}}}" if self.instruments else "",
+                     f"the front-door set {{{', '.join(self.frontdoor)}}}" if self.frontdoor else ""]
+            lines.append("The graph also identifies the effect through " + " and ".join(f for f in found if f) + ".")
+        if self.sensitivity_text:
+            lines.append(self.sensitivity_text)
         for name, r in self.refutations.items():
             status = "passed" if r["passed"] else "FAILED"
             lines.append(f"  {name}: new effect {r['new_effect']:.4g}, p={r['p_value']:.2g} -> {status} ({r['meaning']})")
@@ -88,6 +112,8 @@ class EffectEstimate(Result):
             "value": self.value, "treatment": self.treatment, "outcome": self.outcome,
             "method": self.method, "estimand": self.estimand, "adjustment_set": list(self.adjustment_set),
             "refutations": self.refutations, "passed": self.passed, "seconds": self.seconds,
+            "instruments": list(self.instruments), "frontdoor": list(self.frontdoor),
+            "sensitivity": jsonable(self.sensitivity), "sensitivity_text": self.sensitivity_text,
             "summary": self.summary(),
         }
 
@@ -112,9 +138,19 @@ class EffectEstimate(Result):
                 method=str(d.get("method", "")), estimand=str(d.get("estimand", "")),
                 adjustment_set=[str(a) for a in d.get("adjustment_set", [])], refutations=refs,
                 seconds=float(d.get("seconds") or 0.0),
+                instruments=[str(a) for a in d.get("instruments") or []],
+                frontdoor=[str(a) for a in d.get("frontdoor") or []],
+                sensitivity=_read_sensitivity(d.get("sensitivity")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CausalError(f"not an effect-estimate dict: {type(exc).__name__} {exc}") from None
+
+
+def _read_sensitivity(d: Any) -> dict[str, Any] | None:
+    if not d:
+        return None
+    return {k: (float(from_jsonable_array(v)) if k in ("robustness_value", "partial_r2", "t", "estimate") else v)
+            for k, v in dict(d).items()}
 
 
 def check_treatment(values: pd.Series, name: str) -> None:
@@ -173,7 +209,9 @@ def estimate_effect(
     """Identify, estimate and refute the effect of ``treatment`` on ``outcome`` with DoWhy.
 
     Returns:
-        an :class:`EffectEstimate` with ``.value`` and ``.refutations``.
+        an :class:`EffectEstimate` with ``.value``, ``.refutations``, ``.adjustment_set``,
+        ``.instruments``, ``.frontdoor`` and ``.sensitivity`` (the robustness value of the linear
+        regression on the adjustment set, stated in one sentence in ``summary()``).
 
     Example:
         >>> rng = np.random.default_rng(0); z = rng.normal(size=500); x = z + rng.normal(size=500)
@@ -220,6 +258,8 @@ def estimate_effect(
             raise CausalError(f"DoWhy returned no estimate for {treatment} -> {outcome} ({method})")
         value = float(np.asarray(estimate.value).reshape(-1)[0])
         backdoor = estimand.get_backdoor_variables() if hasattr(estimand, "get_backdoor_variables") else []
+        instruments = sorted(str(v) for v in (estimand.get_instrumental_variables() or []))
+        frontdoor = sorted(str(v) for v in (estimand.get_frontdoor_variables() or []))
         refutations: dict[str, dict] = {}
         for name in refuters:
             dowhy_name, meaning = _REFUTERS[name]
@@ -237,8 +277,14 @@ def estimate_effect(
             else:
                 passed = abs(new - value) <= 0.1 * scale + 1e-6 or (p > 0.05)
             refutations[name] = {"new_effect": new, "p_value": p, "passed": bool(passed), "meaning": meaning}
+    adjustment = sorted(str(b) for b in (backdoor or []))
+    if method.startswith("backdoor."):
+        sensitivity = ols_sensitivity(df, treatment, outcome, adjustment)
+    else:
+        sensitivity = {"unavailable": f"the robustness value is computed for backdoor adjustment, not {method}"}
     return EffectEstimate(
         value=value, treatment=treatment, outcome=outcome, method=method,
-        estimand=str(estimand).strip(), adjustment_set=sorted(str(b) for b in (backdoor or [])),
+        estimand=str(estimand).strip(), adjustment_set=adjustment,
         refutations=refutations, seconds=time.perf_counter() - t0,
+        instruments=instruments, frontdoor=frontdoor, sensitivity=sensitivity,
     )

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
 
-from causal.errors import CausalError
+from causal.errors import CausalError, did_you_mean
 from causal.judge import JudgeResult
 from causal.plot import graph_figure
 from explain.serialize import Result, jsonable
@@ -67,6 +68,17 @@ class ProposedGraph(Result):
         judge: the judge's measured orientation accuracy (:class:`causal.judge.JudgeResult`
             without its per-pair answers), or None when the proposal was not calibrated.
         threshold: calibrated confidence an LLM orientation needs to be committed.
+        data_orientation: with data, what the data's equivalence class (PC's CPDAG: v-structures
+            and Meek rules) says about each pair the LLM left undecided, as ``(a, b, attrs)`` with
+            ``attrs["data"]`` one of ``"oriented"`` (the data fix the direction: ``attrs["cause"]``,
+            ``attrs["effect"]``), ``"undecidable"`` (adjacent, but observational data cannot tell the
+            direction: Markov-equivalent graphs disagree) or ``"not adjacent"`` (the data find them
+            independent given some set); empty without data.
+
+    Each committed edge carries an ``origin`` attribute: ``"judge"`` (an LLM orientation the judge's
+    measured accuracy made confident), ``"data"`` (oriented by the data) or ``"user"`` (added,
+    reversed or confirmed by :meth:`with_edges`). (Not ``source``: node-link JSON, ours and
+    networkx's, names an edge's endpoints ``source`` and ``target``.)
 
     Example:
         >>> g = ProposedGraph(nx.DiGraph([("a", "b")]), undecided=[("b", "c", {"p": 0.5})])
@@ -84,6 +96,7 @@ class ProposedGraph(Result):
     seconds: float = 0.0
     judge: Any = None
     threshold: float = float("nan")
+    data_orientation: list[tuple[str, str, dict]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Nodes, committed edges, undecided, dropped and flagged pairs, judge and metadata.
@@ -93,13 +106,14 @@ class ProposedGraph(Result):
         """
         return jsonable({
             "nodes": list(self.graph.nodes),
-            "edges": _triples(self.graph.edges(data=True)),
+            "edges": _triples([(u, v, {**d, "origin": edge_origin(d)}) for u, v, d in self.graph.edges(data=True)]),
             "undecided": _triples(self.undecided),
             "dropped": _triples(self.dropped),
             "flagged": _triples(self.flagged),
             "queries": self.queries, "strategy": self.strategy, "llm": self.llm,
             "seconds": self.seconds, "threshold": self.threshold,
             "judge": self.judge.to_dict() if self.judge is not None else None,
+            "data_orientation": _triples(self.data_orientation),
         })
 
     @classmethod
@@ -113,6 +127,7 @@ class ProposedGraph(Result):
             g = nx.DiGraph()
             g.add_nodes_from(d["nodes"])
             for u, v, attrs in _read_triples(d["edges"]):
+                attrs["origin"] = edge_origin(attrs)
                 g.add_edge(u, v, **attrs)
             judge = JudgeResult.from_dict(d["judge"]) if d.get("judge") else None
             threshold = d.get("threshold")
@@ -127,6 +142,7 @@ class ProposedGraph(Result):
                 seconds=float("nan") if d.get("seconds", 0.0) is None else float(d.get("seconds", 0.0)),
                 judge=judge,
                 threshold=float("nan") if threshold is None else float(threshold),
+                data_orientation=_read_triples(d.get("data_orientation")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CausalError(f"not a proposed-graph JSON: {exc}") from None
@@ -162,6 +178,118 @@ class ProposedGraph(Result):
             g.add_edge(u, v, **{k: (x if isinstance(x, (int, float, str)) else str(x)) for k, x in d.items()})
         return "\n".join(nx.generate_gml(g))
 
+    def with_edges(
+        self,
+        add: Sequence[Any] = (),
+        remove: Sequence[Any] = (),
+        reverse: Sequence[Any] = (),
+    ) -> "ProposedGraph":
+        """A new proposal with the user's edits; this one is left unchanged.
+
+        Each edit is a pair ``(cause, effect)`` or a string ``"cause -> effect"``. ``add`` draws an
+        arrow (an undecided pair turned into an arrow leaves ``undecided``; an arrow already there
+        becomes the user's); ``remove`` deletes an arrow, or an undecided pair (then the user says
+        there is no direct edge); ``reverse`` turns ``a -> b`` into ``b -> a``. Edges the user
+        touches get ``origin="user"``; the others keep theirs (``"judge"`` or ``"data"``).
+        Removals run first, then reversals, then additions.
+
+        Returns:
+            a new :class:`ProposedGraph`.
+
+        Raises:
+            CausalError: an unknown variable (named), an edge to remove or reverse that is not
+                there, an arrow and its reverse both asked for, or a cycle (named: ``a -> b -> a``).
+
+        Example:
+            >>> g = ProposedGraph(nx.DiGraph([("a", "b")]), undecided=[("b", "c", {"p": 0.5})])
+            >>> g2 = g.with_edges(add=["b -> c"], reverse=[("a", "b")])
+            >>> sorted(g2.graph.edges(data="origin")), g2.undecided
+            ([('b', 'a', 'user'), ('b', 'c', 'user')], [])
+            >>> ProposedGraph(nx.DiGraph([("a", "b"), ("b", "c")])).with_edges(add=["c -> a"])
+            Traceback (most recent call last):
+            ...
+            causal.errors.CausalError: these edits make a cycle: c -> a -> b -> c
+        """
+        adds, removes, reverses = (parse_edges(x, what) for x, what in
+                                   ((add, "add"), (remove, "remove"), (reverse, "reverse")))
+        known = set(self.graph.nodes) | {n for a, b, _ in self.undecided for n in (a, b)}
+        for what, pairs in (("add", adds), ("remove", removes), ("reverse", reverses)):
+            for u, v in pairs:
+                for n in (u, v):
+                    if n not in known:
+                        raise CausalError(f"cannot {what} {u} -> {v}: unknown variable '{n}'"
+                                          f"{did_you_mean(n, sorted(known))}")
+        g = self.graph.copy()
+        g.add_nodes_from(known)
+        undecided = [(a, b, dict(d)) for a, b, d in self.undecided]
+
+        def drop_undecided(u: str, v: str) -> bool:
+            before = len(undecided)
+            undecided[:] = [(a, b, d) for a, b, d in undecided if {a, b} != {u, v}]
+            return len(undecided) < before
+
+        for u, v in removes:
+            if g.has_edge(u, v):
+                g.remove_edge(u, v)
+            elif not drop_undecided(u, v):
+                hint = f" (the graph has {v} -> {u})" if g.has_edge(v, u) else ""
+                raise CausalError(f"cannot remove {u} -> {v}: no such edge{hint}")
+        for u, v in reverses:
+            if not g.has_edge(u, v):
+                hint = f" (the graph has {v} -> {u} already)" if g.has_edge(v, u) else ""
+                raise CausalError(f"cannot reverse {u} -> {v}: no such edge{hint}")
+            attrs = dict(g.edges[u, v])
+            g.remove_edge(u, v)
+            g.add_edge(v, u, **_user_attrs(attrs, f"reversed by the user (was {u} -> {v})"))
+        for u, v in adds:
+            if u == v:
+                raise CausalError(f"cannot add {u} -> {v}: a variable cannot cause itself")
+            if (v, u) in adds:
+                raise CausalError(f"cannot add both {u} -> {v} and {v} -> {u}")
+            if g.has_edge(v, u):
+                raise CausalError(f"cannot add {u} -> {v}: the graph has {v} -> {u}; reverse it instead")
+            was_undecided = drop_undecided(u, v)
+            attrs = dict(g.edges[u, v]) if g.has_edge(u, v) else {}
+            note = "added by the user" + (" (was undecided)" if was_undecided else "")
+            g.add_edge(u, v, **_user_attrs(attrs, "confirmed by the user" if attrs else note))
+        if not nx.is_directed_acyclic_graph(g):
+            raise CausalError(f"these edits make a cycle: {cycle_text(g, [*adds, *((v, u) for u, v in reverses)])}")
+        touched = {frozenset(e) for e in (*adds, *reverses)}
+        return replace(
+            self, graph=g, undecided=undecided,
+            dropped=[(a, b, d) for a, b, d in self.dropped if frozenset((a, b)) not in touched],
+            flagged=[(a, b, d) for a, b, d in self.flagged if frozenset((a, b)) not in touched],
+            data_orientation=[(a, b, d) for a, b, d in self.data_orientation
+                              if any({a, b} == {x, y} for x, y, _ in undecided)],
+        )
+
+    def data_orientation_lines(self) -> list[str]:
+        """What the data say about the undecided pairs, one line each (empty without data).
+
+        Returns:
+            lines such as ``"  data: smoking - cancer stays undecidable: ..."``.
+
+        Example:
+            >>> g = ProposedGraph(nx.DiGraph(), undecided=[("a", "b", {}), ("b", "c", {})],
+            ...     data_orientation=[("a", "b", {"data": "undecidable"}),
+            ...                       ("b", "c", {"data": "oriented", "cause": "c", "effect": "b"})])
+            >>> print("\\n".join(g.data_orientation_lines()))
+              data: a - b stays undecidable: observational data can't tell the direction (Markov-equivalent graphs disagree); domain knowledge or an experiment can
+              data: the data orient c -> b (v-structure or Meek's rules): add it with with_edges(add=[...]) or 'whylm causal edit --add'
+        """
+        out = []
+        for a, b, d in self.data_orientation:
+            status = d.get("data")
+            if status == "oriented":
+                out.append(f"  data: the data orient {d.get('cause')} -> {d.get('effect')} (v-structure or Meek's rules): "
+                           "add it with with_edges(add=[...]) or 'whylm causal edit --add'")
+            elif status == "undecidable":
+                out.append(f"  data: {a} - {b} stays undecidable: observational data can't tell the direction "
+                           "(Markov-equivalent graphs disagree); domain knowledge or an experiment can")
+            elif status == "not adjacent":
+                out.append(f"  data: {a} - {b} are not adjacent in the data (independent given some set)")
+        return out
+
     def judge_in_words(self) -> str:
         """The judge's measured accuracy as one sentence, or a warning that the proposal is uncalibrated.
 
@@ -191,20 +319,137 @@ class ProposedGraph(Result):
             text.
         """
         n_pairs = self.graph.number_of_edges() + len(self.undecided)
+        how = f" ({self.strategy}, {self.queries} LLM questions, {self.llm})" if self.llm else ""
         lines = [f"{self.graph.number_of_edges()} committed edges and {len(self.undecided)} undecided pairs "
-                 f"over {self.graph.number_of_nodes()} variables ({self.strategy}, {self.queries} LLM "
-                 f"questions, {self.llm})." if n_pairs or self.graph.number_of_nodes() else "empty proposal.",
-                 self.judge_in_words()[0].upper() + self.judge_in_words()[1:] + "."]
-        for u, v, d in sorted(self.graph.edges(data=True), key=lambda e: -_num(e[2].get("confidence"))):
-            lines.append(f"  {u} -> {v}  confidence {_num(d.get('confidence')):.2f}  [{d.get('evidence', '')}]")
+                 f"over {self.graph.number_of_nodes()} variables{how}." if n_pairs or self.graph.number_of_nodes()
+                 else "empty proposal."]
+        if self.strategy != "file":  # a graph read from a file (whylm causal edit) had no judge to describe
+            lines.append(self.judge_in_words()[0].upper() + self.judge_in_words()[1:] + ".")
+        for u, v, d in sorted(self.graph.edges(data=True), key=lambda e: -_num(e[2].get("confidence", 2.0))):
+            conf = d.get("confidence")
+            strength = f"confidence {_num(conf):.2f}" if conf is not None else "drawn by you" \
+                if edge_origin(d) == "user" else "no confidence"
+            evidence = f" [{d['evidence']}]" if d.get("evidence") else ""
+            lines.append(f"  {u} -> {v}  {strength}  ({edge_origin(d)}){evidence}")
         for a, b, d in self.undecided:
             lines.append(f"  undecided {a} - {b}  P({a} -> {b}) {_num(d.get('p')):.2f} after calibration "
                          f"(model's own {_num(d.get('p_raw')):.2f})")
+        lines += self.data_orientation_lines()
         for u, v, d in self.dropped:
             lines.append(f"  dropped (cycle) {u} -> {v}  confidence {_num(d.get('confidence')):.2f}")
         for u, v, d in self.flagged:
             lines.append(f"  removed (independent in data, p={_num(d.get('p_value')):.3g}) {u} -> {v}")
         return "\n".join(lines)
+
+
+ORIGINS = ("judge", "data", "user")  # where a committed edge came from
+
+
+def edge_origin(attrs: Mapping[str, Any]) -> str:
+    """Where an edge came from, also for edges written before the ``origin`` attribute existed.
+
+    Returns:
+        ``attrs["origin"]`` when set; else ``"data"`` when its evidence says the data oriented it,
+        ``"judge"`` when an LLM did, ``"user"`` otherwise.
+
+    Example:
+        >>> edge_origin({"evidence": "data: oriented by PC"}), edge_origin({"evidence": "llm pairwise: ..."})
+        ('data', 'judge')
+    """
+    if attrs.get("origin") in ORIGINS:
+        return str(attrs["origin"])
+    ev = str(attrs.get("evidence", ""))
+    if "llm" in ev:
+        return "judge"
+    if ev.startswith("data"):
+        return "data"
+    return "user"
+
+
+def _user_attrs(attrs: Mapping[str, Any], note: str) -> dict[str, Any]:
+    """The attributes of an edge the user drew: origin "user", the earlier evidence kept after the note."""
+    out = {k: v for k, v in attrs.items() if k not in ("confidence", "origin", "evidence")}
+    before = attrs.get("evidence")
+    out["evidence"] = note + (f"; before: {before}" if before else "")
+    out["origin"] = "user"
+    return out
+
+
+def _quoted(text: str) -> bool:
+    """True when quotes wrap a name or an arrow (``"x->y" -> z``): quotes are not part of an edge
+    list, so the line is not what it seems; an apostrophe inside a name (Crohn's disease) is fine."""
+    if '"' in text or re.search(r"'[^']*->[^']*'", text):
+        return True
+    return any(len(p) > 1 and p[0] == p[-1] == "'" for p in (x.strip() for x in text.split("->")))
+
+
+def parse_edge(spec: Any, what: str = "edge") -> tuple[str, str]:
+    """One edge from ``"a -> b"`` (also ``"a->b"``) or a pair ``("a", "b")``.
+
+    Returns:
+        ``(cause, effect)`` with surrounding spaces stripped.
+
+    Raises:
+        CausalError: anything else, in one line quoting the spec (``'"x->y" -> z'``, ``"a -> b -> c"``,
+            ``"a"``, an empty side).
+
+    Example:
+        >>> parse_edge("smoking ->tar deposits")
+        ('smoking', 'tar deposits')
+        >>> parse_edge('"x->y" -> z')
+        Traceback (most recent call last):
+        ...
+        causal.errors.CausalError: edge '"x->y" -> z' is not 'cause -> effect': write one arrow between two names
+    """
+    label = f"edge to {what}" if what != "edge" else "edge"
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and all(isinstance(x, str) for x in spec):
+        parts = [spec[0].strip(), spec[1].strip()]
+    elif isinstance(spec, str):
+        parts = [p.strip() for p in spec.split("->")]
+        if len(parts) != 2 or _quoted(spec) or any(c in p for p in parts for c in "<>"):
+            raise CausalError(f"{label} {spec!r} is not 'cause -> effect': write one arrow between two names")
+    else:
+        raise CausalError(f"{label} {spec!r} is not 'cause -> effect' or a (cause, effect) pair")
+    if not all(parts):
+        raise CausalError(f"{label} {spec!r} is not 'cause -> effect': a name is empty")
+    return parts[0], parts[1]
+
+
+def parse_edges(specs: Any, what: str = "edge") -> list[tuple[str, str]]:
+    """Several edges (see :func:`parse_edge`); ``None`` or empty gives ``[]``, a lone string one edge.
+
+    Returns:
+        a list of ``(cause, effect)``.
+
+    Example:
+        >>> parse_edges(["a->b", ("c", "d")]), parse_edges("x -> y"), parse_edges(None)
+        ([('a', 'b'), ('c', 'd')], [('x', 'y')], [])
+    """
+    if specs is None:
+        return []
+    if isinstance(specs, str) or (isinstance(specs, tuple) and len(specs) == 2 and all(isinstance(x, str) for x in specs)):
+        specs = [specs]
+    return [parse_edge(s, what) for s in specs]
+
+
+def cycle_text(graph: nx.DiGraph, through: Sequence[tuple[str, str]] = ()) -> str:
+    """A cycle of ``graph`` as ``"a -> b -> c -> a"``, through the first of ``through`` that closes one.
+
+    Returns:
+        the text, or "" when the graph is acyclic.
+
+    Example:
+        >>> cycle_text(nx.DiGraph([("a", "b"), ("b", "c"), ("c", "a")]), through=[("c", "a")])
+        'c -> a -> b -> c'
+    """
+    for u, v in through:
+        if graph.has_edge(u, v) and nx.has_path(graph, v, u):
+            return " -> ".join([str(u), *map(str, nx.shortest_path(graph, v, u))])
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return ""
+    return " -> ".join([str(u) for u, _ in cycle] + [str(cycle[0][0])])
 
 
 def _num(x: Any) -> float:
@@ -275,8 +520,8 @@ def parse_graph(text: str) -> nx.DiGraph:
                 g.add_node(line)
             continue
         parts = [p.strip() for p in line.split("->")]
-        if any(not p for p in parts):
-            raise CausalError(f"graph line {num} is not 'a -> b': {line!r}")
+        if any(not p for p in parts) or _quoted(line) or any(c in p for p in parts for c in "<>"):
+            raise CausalError(f"graph line {num} is not 'a -> b' (names without quotes): {line!r}")
         for a, b in zip(parts, parts[1:]):
             g.add_edge(a, b)
     if g.number_of_nodes() == 0:
@@ -317,9 +562,7 @@ def as_digraph(graph: Any) -> nx.DiGraph:
         raise CausalError(f"graph must be a networkx.DiGraph, got {type(graph).__name__}")
     g = nx.relabel_nodes(graph, {n: str(n) for n in graph.nodes}, copy=True)
     if not nx.is_directed_acyclic_graph(g):
-        cycle = nx.find_cycle(g)
-        path = " -> ".join([str(u) for u, _ in cycle] + [str(cycle[0][0])])
-        raise CausalError(f"graph has a cycle: {path}")
+        raise CausalError(f"graph has a cycle: {cycle_text(g)}")
     return g
 
 

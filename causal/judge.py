@@ -13,6 +13,11 @@ calibrate their confidences without re-measuring. :meth:`JudgeResult.calibrate` 
 probability toward 0.5 by the judge's *lower* confidence bound on skill: a coin-flip judge always
 gives 0.5, and no judge's calibrated confidence exceeds the lower bound of its measured accuracy.
 
+Names (one per idea): *the judge* is an LLM backend in its role of answering "which causes
+which"; :func:`evaluate_judge` measures it and its record is a :class:`JudgeResult` (the ``judge=``
+argument and the ``.judge`` field of every causal result hold one); :meth:`JudgeResult.calibrate`
+turns the judge's answer into a calibrated probability; an edge it drew has ``origin="judge"``.
+
 Example:
     >>> j = JudgeResult(llm="fake:coin", accuracy=0.53, ci_low=0.43, ci_high=0.62, n=108)
     >>> j.skill, j.calibrate(0.99)
@@ -370,3 +375,44 @@ def evaluate_judge(
         except OSError:
             pass  # a read-only cache must not break a run
     return res
+
+
+def resolve_judge(backend: Any, judge: Any) -> tuple[JudgeResult | None, bool]:
+    """The judge record a causal question calibrates with, from a ``judge=`` argument.
+
+    Args:
+        backend: the LLM backend that will answer.
+        judge: ``None`` (the backend's known record, cached or shipped), a :class:`JudgeResult`, or
+            ``False`` (the model's own, uncalibrated probabilities).
+
+    Returns:
+        (the record or None for uncalibrated, whether it must still be measured: ``None`` given and
+        no record exists).
+
+    Example:
+        >>> from causal.llm import ReplayBackend
+        >>> resolve_judge(ReplayBackend({}), None), resolve_judge(ReplayBackend({}), False)
+        ((None, True), (None, False))
+    """
+    if judge is None:
+        known = known_judge(backend)
+        return known, known is None
+    if judge is False:
+        return None, False
+    if isinstance(judge, JudgeResult):
+        return judge, False
+    raise CausalError(f"judge must be None, False or a JudgeResult, got {type(judge).__name__}")
+
+
+def measure_judge(backend: Any, progress: bool, max_seconds: float | None) -> JudgeResult:
+    """:func:`evaluate_judge` for a question that needs the record, with the way out in its error.
+
+    Returns:
+        the :class:`JudgeResult`.
+    """
+    try:
+        return evaluate_judge(backend, progress=progress, max_seconds=max_seconds)
+    except CausalError as exc:
+        raise CausalError(f"cannot measure {backend_label(backend)} as a judge on the Tübingen pairs "
+                          f"({exc}): pass judge= a JudgeResult, or judge=False (--no-judge) for "
+                          "uncalibrated probabilities") from None

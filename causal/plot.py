@@ -87,7 +87,8 @@ def graph_figure(
     Args:
         graph: a DiGraph; edge attribute ``confidence`` (if any) colours the edges.
         check: an optional :class:`GraphCheck`: unsupported edges red, untestable directions
-            noted in the hover text, violated (missing) dependences drawn as dotted red lines.
+            noted in the hover text, violated (missing) dependences that survive Holm's correction
+            drawn as dotted red lines.
         title: figure title (escaped).
         undecided: pairs ``(a, b, attrs)`` the judge could not orient, drawn as dashed lines
             without arrowheads; ``attrs["p"]`` is the calibrated P(a -> b).
@@ -130,14 +131,17 @@ def graph_figure(
             standoff=_standoff(v, dx, dy), startstandoff=_standoff(u, dx, dy),
             hovertext=f"{_esc(u)} → {_esc(v)}: {label}",
         )
-    if check is not None:
-        for viol in getattr(check, "violations", [])[:50]:
+    # only violations that survive Holm's correction are drawn: the rest are what chance gives a correct graph
+    misses = [v for v in getattr(check, "violations", []) if v.get("significant", True)] if check is not None else []
+    if misses:
+        for viol in misses[:50]:
             a, b = viol["independent_of"], viol["node"]
             if a in pos and b in pos:
                 fig.add_trace(go.Scatter(
                     x=[pos[a][0], pos[b][0]], y=[pos[a][1], pos[b][1]], mode="lines",
                     line=dict(color="crimson", dash="dot", width=1), hoverinfo="text",
-                    hovertext=f"violated: {_esc(viol['statement'])} (p={viol['p_value']:.2g})", showlegend=False,
+                    hovertext=f"violated: {_esc(viol['statement'])} (p={viol['p_value']:.2g}, "
+                              f"Holm-adjusted {viol.get('p_holm', float('nan')):.2g})", showlegend=False,
                 ))
     nodes = list(pos)
     fig.add_trace(go.Scatter(  # invisible markers carry the hover text of each node
@@ -156,7 +160,7 @@ def graph_figure(
             _legend(fig, "unsupported by data", color="crimson", width=2)
     if undecided:
         _legend(fig, "undecided pair: the judge cannot tell the direction", color="rgb(150,150,150)", dash="dash", width=1.5)
-    if check is not None and getattr(check, "violations", []):
+    if misses:
         _legend(fig, "dependence the graph misses (violated independence)", color="crimson", dash="dot", width=1)
     xs = [p[0] for p in pos.values()] or [0.0]
     ys = [p[1] for p in pos.values()] or [0.0]

@@ -8,7 +8,7 @@
   ``"ordering"`` (a causal order by merge sort over pairwise comparisons, then one
   multiple-choice "which of these earlier variables directly causes X?" question per variable:
   O(n log n) questions), or with ``data`` the hybrid: the data decide which pairs are adjacent
-  (PC-style skeleton) and orient colliders, the LLM orients the rest. The result is always a DAG:
+  (PC's CPDAG, one run) and orient what they can, the LLM orients the rest. The result is always a DAG:
   edges are added most-confident first and an edge that would close a cycle is dropped (recorded).
 
 Example:
@@ -32,13 +32,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from causal.ask import Asker, pair_prompt, parents_prompt
-from causal.citests import TESTS, is_discrete, skeleton
+from causal.citests import TESTS, is_discrete
 from causal.data import match_columns, validate_data
 from causal.errors import CausalError, did_you_mean
 from causal.graph import ProposedGraph, to_dag
-from causal.judge import JudgeResult, evaluate_judge, judge_cost, known_judge, seconds_per_question
+from causal.judge import JudgeResult, judge_cost, measure_judge, resolve_judge, seconds_per_question
 from causal.llm import backend_label, get_backend
-from causal.pc import pc_hybrid
+from causal.pc import data_cpdag, pc_hybrid
 from explain.budget import Cost, check_budget
 from explain.progress import want_progress
 
@@ -99,7 +99,7 @@ class _Decider:
         p = self.calibrate(p_raw)
         if max(p, 1.0 - p) >= self.threshold:
             u, v, conf = (a, b, p) if p >= 0.5 else (b, a, 1.0 - p)
-            edges.append((u, v, {"confidence": float(conf), "evidence": evidence}))
+            edges.append((u, v, {"confidence": float(conf), "evidence": evidence, "origin": "judge"}))
         else:
             undecided.append((a, b, {"p": float(p), "p_raw": float(p_raw), "evidence": evidence}))
 
@@ -171,24 +171,6 @@ def _ordering(variables: list[str], asker: Asker, decider: _Decider, show: bool)
     return edges, undecided
 
 
-def _hybrid(variables: list[str], data: pd.DataFrame, asker: Asker, decider: _Decider, show: bool,
-            skel: Any, colliders: set) -> tuple[list, list]:
-    edges: list = []
-    undecided: list = []
-    for a, b in tqdm(sorted(tuple(sorted(e)) for e in skel.edges), desc="orienting", disable=not show, leave=False):
-        pdep = skel.edges[a, b]["p_max"]
-        data_dir = (a, b) if (a, b) in colliders else (b, a) if (b, a) in colliders else None
-        if data_dir is not None:  # the data orient it: no question to the LLM
-            u, v = data_dir
-            edges.append((u, v, {"confidence": DATA_CONFIDENCE,
-                                 "evidence": f"data: adjacent (p<={pdep:.2g}), oriented as a collider"}))
-            continue
-        p = asker.pair(a, b)
-        decider.decide(a, b, float(p[0]), f"data: adjacent (p<={pdep:.2g}); llm P({a}->{b})={p[0]:.2f}",
-                       edges, undecided)
-    return edges, undecided
-
-
 # --------------------------------------------------------------------------- cost
 def count_questions(n: int, strategy: str, adjacent: int | None = None) -> int:
     """Predicted LLM questions of a proposal over ``n`` variables (before any answer is known).
@@ -197,7 +179,8 @@ def count_questions(n: int, strategy: str, adjacent: int | None = None) -> int:
     ``n*ceil(log2 n) - 2**ceil(log2 n) + 1``), two per block of 20 candidate parents, and two per
     proposed parent for its direction, predicted at two parents per variable (a model that proposes
     more asks more: the embedded one asked 238 on the 20-variable child network, predicted 256).
-    ``hybrid``: two per adjacent pair of the data's skeleton (``adjacent``; all pairs when unknown).
+    ``hybrid``: two per pair the data leave unoriented (``adjacent``; all pairs when unknown, as
+    before the data step has run: :func:`propose_graph` checks its budget on that upper bound).
 
     Returns:
         the number of questions.
@@ -256,7 +239,7 @@ def propose_graph(
     judge: Any = None,
     threshold: float = COMMIT_THRESHOLD,
     max_seconds: float | None = None,
-    announce: Callable[[Cost], Any] | None = None,
+    on_estimate: Callable[[Cost], Any] | None = None,
     data_method: str = "pc",
 ) -> ProposedGraph:
     """Propose a causal DAG over ``variables``, committing only the orientations the judge knows.
@@ -281,16 +264,22 @@ def propose_graph(
             exists (its questions count in the cost); a :class:`causal.judge.JudgeResult`; or
             ``False`` for the model's own, uncalibrated probabilities (the result says so).
         threshold: calibrated probability a committed orientation needs (default 0.75).
-        max_seconds: refuse, in one line, a proposal predicted to take longer (default 600 s).
-        announce: called with the predicted :class:`explain.budget.Cost` before any question is
-            asked (the CLI prints it; see also :func:`propose_cost`).
-        data_method: the hybrid's data part: ``"pc"`` (causal-learn's PC; the LLM orients only
-            what the data leave unoriented, and its confident arrows go back into PC as background
-            knowledge) or ``"skeleton"`` (whylm's own PC-style skeleton and colliders).
+        max_seconds: refuse, in one line, a proposal predicted to take longer (default 600 s);
+            checked before the data step and before any question (with data, on the upper bound
+            of two questions per pair).
+        on_estimate: called with the predicted :class:`explain.budget.Cost` before the data step
+            and before any question is asked (the CLI prints it; see also :func:`propose_cost`);
+            the same hook as :func:`explain.audit`'s.
+        data_method: the data step, run once: ``"pc"`` (causal-learn's PC) or ``"skeleton"``
+            (whylm's own PC-style skeleton and colliders), each followed by Meek's rules; in the
+            hybrid the LLM orients only what the data leave unoriented, and Meek's rules propagate
+            its confident arrows.
 
     Returns:
-        a :class:`ProposedGraph`; ``.graph`` (committed edges) is always acyclic, ``.undecided``
-        holds the pairs the judge could not orient, ``.judge`` the figure used.
+        a :class:`ProposedGraph`; ``.graph`` (committed edges, each with its ``origin``) is always
+        acyclic, ``.undecided`` holds the pairs the judge could not orient, ``.judge`` the figure
+        used, and with data ``.data_orientation`` says for each undecided pair whether the data
+        orient it, leave it undecidable (Markov-equivalent graphs disagree) or find it not adjacent.
 
     Example:
         >>> from causal.judge import JudgeResult
@@ -339,57 +328,38 @@ def propose_graph(
     if data_method not in ("pc", "skeleton"):
         raise CausalError(f"unknown data_method '{data_method}': use pc or skeleton")
     backend = get_backend(llm)
-    if judge is None:
-        judge = known_judge(backend)
-        measure = judge is None
-    elif judge is False:
-        measure = False
-        judge = None
-    elif isinstance(judge, JudgeResult):
-        measure = False
-    else:
-        raise CausalError(f"judge must be None, False or a JudgeResult, got {type(judge).__name__}")
-    skel = sepsets = colliders = None
-    if data is not None:
-        skel, sepsets, colliders = skeleton(data[variables], alpha=alpha, max_cond=max_cond)
-    adjacent = skel.number_of_edges() if strategy == "hybrid" else None
-    cost = check_budget(propose_cost(len(variables), backend, strategy, adjacent,
+    judge, measure = resolve_judge(backend, judge)
+    cost = check_budget(propose_cost(len(variables), backend, strategy,
                                      judge_questions=judge_cost(backend).passes if measure else 0), max_seconds)
-    if announce is not None:
-        announce(cost)
+    if on_estimate is not None:
+        on_estimate(cost)
     show = want_progress(progress, cost.seconds)
     if measure:
-        try:
-            judge = evaluate_judge(backend, progress=show, max_seconds=max_seconds)
-        except CausalError as exc:
-            raise CausalError(f"cannot measure {backend_label(backend)} as a judge on the Tübingen pairs "
-                              f"({exc}): pass judge= a JudgeResult, or judge=False (--no-judge) for "
-                              "uncalibrated probabilities") from None
+        judge = measure_judge(backend, show, max_seconds)
+    cpdag = data_cpdag(data[variables], alpha, max_cond, data_method) if data is not None else None
     decider = _Decider(judge, float(threshold))
     asker = Asker(backend, descriptions)
     flagged: list[tuple[str, str, dict]] = []
-    if strategy == "hybrid" and data_method == "pc":
+    if strategy == "hybrid":
         def orient(a: str, b: str) -> tuple[float, float, str]:
             p_raw = float(asker.pair(a, b)[0])
             return decider.calibrate(p_raw), p_raw, f"llm P({a}->{b})={p_raw:.2f}"
 
-        edges, undecided = pc_hybrid(data[variables], orient, decider.threshold, alpha, max_cond, DATA_CONFIDENCE)
-    elif strategy == "hybrid":
-        edges, undecided = _hybrid(variables, data, asker, decider, show, skel, colliders)
+        edges, undecided = pc_hybrid(cpdag, orient, decider.threshold, DATA_CONFIDENCE)
     else:
         run = _pairwise if strategy == "pairwise" else _ordering
         edges, undecided = run(variables, asker, decider, show)
-        if data is not None:
+        if cpdag is not None:
             kept = []
             for u, v, d in edges:
-                if skel.has_edge(u, v):
+                if cpdag.adjacent(u, v):
                     kept.append((u, v, dict(d, evidence=d["evidence"] + "; data: dependent")))
                 else:
-                    sep = sepsets.get(frozenset((u, v)), ())
+                    sep = cpdag.sepsets.get(frozenset((u, v)), ())
                     flagged.append((u, v, dict(d, reason="independent in data",
                                                separating_set=list(sep), p_value=_indep_p(data, u, v, sep))))
             edges = kept
-            undecided = [(a, b, d) for a, b, d in undecided if skel.has_edge(a, b)]
+            undecided = [(a, b, d) for a, b, d in undecided if cpdag.adjacent(a, b)]
     graph, dropped = to_dag(edges, variables)
     return ProposedGraph(
         graph=graph,
@@ -402,7 +372,20 @@ def propose_graph(
         seconds=time.perf_counter() - t0,
         judge=_without_answers(judge),
         threshold=float(threshold),
+        data_orientation=_data_orientation(cpdag, undecided) if cpdag is not None else [],
     )
+
+
+def _data_orientation(cpdag: Any, undecided: Sequence[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+    """What the data's equivalence class says about each pair the judge left undecided."""
+    out = []
+    for a, b, _ in undecided:
+        status = cpdag.status(a, b)
+        attrs: dict[str, Any] = {"data": status}
+        if status == "oriented":
+            attrs["cause"], attrs["effect"] = cpdag.direction(a, b)
+        out.append((a, b, attrs))
+    return out
 
 
 def _without_answers(judge: JudgeResult | None) -> JudgeResult | None:

@@ -24,14 +24,42 @@ def _collider_data(n=1500, seed=0):
 TRUE = nx.DiGraph([("x", "z"), ("y", "z"), ("z", "w")])
 
 
-def test_fisher_z_matches_partial_correlation():
-    df = _collider_data()
+def _residual_fisher_z(x, y, z):
+    """Independent reference: correlate least-squares residuals of x and y on [1, z], then
+    Fisher's z with n - |z| - 3 degrees of freedom, a two-sided normal p-value."""
+    from scipy import stats as sps
+
+    n = len(x)
+    design = np.column_stack([np.ones(n)] + ([] if z is None else [np.asarray(z, float).reshape(n, -1)]))
+    rx = x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
+    ry = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    r = float(rx @ ry / np.sqrt((rx @ rx) * (ry @ ry)))
+    k = design.shape[1] - 1
+    return 2 * sps.norm.sf(np.sqrt(n - k - 3) * abs(np.arctanh(r)))
+
+
+def test_fisher_z_matches_partial_correlation_from_residuals():
+    df = _collider_data(n=400, seed=3)
     t = FisherZ(df)
     f = t.frame
+    cases = [("x", "y", None), ("x", "y", ["z"]), ("x", "w", ["z"]), ("y", "w", ["x", "z"]), ("x", "w", None)]
+    for a, b, cond in cases:
+        ref = _residual_fisher_z(df[a].to_numpy(), df[b].to_numpy(), None if cond is None else df[cond].to_numpy())
+        fast = t(f[a].values, f[b].values, None if cond is None else f[cond].values)
+        plain = fisher_z(df[a].values, df[b].values, None if cond is None else df[cond].values)
+        assert fast == pytest.approx(ref, rel=1e-6, abs=1e-12), (a, b, cond)
+        assert plain == pytest.approx(ref, rel=1e-6, abs=1e-12), (a, b, cond)
     assert t(f["x"].values, f["y"].values, None) > 0.01  # marginally independent
     assert t(f["x"].values, f["y"].values, f[["z"]].values) < 1e-6  # dependent given the collider
-    assert abs(t(f["x"].values, f["w"].values, f[["z"]].values)
-               - fisher_z(df.x.values, df.w.values, df[["z"]].values)) < 1e-9
+
+
+def test_holm_adjust_matches_a_hand_computation():
+    from causal.check import holm_adjust
+
+    # sorted p: 0.001, 0.01, 0.02, 0.04 -> 4*0.001, 3*0.01, max(0.03, 2*0.02), max(0.04, 0.04)
+    got = holm_adjust({"a": 0.02, "b": 0.001, "c": 0.04, "d": 0.01})
+    assert got == pytest.approx({"b": 0.004, "d": 0.03, "a": 0.04, "c": 0.04})
+    assert holm_adjust({"a": 0.5, "b": 0.9}) == {"a": 1.0, "b": 1.0}
 
 
 def test_true_graph_passes():
@@ -39,7 +67,7 @@ def test_true_graph_passes():
     assert not chk.falsified and chk.n_tests > 0
     assert chk.violation_rate <= 0.25 and not chk.unsupported_edges
     assert "not rejected" in chk.summary()
-    assert "not calibrated as a probability" in chk.summary()
+    assert "rejected in at most 5% of data sets (Holm's correction" in chk.summary()
     assert set(chk.per_node["z"]["parents"]) == {"x", "y"}
 
 
@@ -49,13 +77,40 @@ def test_missing_edge_is_flagged_with_suggestion():
     chk = check_graph(wrong, _collider_data())
     assert chk.falsified and chk.strong_violations >= 1
     assert any(v["statement"].startswith(("w _||_ z", "z _||_ w")) for v in chk.violations)
-    assert any("add edge" in s and "w" in s and "z" in s for s in chk.suggestions)
+    # w -> z would make a second collider at z that the data reject; x -> z - w orients z -> w (Meek 1)
+    assert chk.suggestions[0].startswith("add edge z -> w (the data orient it"), chk.suggestions
     assert "REJECTED" in chk.summary()
     from causal.plot import graph_figure
 
     fig = graph_figure(wrong, check=chk)  # violated dependences drawn as dotted red lines
     assert any(getattr(t, "line", None) is not None and t.line.dash == "dot" for t in fig.data)
     assert chk.to_dict()["falsified"] is True
+
+
+def test_untested_direction_is_not_named():
+    from causal.check import _connect_suggestions
+
+    wrong = nx.DiGraph([("x", "z"), ("y", "z")])
+    wrong.add_node("w")
+    viol = [{"node": "w", "independent_of": "z", "p_value": 1e-50}]
+    # z -> w and w -> z differ in v-structures, but with no test run (kernel: most=0) none is named
+    (text,) = _connect_suggestions(wrong, viol, fn=None, frame=None, alpha=0.05, most=0)
+    assert text.startswith("connect z and w; the two directions imply different independences"), text
+    assert "->" not in text.split(":")[0]
+
+
+def test_suggestion_never_names_a_direction_the_data_cannot_tell():
+    rng = np.random.default_rng(0)
+    smoking = rng.normal(size=600)
+    df = pd.DataFrame({"smoking": smoking, "lung cancer": 0.7 * smoking + rng.normal(size=600)})
+    empty = nx.DiGraph()
+    empty.add_nodes_from(["smoking", "lung cancer"])
+    chk = check_graph(empty, df, permutation_test=False)
+    assert chk.falsified
+    assert len(chk.suggestions) == 1
+    first = chk.suggestions[0]
+    assert first.startswith("connect ") and "the data alone can't tell the direction" in first
+    assert "->" not in first
 
 
 def test_reversed_collider_is_flagged():
@@ -201,7 +256,7 @@ def test_mixed_data_rejects_the_fork_and_accepts_the_chain():
     assert len(fork.violations) == 1
     assert {fork.violations[0]["node"], fork.violations[0]["independent_of"]} == {"tar", "cancer"}
     assert len(fork.violations[0]["statements"]) == 2
-    assert len([s for s in fork.suggestions if s.startswith("add edge")]) == 1
+    assert len([s for s in fork.suggestions if s.startswith(("add edge", "connect"))]) == 1
     # the verdict is one sentence naming the deciding test and DoWhy's part
     for chk in (chain, fork):
         assert "\n" not in chk.verdict and chk.verdict.count(". ") == 0 and chk.verdict.endswith(".")
@@ -305,3 +360,20 @@ def test_mixed_test_sees_a_category_effect_that_number_codes_hide():
     assert {frozenset((v["node"], v["independent_of"])) for v in chk.violations} == {frozenset(("x", "y"))}
     coded = df.assign(x=pd.factorize(df.x, sort=True)[0].astype(float))
     assert fisher_z(coded.x.values, coded.y.values) > 0.05  # the codes hide the dependence
+
+
+def test_calibration_benchmark_runs_and_writes_json(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "causal_check_calibration.py"
+    spec = importlib.util.spec_from_file_location("causal_check_calibration", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "cal.json"
+    bench.main(["--seeds", "2", "--only", "continuous", "--json", str(out)])
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["seeds"] == 2 and row["n_tests"] == 15 and row["test"] == "fisher_z"
+    assert set(row["power"]) == {"a->c reversed (collider gone)", "c->d missing", "d->e reversed (new collider)"}
+    assert row["bound"] == pytest.approx(0.05 + 2 * (0.05 * 0.95 / 2) ** 0.5)

@@ -389,7 +389,7 @@ def test_cost_guard_refuses_large_pairwise_and_names_ordering():
         propose_graph(names, llm=Remote({}), judge=SURE)  # ordering is over the default budget too
     seen = []
     res = propose_graph(["rain", "wet"], llm=Fixed({("rain", "wet"): 0.9, ("wet", "rain"): 0.1}), judge=SURE,
-                        progress=False, announce=seen.append)
+                        progress=False, on_estimate=seen.append)
     assert seen[0].passes == 2 == res.queries and "2 variables" in seen[0].what
 
 

@@ -64,6 +64,35 @@ def _saved_text(text: str, label: str) -> None:
             f'border-radius:4px;padding:6px">{html.escape(text)}</div></div>')
 
 
+def _graph_text(run: Run) -> str:
+    """A causal run's stored graph as lines ``a -> b``, with the user's edits; "" for other runs.
+
+    Example:
+        >>> r = Run(1, 0.0, "causal", "t", "", "", {"edits": ["add a -> b"]},
+        ...         {"graph": {"nodes": ["a", "b", "c"], "edges": [{"source": "a", "target": "b"}]}})
+        >>> print(_graph_text(r))
+        a -> b
+        not connected: c
+        your edits: add a -> b
+    """
+    graph = run.result.get("graph") if run.kind == "causal" and isinstance(run.result, dict) else None
+    if not isinstance(graph, dict):
+        return ""
+    edges = [f"{e.get('source')} -> {e.get('target')}" for e in graph.get("edges") or [] if isinstance(e, dict)]
+    names = [n if isinstance(n, str) else str(n.get("id")) for n in graph.get("nodes") or []]
+    linked = {str(e.get(k)) for e in graph.get("edges") or [] if isinstance(e, dict) for k in ("source", "target")}
+    linked |= {str(u.get(k)) for u in graph.get("undecided") or [] if isinstance(u, dict) for k in ("source", "target")}
+    lines = edges or ["no arrows"]
+    lines += [f"undecided: {u.get('source')} - {u.get('target')}" for u in graph.get("undecided") or []
+              if isinstance(u, dict)]
+    alone = [n for n in names if n not in linked]
+    if alone:
+        lines.append("not connected: " + ", ".join(alone))
+    if run.inputs.get("edits"):
+        lines.append("your edits: " + "; ".join(map(str, run.inputs["edits"])))
+    return "\n".join(lines)
+
+
 def _details(run: Run) -> None:
     """One run's inputs, with reopen / export / delete."""
     store = get_store()
@@ -71,6 +100,9 @@ def _details(run: Run) -> None:
     escaped_text(run.title, label="Title")
     with st.expander("Inputs"):
         st.json(run.inputs)
+    graph_text = _graph_text(run)
+    if graph_text:
+        _saved_text(graph_text, "Graph (as edited; Reopen to check or estimate it again)")
     for part in ("check", "effect"):  # a causal run's stored verdicts, readable without reopening
         text = (run.result.get(part) or {}).get("summary") if isinstance(run.result, dict) else None
         if text:
