@@ -23,7 +23,9 @@ from dashboard.nav import all_input_keys, build_pages  # noqa: E402
 
 def main() -> None:
     """Configure the page and run the selected one."""
-    st.set_page_config(page_title="whylm", page_icon=":material/insights:", layout="wide")
+    # An emoji icon becomes a data: URL; a ":material/...:" one makes the browser fetch the favicon
+    # from fonts.gstatic.com (the dashboard must work offline and tell no one it is open).
+    st.set_page_config(page_title="whylm", page_icon="🔎", layout="wide")
     keep_inputs(all_input_keys())  # inputs survive switching pages
     page = st.navigation(list(build_pages().values()))
     with st.sidebar:

@@ -154,7 +154,7 @@ def run_child(cmd: list[str], env: dict[str, str]) -> int:
 def add_dashboard_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register ``whylm dashboard``."""
     p = sub.add_parser(
-        "dashboard", help="open the Streamlit dashboard (Explain, Signals, Causal, History)",
+        "dashboard", help="open the Streamlit dashboard (Explain, Signals, Causal, Audits, History)",
         description="Start the whylm dashboard: a Streamlit app on the embedded model.",
         epilog=DASHBOARD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -216,9 +216,44 @@ def load_model(spec: str | None) -> Any:
 
 
 def _no_folders_hint() -> str:
-    roots = ", ".join(str(r) for r in model_roots())
-    return (f"No model folders under {roots}. Start the dashboard with `--model-dir DIR` to offer "
-            "the models saved there.")
+    """The caption shown when no folder besides the embedded model is offered.
+
+    Returns:
+        one sentence; the embedded model's converted copy in the cache is named as the embedded
+        choice, not counted as missing.
+
+    Example:
+        >>> os.environ[MODEL_DIRS_ENV] = "/no/such/root"
+        >>> _no_folders_hint().split(".")[0]
+        'No model folders besides the embedded model under /no/such/root'
+        >>> del os.environ[MODEL_DIRS_ENV]
+    """
+    from explain.model import EMBEDDED_NAME
+
+    roots = model_roots()
+    where = ", ".join(str(r) for r in roots)
+    embedded_there = any((r / EMBEDDED_NAME / "config.json").is_file() for r in roots)
+    note = f" (its converted copy in {where} is the '{EMBEDDED_LABEL}' choice)" if embedded_there else ""
+    return (f"No model folders besides the embedded model under {where}{note}. Start the dashboard with "
+            "`--model-dir DIR` to offer the models saved there.")
+
+
+def display_model(name: str | None) -> str:
+    """The label History shows for a stored model name: one spelling for the embedded model
+    (pages saved it as "embedded SmolLM2-135M-Instruct", "Embedded ...", "embedded").
+
+    Returns:
+        :data:`EMBEDDED_LABEL` for any spelling of the embedded model, else ``name`` unchanged.
+
+    Example:
+        >>> display_model("embedded SmolLM2-135M-Instruct") == display_model("embedded") == EMBEDDED_LABEL
+        True
+        >>> display_model("/models/qwen")
+        '/models/qwen'
+    """
+    text = "" if name is None else str(name)
+    spellings = {str(s).lower() for s in _EMBEDDED_SPECS if s} | {"local:smollm2-135m-instruct"}
+    return EMBEDDED_LABEL if text.strip().lower() in spellings else text
 
 
 def folder_picker(key: str, label: str = "Model folder") -> str:

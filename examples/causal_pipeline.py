@@ -2,9 +2,11 @@
 
 The data are simulated from a known graph (genotype -> smoking -> tar -> cancer, genotype ->
 cancer), so every step can be compared with the truth. The pipeline runs to the end whatever the
-LLM proposes: a graph the data reject is reported as rejected, and a graph with no directed path
-from smoking to cancer is reported as implying no effect (the effect is then estimated on the
-true graph only, for reference).
+LLM proposes and ends with what the check found, in words: whether the data reject the proposed
+graph, which implied independence fails most clearly, and what to change. A graph with no directed
+path from smoking to cancer is reported as implying no effect (the effect is then estimated on the
+true graph only, for reference). The script exits 0 when the pipeline ran, whatever the verdict
+(the verdict is a finding, not a failure), and 2 on an error.
 
 Runs offline on the embedded SmolLM2-135M (a weak judge of causality: treat its graph as a
 draft). Point it at a stronger model with e.g. ``--llm ollama:llama3.1`` or
@@ -55,13 +57,54 @@ def simulated_data(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"genotype": genotype, "smoking": smoking, "tar": tar, "cancer": cancer})
 
 
-def report(graph: nx.DiGraph, data: pd.DataFrame, treatment: str = "smoking", outcome: str = "cancer",
-           simulations: int = 20, out: Callable[[str], Any] = print) -> int:
-    """Check ``graph`` against ``data``, compare it with the true graph, and estimate the effect of
-    ``treatment`` on ``outcome`` when the graph implies one (always on the true graph too).
+def findings(check: Any) -> str:
+    """What a graph check found, in plain words: the verdict, the clearest failure, what to change.
 
     Returns:
-        1 when the data reject the graph, else 0.
+        a short paragraph.
+
+    Example:
+        >>> from causal.check import GraphCheck
+        >>> chk = GraphCheck(falsified=False, dowhy_falsified=None, falsifiable=None, violation_rate=0.0,
+        ...                  n_tests=3, n_violations=0, alpha=0.05, excess_p_value=1.0,
+        ...                  permutation_p_value=None, strong_violations=0, nodes=["a", "b"], edges=[("a", "b")])
+        >>> findings(chk).split(":")[0]
+        'What the check found'
+    """
+    tested = f"{check.n_violations} of the {check.n_tests} independences the graph implies"
+    if check.falsified:
+        why = (f"{tested} do not hold in the data, more than the {check.alpha:.0%} that chance explains."
+               if check.local_rejects else "it fits them no better than random relabelings of its variables "
+               "(DoWhy's permutation test).")
+        words = [f"What the check found: the data REJECT the proposed graph: {why}"]
+        if check.violations:
+            v = check.violations[0]
+            p = f"p = {v['p_value']:.2g}" if v["p_value"] > 0 else "p < 1e-300"
+            words.append(f"The clearest failure: the graph implies {v['statement']} (_||_: independent), but "
+                         f"the data show a dependence ({p}): an edge is missing or points the wrong way.")
+        if check.suggestions:
+            words.append(f"A change the data support: {check.suggestions[0]}.")
+        words.append("Treat the proposal as a draft: edit it (whylm causal edit) and check it again.")
+    elif check.n_tests == 0:
+        words = ["What the check found: the data do not reject the proposed graph, but could not: it links "
+                 "every pair of variables, so it implies no independence to test."]
+    else:
+        words = [f"What the check found: the data do not reject the proposed graph: {tested} fail, "
+                 f"about what chance explains at alpha {check.alpha}."]
+        if check.untestable_edges:
+            words.append(f"{len(check.untestable_edges)} edge direction(s) cannot be tested with these data; "
+                         "not rejected is not proven.")
+    return " ".join(words)
+
+
+def report(graph: nx.DiGraph, data: pd.DataFrame, treatment: str = "smoking", outcome: str = "cancer",
+           simulations: int = 20, out: Callable[[str], Any] = print) -> Any:
+    """Check ``graph`` against ``data``, compare it with the true graph, and estimate the effect of
+    ``treatment`` on ``outcome`` when the graph implies one (always on the true graph too); the
+    findings in words come last.
+
+    Returns:
+        the :class:`causal.check.GraphCheck` of ``graph``.
     """
     check = check_graph(graph, data)
     out("Check against the data:\n" + check.summary() + "\n")
@@ -75,15 +118,16 @@ def report(graph: nx.DiGraph, data: pd.DataFrame, treatment: str = "smoking", ou
         out(f"The proposed graph has no directed path from {treatment} to {outcome}: it implies no effect "
             "to estimate, so none is estimated from it.\n")
     reference = estimate_effect(TRUE_GRAPH, data, treatment, outcome, simulations=simulations)
-    out(f"For reference, along the true graph: {reference.value:.3f} (simulated truth {TRUE_EFFECT:.3f}).")
-    return 1 if check.falsified else 0
+    out(f"For reference, along the true graph: {reference.value:.3f} (simulated truth {TRUE_EFFECT:.3f}).\n")
+    out(findings(check))
+    return check
 
 
 def main(argv: Sequence[str] | None = None, llm: Any = None) -> int:
     """Run the pipeline; ``llm`` (a backend object) overrides the ``--llm*`` options and ``--model``.
 
     Returns:
-        the exit status: 0 the proposal is not rejected, 1 rejected, 2 an error (one line).
+        the exit status: 0 the pipeline ran (whatever the check found), 2 an error (one line).
     """
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_llm_arguments(p)
@@ -102,7 +146,8 @@ def main(argv: Sequence[str] | None = None, llm: Any = None) -> int:
         proposal = propose_graph(list(data.columns), llm=llm,
                                  descriptions=DESCRIPTIONS, data=data, progress=False)
         print(proposal.summary(), end="\n\n")
-        return report(proposal.graph, data, simulations=args.simulations)
+        report(proposal.graph, data, simulations=args.simulations)
+        return 0
     except (WhylmError, CausalError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2

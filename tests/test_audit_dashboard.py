@@ -70,3 +70,37 @@ def test_only_audits_under_the_data_folder_open(tmp_path):
             inside(tmp_path, bad)
     assert csv_safe(__import__("pandas").DataFrame({"p": ["@SUM(A1)", "+1", "fine"]})).splitlines()[1:] == [
         "'@SUM(A1)", "'+1", "fine"]
+
+
+
+def render_audits() -> AppTest:
+    return AppTest.from_string("from dashboard.pages import audits_page\naudits_page.render()\n",
+                               default_timeout=60).run()
+
+
+def test_a_linked_part_shows_one_line_and_never_its_outside_rows(audited, tmp_path):
+    import pandas as pd
+
+    secret = tmp_path / "secret.parquet"
+    pd.DataFrame({"id": ["SECRET"], "prompt": ["outside"], "error": [None]}).to_parquet(secret)
+    (audited / "runs" / "first.parquet" / "part-999999-x.parquet").symlink_to(secret)
+    at = render_audits()
+    assert not at.exception
+    assert not at.dataframe or "SECRET" not in at.dataframe[0].value["id"].tolist()
+    (err,) = [e.value for e in at.error]
+    assert "part-999999-x.parquet is not a regular file inside the folder" in err and "internal" not in err
+
+
+def test_a_linked_audit_folder_outside_the_data_folder_is_one_line_not_an_internal_error(
+        tmp_path, monkeypatch, tiny_lm):
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("WHYLM_DATA_DIR", str(data))
+    audit([{"id": "o", "prompt": "The quick brown fox", "response": " jumps."}], tiny_lm,
+          out=tmp_path / "elsewhere", progress=False)
+    (data / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    at = render_audits()
+    assert not at.exception and at.selectbox(key="au_audit").value == "linked"
+    (err,) = [e.value for e in at.error]
+    assert "only audits under the data folder can be opened: 'linked' is outside it" in err
+    assert "internal" not in err and not at.dataframe

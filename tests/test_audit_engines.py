@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -115,3 +116,41 @@ def test_ray_absent_is_a_one_line_error_naming_the_extra(tiny_lm, tmp_path, monk
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(WhylmError, match=r"engine='ray' needs Ray Data, which is not installed: pip install 'whylm\[ray\]'"):
         audit(RECORDS, tiny_lm, out=tmp_path / "x", engine="ray", progress=False)
+
+
+def test_ray_actors_get_a_model_path_not_the_model_and_score_as_the_local_engine(tiny_lm, tmp_path):
+    pytest.importorskip("ray.data")
+    import numpy as np
+
+    from explain.audit.engines.ray_engine import AuditActor, _in_memory, _save
+    from explain.audit.work import audit_chunk, make_settings
+
+    assert _in_memory(tiny_lm) and not _in_memory(str(tmp_path))
+    spec, name, dtype = _save(tiny_lm, str(tmp_path / "m"))
+    assert isinstance(spec, str) and Path(spec, "config.json").is_file()  # what the actors receive
+    settings = make_settings(tiny_lm.name, True, None, 0)
+    actor = AuditActor(spec, settings, 1, False, name, dtype)
+    assert actor.lm is not tiny_lm and actor.lm.name == tiny_lm.name
+    rows = actor({"record": np.array([json.dumps(RECORDS[1])], dtype=object)})["row"]
+    got, want = json.loads(rows[0]), audit_chunk(tiny_lm, [RECORDS[1]], settings)[0]
+    for col in SCORES:
+        assert got[col] == pytest.approx(want[col], abs=1e-5) if want[col] is not None else got[col] is None
+
+
+def test_local_engine_runs_with_its_threads_and_puts_torchs_setting_back(tiny_lm, tmp_path, monkeypatch):
+    import torch
+
+    local = importlib.import_module("explain.audit.engines.local")
+    from explain.audit.engines import default_threads
+
+    seen: list[int] = []
+    real = local.audit_chunk
+    monkeypatch.setattr(local, "audit_chunk", lambda lm, recs, s: seen.append(torch.get_num_threads()) or real(lm, recs, s))
+    before = torch.get_num_threads()
+    audit(RECORDS[:2], tiny_lm, out=tmp_path / "one", progress=False, chunk_size=1,
+          engine_options={"threads_per_worker": 1})
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    monkeypatch.setattr(os, "getloadavg", lambda: (1000.0, 0.0, 0.0))  # a machine busy far beyond its cores
+    assert default_threads(1) == 1 and default_threads(4) == 1
+    with pytest.raises(WhylmError, match="threads must be a whole number"):
+        audit(RECORDS[:1], tiny_lm, out=tmp_path / "bad", progress=False, engine_options={"threads_per_worker": 0})

@@ -20,6 +20,8 @@ import streamlit as st
 from dashboard.calibrations import calibration_label, calibration_picker, check_calibration_spec
 from dashboard.common import escaped_text, md_escape, request_open, run_safely, show_html
 from dashboard.store import default_path
+from explain.audit.store import read_audit
+from explain.errors import WhylmError
 from explain.evidence_view import score_label, score_range
 
 INPUT_KEYS = ("au_audit", "au_verdict", "au_risk", "au_score", "au_score_min", "au_errors", "au_record",
@@ -61,12 +63,12 @@ def inside(root: Path, rel: str) -> Path:
         >>> inside(Path("/data"), "../etc")
         Traceback (most recent call last):
         ...
-        ValueError: only audits under the data folder can be opened: '../etc' is outside it
+        explain.errors.WhylmError: only audits under the data folder can be opened: '../etc' is outside it
     """
     base = root.resolve()
     path = (base / rel).resolve()
     if path != base and base not in path.parents:
-        raise ValueError(f"only audits under the data folder can be opened: {rel!r} is outside it")
+        raise WhylmError(f"only audits under the data folder can be opened: {rel!r} is outside it")
     return path
 
 
@@ -110,7 +112,7 @@ def filter_rows(df: pd.DataFrame, verdicts: list[str] | None, risk: tuple[float,
 
 
 def _load(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path)
+    return read_audit(path)  # regular part files inside the folder only; a damaged one named in one line
 
 
 def render() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 
 from dashboard.common import (
     escaped_text, get_store, json_download, open_store, request_reopen, run_safely,
 )
+from dashboard.models import display_model
 from dashboard.store import KINDS, Run
 
 ALL = "all"
@@ -38,7 +41,7 @@ def render() -> None:
     st.caption(f"{len(runs)} run(s), newest first" + (" (the 200 newest)" if len(runs) >= 200 else ""))
     st.dataframe(
         {"id": [r.id for r in runs], "time": [r.when for r in runs], "page": [r.kind for r in runs],
-         "title": [r.title for r in runs], "model": [r.model for r in runs],
+         "title": [r.title for r in runs], "model": [display_model(r.model) for r in runs],
          "method": [r.method for r in runs]},
         hide_index=True, width="stretch", key="hi_table",
     )
@@ -51,6 +54,14 @@ def render() -> None:
     label = st.selectbox("Run", list(by_label), key="hi_run")
     run = by_label[label]
     _details(run)
+
+
+def _saved_text(text: str, label: str) -> None:
+    """A saved multi-line text, escaped, with its line breaks as line breaks (``escaped_text`` marks
+    them with ↵, which suits tokens, not a summary)."""
+    st.html(f'<div class="whylm-text"><div style="font-weight:600;margin-bottom:4px">{html.escape(label)}</div>'
+            '<div style="font-family:ui-monospace,monospace;white-space:pre-wrap;border:1px solid #ddd;'
+            f'border-radius:4px;padding:6px">{html.escape(text)}</div></div>')
 
 
 def _graph_text(run: Run) -> str:
@@ -91,11 +102,11 @@ def _details(run: Run) -> None:
         st.json(run.inputs)
     graph_text = _graph_text(run)
     if graph_text:
-        escaped_text(graph_text, label="Graph (as edited; Reopen to check or estimate it again)")
+        _saved_text(graph_text, "Graph (as edited; Reopen to check or estimate it again)")
     for part in ("check", "effect"):  # a causal run's stored verdicts, readable without reopening
         text = (run.result.get(part) or {}).get("summary") if isinstance(run.result, dict) else None
         if text:
-            escaped_text(str(text), label=f"Saved {part} summary")
+            _saved_text(str(text), f"Saved {part} summary")
     c1, c2, c3 = st.columns(3)
     if c1.button("Reopen in its page", key="hi_reopen", type="primary"):
         request_reopen(run)

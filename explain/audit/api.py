@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from explain.audit.engines import make_engine
-from explain.audit.records import read_records
-from explain.audit.store import PartStore
+from explain.audit.records import read_records, record_id
+from explain.audit.store import PartStore, read_audit
 from explain.audit.work import calibration_setting, make_settings, score_names
 from explain.budget import Cost, check_budget, format_seconds, seconds_per_position
 from explain.errors import ExplainError
@@ -51,6 +51,8 @@ class AuditSummary(Result):
         slowest: the slowest rows, ``[{"id", "seconds"}]``.
         seconds: wall time of this run; throughput: records per second of this run.
         engine, workers, settings: how it ran; estimate: the cost estimate stated first.
+        notes: one line per repair made before the run (a damaged part moved aside, records that
+            changed or left the input since the last run).
 
     Example:
         >>> s = AuditSummary(out="a.parquet", records=3, skipped=1, processed=2, errors=0,
@@ -74,6 +76,7 @@ class AuditSummary(Result):
     workers: int = 1
     settings: dict[str, Any] = field(default_factory=dict)
     estimate: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns: a JSON-ready dict; inverse of :meth:`from_dict`."""
@@ -99,19 +102,20 @@ class AuditSummary(Result):
         head = (f"audit of {self.records:,} records in {self.out}: {self.processed:,} audited now "
                 f"({self.skipped:,} already done), {self.errors:,} errors, {self.throughput:.2f} records/s")
         width = max((len(k) for k, _ in self.table()), default=0)
-        return "\n".join([head] + [f"  {k:<{width}}  {v}" for k, v in self.table()])
+        notes = [f"note: {n}" for n in self.notes]
+        return "\n".join([head] + notes + [f"  {k:<{width}}  {v}" for k, v in self.table()])
 
     def html(self) -> str:
         """Returns: an escaped HTML table of :meth:`table`."""
         rows = "".join(f"<tr><td>{_html.escape(k)}</td><td>{_html.escape(v)}</td></tr>" for k, v in self.table())
-        return (f"<div class='whylm-audit'><b>audit {_html.escape(self.out)}</b>"
+        notes = "".join(f"<p>note: {_html.escape(n)}</p>" for n in self.notes)
+        return (f"<div class='whylm-audit'><b>audit {_html.escape(self.out)}</b>{notes}"
                 f"<table>{rows}</table></div>")
 
     def frame(self) -> Any:
-        """Returns: the output as a pandas DataFrame (``pd.read_parquet(out)``)."""
-        import pandas as pd
-
-        return pd.read_parquet(self.out)
+        """Returns: the output as a pandas DataFrame (``pd.read_parquet(out)``, read only from the
+        folder's regular part files)."""
+        return read_audit(self.out)
 
     def figure(self) -> Any:
         """A histogram of ``risk`` over the audited rows (of ``score.mean_neg_logprob`` when no row
@@ -203,6 +207,7 @@ def audit(
     top_k: int = 5,
     engine_options: Mapping[str, Any] | None = None,
     on_estimate: Any = None,
+    on_note: Any = None,
     calibration: Any = None,
 ) -> AuditSummary:
     """Audit a dataset of prompts (and answers): one Parquet row per record, resumable.
@@ -223,9 +228,17 @@ def audit(
         progress: a bar with an ETA (default: on a terminal for long runs).
         chunk_size: records per committed part (at most this many are redone after a kill).
         chat, max_new_tokens, top_k: passed to signals/attribute; top features kept per row.
-        engine_options: e.g. ``{"cpus_per_worker": 1, "gpus_per_worker": 1}`` for Ray.
+        engine_options: e.g. ``{"cpus_per_worker": 1, "gpus_per_worker": 1}`` for Ray;
+            ``{"threads_per_worker": 1}`` for any engine (default: the free cores split between workers).
         on_estimate: called with the :class:`explain.Cost` before the run starts (default: printed to
             standard error when the progress bar is shown).
+        on_note: called with each one-line note on what was repaired before the run (default: printed
+            to standard error); the notes are also in the summary.
+
+    One run at a time writes ``out``: a second one is refused with one line naming the first. A
+    record whose content changed since it was audited is audited again; rows of records no longer in
+    the input are moved to ``out/_replaced/``; a damaged part is moved to ``out/_damaged/`` and its
+    records audited again.
         calibration: the risk's calibration, as for :func:`explain.signals`: ``None`` (the one shipped
             for the model), ``False`` (no risk), a calibration JSON file (``whylm signals
             calibrate``), a dict or a :class:`~explain.signals.Calibration`; read once here and sent
@@ -235,9 +248,10 @@ def audit(
         an :class:`AuditSummary`.
 
     Raises:
-        ExplainError: a malformed input file (with its line), duplicate ids, an output made with
-            other settings, a run over the budget, an unknown engine, Ray not installed, a calibration
-            file that is missing or not a calibration.
+        ExplainError: a malformed or non-UTF-8 input file (with its line), duplicate ids, an output
+            made with other settings or holding another dataset, an output folder that is not an
+            audit, cannot be written or is being written by another run, a run over the budget, an
+            unknown engine, Ray not installed, a calibration file that is missing or not a calibration.
 
     Example:
         >>> s = audit("outputs.jsonl", lm, out="audit.parquet", engine="processes", workers=2)  # doctest: +SKIP
@@ -245,7 +259,6 @@ def audit(
         ['id', 'prompt', 'response']
     """
     from explain.attribution import METHODS
-    from explain.model import LanguageModel
 
     if attribute is not None and attribute not in METHODS:
         raise ExplainError(f"unknown attribution method '{attribute}': choose one of {', '.join(METHODS)}")
@@ -254,14 +267,32 @@ def audit(
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ExplainError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     calibration = calibration_setting(calibration)[0]  # a bad file stops here, before any work
-    recs = read_records(records)
+    recs = _read_input(records)
     eng = make_engine(engine, lm, workers=workers, address=address, **dict(engine_options or {}))
+    store = PartStore(out)
+    store.lock()  # before any work: a folder in use, not an audit, or not writable is refused now
+    try:
+        return _run(store, recs, eng, lm, attribute, signals, resume, seed, max_seconds, progress, chunk_size,
+                    chat, max_new_tokens, top_k, calibration, on_estimate, on_note)
+    finally:
+        store.close()
+
+
+def _run(store: PartStore, recs: list[dict[str, Any]], eng: Any, lm: Any, attribute: str | None, signals: bool,
+         resume: bool, seed: int, max_seconds: float | None, progress: bool | None, chunk_size: int, chat: bool,
+         max_new_tokens: int, top_k: int, calibration: Any, on_estimate: Any, on_note: Any) -> AuditSummary:
+    from explain.model import LanguageModel
+
+    engine = eng.name
     local_lm = lm if isinstance(lm, LanguageModel) else LanguageModel.load(lm)
     if engine == "local":
         eng.model = local_lm
     settings = make_settings(local_lm.name, signals, attribute, seed, chat, max_new_tokens, top_k, calibration)
-    store = PartStore(out)
     store.open(settings, score_names(), resume=resume, total=len(recs))
+    hashes = {r["id"]: input_hash(r) for r in recs}
+    store.reconcile(hashes)
+    for note in store.notes:
+        (on_note or _print_note)(note)
     done = store.done_ids()
     todo = [r for r in recs if r["id"] not in done]
     cost = check_budget(estimate(local_lm, todo, settings, eng.workers), max_seconds)
@@ -274,11 +305,50 @@ def audit(
     processed = 0
     with bar(len(todo), f"audit ({engine})", show=show, unit="rec") as pbar:
         for rows in eng.run(todo, settings, chunk_size):
-            store.commit(rows)
+            store.commit([{**row, "input_hash": hashes.get(row.get("id"))} for row in rows])
             processed += len(rows)
             pbar.update(len(rows))
     seconds = time.perf_counter() - start
-    return _summarise(store, len(recs), len(recs) - len(todo), processed, seconds, eng, settings, cost)
+    summary = _summarise(store, len(recs), len(recs) - len(todo), processed, seconds, eng, settings, cost)
+    summary.notes = list(store.notes)
+    return summary
+
+
+def input_hash(record: Mapping[str, Any]) -> str:
+    """The hash of a record's content (prompt, response, context) kept on its row, so that a later
+    run on an edited input audits the records whose content changed again.
+
+    Returns:
+        16 hex digits (what :func:`explain.audit.records.record_id` hashes, without its ``r-``).
+
+    Example:
+        >>> input_hash({"id": "a", "prompt": "2+2="}) == input_hash({"id": "b", "prompt": "2+2="})
+        True
+    """
+    return record_id(record)[2:]
+
+
+def _print_note(note: str) -> None:
+    print(f"note: {note}", file=sys.stderr)
+
+
+def _read_input(records: Any) -> list[dict[str, Any]]:
+    """:func:`read_records`, with a file that is not UTF-8 text named in one line (its first bad line)."""
+    try:
+        return read_records(records)
+    except UnicodeDecodeError as exc:
+        path = Path(records)
+        line = 0
+        with path.open("rb") as f:
+            for n, raw in enumerate(f, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    line = n
+                    break
+        where = f"line {line}" if line else f"byte {exc.start}"
+        raise ExplainError(f"records file '{path}' is not UTF-8 text ({where} has byte 0x{exc.object[exc.start]:02x}): "
+                           "save it as UTF-8") from None
 
 
 def summarise(out: str | os.PathLike) -> AuditSummary:
@@ -290,6 +360,7 @@ def summarise(out: str | os.PathLike) -> AuditSummary:
     store = PartStore(out)
     if not (Path(out) / "_manifest.json").exists():
         raise ExplainError(f"'{out}' is not an audit folder (no _manifest.json)")
+    store.check_readable()
     man = store.read_manifest()
     return _summarise(store, int(man.get("total", 0)), 0, 0, 0.0, None, man.get("settings", {}), None)
 

@@ -19,7 +19,8 @@ EXAMPLE = """examples:
   whylm audit outputs.jsonl --out audit.parquet --calibration cal.json  # from `whylm signals calibrate`
 
 Each input record has "prompt" and optionally "id", "response" (scored as given, generated when
-absent) and "context". Run the same command again after an interruption: only the missing ids run.
+absent) and "context". Run the same command again after an interruption: only the missing ids run,
+and records whose content changed since are audited again. One run at a time writes a folder.
 Read the result with pandas.read_parquet("audit.parquet") or open it on the dashboard's Audits page.
 With a context, each row's "evidence" column (JSON) gives every answer sentence its verdict, risk and
 the context sentences that support it; "n_unsupported_sentences" counts those nothing supports.
@@ -47,6 +48,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--address", default=None, help="Ray cluster to join ('auto', 'ray://host:10001')")
     p.add_argument("--cpus-per-worker", type=float, default=None, help="Ray: CPUs per actor (default 1)")
     p.add_argument("--gpus-per-worker", type=float, default=None, help="Ray: GPUs per actor (default 0)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads per worker (default: the free cores split between the workers)")
     p.add_argument("--max-seconds", type=float, default=None, help="budget for the cost estimate (default 600)")
     p.add_argument("--model", default=None, help="local model folder or cached hub id (default: embedded)")
     p.add_argument("--calibration", metavar="FILE", type=Path, default=None,
@@ -73,6 +76,8 @@ def run_audit(args: argparse.Namespace) -> int:
                                  ("gpus_per_worker", args.gpus_per_worker)) if v is not None}
     if options and args.engine != "ray":
         raise ExplainError("--cpus-per-worker / --gpus-per-worker are for --engine ray")
+    if args.threads is not None:
+        options["threads_per_worker"] = args.threads
 
     def show(cost: Any) -> None:
         print(f"estimate: {cost.summary()}", file=sys.stderr)
