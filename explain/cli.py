@@ -67,8 +67,8 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--top-k", type=int, default=None, metavar="K",
                    help="a screen ranks every source, exact leave-one-out for the K best only "
                         "(method ablation; the rest are marked as estimates)")
-    p.add_argument("--screen", default=None, choices=["attention", "gradient", "hierarchical"],
-                   help="the screen for --top-k (default: attention)")
+    p.add_argument("--screen", default=None, choices=["hierarchical", "attention", "gradient"],
+                   help="the screen for --top-k (default: hierarchical)")
     p.add_argument("--max-seconds", type=float, default=None, metavar="S",
                    help="refuse a run estimated to take longer (default 600)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="generation length without --target")

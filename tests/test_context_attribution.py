@@ -38,7 +38,7 @@ def test_exact_part_equals_full_leave_one_out_on_every_architecture(arch: str) -
 
 
 def test_only_the_context_is_split_and_the_question_stays_apart(tiny_lm) -> None:
-    res = attribute(tiny_lm, QUESTION, " Paris", context=CONTEXT, sources="sentences", top_k=2)
+    res = attribute(tiny_lm, QUESTION, " Paris", context=CONTEXT, sources="sentences", top_k=2, screen="attention")
     assert res.input_tokens == ["The sky is blue.", "The capital of France is Paris.", "Smoking causes tar deposits.",
                                 "The quick brown fox jumps over the lazy dog.",
                                 "Altitude lowers the temperature of the air."]
@@ -64,7 +64,8 @@ def test_top_k_over_tokens_and_words(tiny_lm) -> None:
     res = attribute(tiny_lm, QUESTION, " Paris", context=CONTEXT, sources="tokens", top_k=3, baseline=0)
     assert res.input_tokens == full.input_tokens and "".join(res.input_tokens) == CONTEXT
     np.testing.assert_allclose(res.seq_attr[res.exact], full.seq_attr[res.exact], atol=1e-4)
-    words = attribute(tiny_lm, "Answer:", " blue", context="the sky is blue\n", sources="words", top_k=1)
+    words = attribute(tiny_lm, "Answer:", " blue", context="the sky is blue\n", sources="words", top_k=1,
+                      screen="attention")
     assert words.input_tokens == ["the", "sky", "is", "blue"] and sum(words.info["exact"]) == 1
 
 
@@ -77,7 +78,8 @@ def test_plain_short_inputs(tiny_lm) -> None:
 
 
 def test_estimates_are_flagged_everywhere(tiny_lm) -> None:
-    res = attribute(tiny_lm, QUESTION, " Paris", context=CONTEXT + " The <b>x</b> tag & y.", sources="sentences", top_k=1)
+    res = attribute(tiny_lm, QUESTION, " Paris", context=CONTEXT + " The <b>x</b> tag & y.", sources="sentences", top_k=1,
+                    screen="attention")
     back = AttributionResult.from_json(res.to_json())
     assert back.info["exact"] == res.info["exact"] and isinstance(json.loads(res.to_json())["info"]["exact"], list)
     np.testing.assert_allclose(back.token_attr, res.token_attr)
@@ -125,7 +127,7 @@ def test_cli_context_file_and_top_k(tiny_dir, tmp_path, capsys) -> None:
     ctx.write_text(CONTEXT + "\n", encoding="utf-8")
     out = tmp_path / "out.json"
     assert main(["explain", QUESTION, "--target", " Paris", "--model", tiny_dir, "--context-file", str(ctx),
-                 "--sources", "sentences", "--top-k", "2", "--json", str(out), "--no-progress"]) == 0
+                 "--sources", "sentences", "--top-k", "2", "--screen", "attention", "--json", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr()
     assert "2 output x 5 sentences" in printed.out and "exact leave-one-out for 2 of 5 sentences" in printed.out
     assert "question (kept apart" in printed.out and "screen + exact top 2" in printed.err

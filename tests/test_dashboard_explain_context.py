@@ -18,6 +18,7 @@ def test_context_box_and_top_k_mark_estimates(data_dir, models):
     at.text_input(key="ex_target").set_value(" blue")
     at.selectbox(key="ex_sources").set_value("sentences")
     at.selectbox(key="ex_method").set_value("ablation")
+    at.selectbox(key="ex_screen").set_value("attention")
     at.selectbox(key="ex_top_k").set_value("3").run()
     at.button(key="ex_run").click().run()
     no_traceback(at)

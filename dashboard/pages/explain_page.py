@@ -223,7 +223,7 @@ def render() -> None:
                           help="auto: over long prompts with word/sentence/paragraph sources, a screen "
                                f"ranks every source and exact leave-one-out runs for the {AUTO_TOP_K} best; "
                                "all: every source exact. Only for the ablation method.")
-    screen = c5.selectbox("Screen", ["attention", "gradient", "hierarchical"], key="ex_screen",
+    screen = c5.selectbox("Screen", ["hierarchical", "attention", "gradient"], key="ex_screen",
                           help="How the sources are ranked before the exact part (top_k runs).")
     st.session_state.setdefault("ex_max_seconds", int(DEFAULT_MAX_SECONDS))
     max_seconds = c6.number_input("Time budget (s)", min_value=1, max_value=24 * 3600, step=60,

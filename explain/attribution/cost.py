@@ -187,7 +187,7 @@ def estimate_cost(
     plan_input = PlanInput(lm=lm, prompt=pf, m=m, options=options)
     note = ""
     if top_k is not None:
-        screen = screen or "attention"
+        screen = screen or "hierarchical"
         if screen not in SCREEN_PLANS:
             raise ExplainError(f"unknown screen '{screen}': choose one of {', '.join(SCREEN_PLANS)}")
         plan_input = PlanInput(lm=lm, prompt=pf, m=m, options={**options, **screen_options})
