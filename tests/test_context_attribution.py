@@ -9,7 +9,7 @@ import pytest
 from tiny_models import ARCHS, make_tiny_lm
 
 from explain import WhylmError, attribute, estimate_cost
-from explain.attribution.ablation import leave_one_out_reference
+from reference import leave_one_out
 from explain.attribution.inputs import build_input
 from explain.attribution.screen import SCREENS
 from explain.model import with_context
@@ -26,7 +26,7 @@ def test_exact_part_equals_full_leave_one_out_on_every_architecture(arch: str) -
     full = attribute(lm, QUESTION, " Paris", context=CONTEXT, sources="sentences", baseline=0)
     # the full run itself against the brute force: one plain pass per removed sentence
     inp = build_input(lm, QUESTION, " Paris", sources="sentences", context=CONTEXT)
-    ref = leave_one_out_reference(lm, inp)
+    ref = leave_one_out(lm.model, inp.prompt_ids, inp.target_ids, inp.features)  # removal
     np.testing.assert_allclose(full.token_attr, ref[:, :-1], atol=1e-4)
     assert full.info["question"]["value"] == pytest.approx(float(ref[:, -1].sum()), abs=1e-4)
     for screen in SCREENS:
