@@ -140,8 +140,9 @@ def graph_figure(
                 fig.add_trace(go.Scatter(
                     x=[pos[a][0], pos[b][0]], y=[pos[a][1], pos[b][1]], mode="lines",
                     line=dict(color="crimson", dash="dot", width=1), hoverinfo="text",
-                    hovertext=f"violated: {_esc(viol['statement'])} (p={viol['p_value']:.2g}, "
-                              f"Holm-adjusted {viol.get('p_holm', float('nan')):.2g})", showlegend=False,
+                    hovertext=f"violated: {_esc(viol['statement'])} (p={viol['p_value']:.2g}"
+                              + (f", Holm-adjusted {viol['p_holm']:.2g})" if _finite(viol.get("p_holm")) else ")"),
+                    showlegend=False,
                 ))
     nodes = list(pos)
     fig.add_trace(go.Scatter(  # invisible markers carry the hover text of each node
@@ -183,3 +184,11 @@ def _with_nodes(graph: nx.DiGraph, nodes: Any) -> nx.DiGraph:
     g = nx.DiGraph(graph)
     g.add_nodes_from(nodes)
     return g
+
+
+def _finite(x: Any) -> bool:
+    """Whether ``x`` is a finite number (a stored p-value may be missing or NaN)."""
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False

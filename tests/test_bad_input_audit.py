@@ -136,7 +136,7 @@ def test_resume_after_the_input_changed_reaudits_changed_records_and_drops_delet
     df = pd.read_parquet(out).set_index("id")
     assert sorted(df.index) == sorted(r["id"] for r in edited)  # every id once, q4 gone
     assert sum(s.by_verdict.values()) == 9 and sum(summarise(out).by_verdict.values()) == 9
-    assert df.loc["q2", "response"] == " Lyon"
+    assert df.loc["q2", "response"] == "Lyon"  # the response as signals() scored it (stripped)
     assert df.loc["q2", "score.mean_neg_logprob"] != old.loc["q2", "score.mean_neg_logprob"]
     assert df.loc["q0", "score.mean_neg_logprob"] == old.loc["q0", "score.mean_neg_logprob"]  # untouched
     kept_aside = pd.read_parquet(out / "_replaced")

@@ -53,9 +53,9 @@ def _ols_slope(df, outcome: str, regressors: list[str]) -> float:
 def _check_causal_output(out: str, module: dict) -> None:
     """The printed check and effect agree with numbers computed here from the example's data."""
     data = module["simulated_data"]()
-    rate = re.search(r"violation rate ([0-9.]+)% \((\d+)/(\d+) local Markov", out)
+    rate = re.search(r"(\d+)/(\d+) = ([0-9.]+)% of the implied independences", out)
     assert rate, out
-    assert float(rate.group(1)) == pytest.approx(100 * int(rate.group(2)) / int(rate.group(3)), abs=0.05)
+    assert float(rate.group(3)) == pytest.approx(100 * int(rate.group(1)) / int(rate.group(2)), abs=0.05)
     effect = re.search(r"effect of smoking on cancer: (-?[0-9.]+) \(backdoor\.linear_regression, "
                        r"adjusting for ([^)]*)\)", out)
     if "no directed path from smoking to cancer" in out:
@@ -110,7 +110,7 @@ def test_evaluation_loop_on_the_tiny_model(tiny_lm, tiny_dir, tmp_path, capsys) 
     assert sorted(rows.index) == sorted(it["id"] for it in items)
     for item in items:
         # an independent teacher-forced pass: one plain forward over the chat prompt + response
-        inp = build_input(tiny_lm, item["prompt"], item["response"], chat=True)
+        inp = build_input(tiny_lm, item["prompt"], item["response"].strip(), chat=True)  # as signals() scores it
         ids = torch.tensor([list(inp.prompt_ids) + list(inp.target_ids)])
         with torch.no_grad():
             logp = torch.log_softmax(tiny_lm.model(input_ids=ids).logits[0].double(), -1)
@@ -162,10 +162,11 @@ def test_causal_pipeline_runs_to_the_end(capsys) -> None:
     module = runpy.run_path(str(ROOT / "examples/causal_pipeline.py"))
     code = module["main"](["--rows", "600", "--simulations", "2"], llm=_CoinLLM())
     out = capsys.readouterr().out
-    assert code in (0, 1), out
-    assert ("REJECTED" in out) == (code == 1)
+    assert code == 0, out  # the pipeline ran, whatever the check found
     assert "Check against the data:" in out and "Against the true graph: SHD" in out
-    assert "For reference, along the true graph:" in out.strip().splitlines()[-1]
+    assert "For reference, along the true graph:" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("What the check found:") and ("REJECT" in last) == ("REJECTED" in out)
     has_path = "Effect along the proposed graph:" in out
     assert has_path != ("no directed path from smoking to cancer" in out)
 
@@ -177,10 +178,11 @@ def test_causal_pipeline_reports_a_graph_without_a_path(capsys) -> None:
     data = module["simulated_data"](600)
     wrong = nx.DiGraph([("cancer", "tar"), ("tar", "smoking")])  # every arrow reversed, genotype left out
     wrong.add_node("genotype")
-    assert module["report"](wrong, data, simulations=2) == 1
+    assert module["report"](wrong, data, simulations=2).falsified
     out = capsys.readouterr().out
     assert "no directed path from smoking to cancer" in out and "REJECTED" in out
-    ref = float(out.strip().splitlines()[-1].split("true graph: ")[1].split(" ")[0])
+    line = next(x for x in out.splitlines() if x.startswith("For reference, along the true graph:"))
+    ref = float(line.split("true graph: ")[1].split(" ")[0])
     assert abs(ref - 1.08) < 0.1  # the simulated truth, 1.2 * 0.9
     assert module["main"](["--llm", "nonsense"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown LLM backend")

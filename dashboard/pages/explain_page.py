@@ -290,9 +290,13 @@ def _show(state: dict[str, Any]) -> None:
     st.subheader("Result" + (f" · run {run_id}" if run_id else ""))
     inp = state.get("inputs", {})
     kind = str(res.info.get("sources", "tokens"))
+    took = res.info.get("seconds")
+    estimated = res.info.get("estimated_seconds")
+    timing = "" if took is None else f" · {float(took):.1f} s" + (
+        "" if estimated is None else f" (estimated {float(estimated):.1f} s)")
     st.caption(f"Model: {md_escape(model_label(inp.get('model')))} · method: {md_escape(res.method)} · "
-               f"{len(res.input_tokens)} prompt {md_escape(kind)} × {len(res.output_tokens)} answer tokens · "
-               f"{float(res.info['seconds']):.1f} s (estimated {float(res.info['estimated_seconds']):.1f} s)")
+               f"{len(res.input_tokens)} prompt {md_escape(kind)} × {len(res.output_tokens)} answer tokens"
+               + timing)
     exact = res.exact
     if exact is not None:
         st.caption(f"Exact leave-one-out for {int(exact.sum())} of {len(exact)} {md_escape(kind)} "
