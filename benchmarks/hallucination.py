@@ -456,6 +456,40 @@ def grounded_markdown(name: str, ev: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def report_tables(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's tables in the docs' shape (``{"title", "columns", "rows"}``), from its results.
+
+    Example:
+        >>> r = {"auroc": 0.9, "auroc_ci": [0.8, 0.95], "brier": 0.1, "brier_ci": [0.05, 0.2], "n": 10}
+        >>> report_tables({"results": {"set": {"rows": {"all|whylm risk": r}}}})[0]["rows"]
+        [['all', 'whylm risk', 10, '0.900 [0.800, 0.950]', '0.100 [0.050, 0.200]']]
+    """
+    def ci(r: dict[str, Any], k: str) -> str:
+        return f"{r[k]:.3f} [{r[k + '_ci'][0]:.3f}, {r[k + '_ci'][1]:.3f}]" if k + "_ci" in r else f"{r[k]:.3f}"
+
+    tables = []
+    for name, ev in out.get("results", {}).items():
+        rows = []
+        for key, r in ev.get("rows", {}).items():
+            subset, label = key.split("|")
+            rows.append([subset, label, r.get("n", ev.get("answers")), ci(r, "auroc"), ci(r, "brier")])
+        if rows:
+            tables.append({"title": f"{name}: held-out test half", "rows": rows,
+                           "columns": ["subset", "predictor", "answers", "AUROC [95% CI]", "Brier [95% CI]"]})
+    for name, ev in out.get("evidence", {}).items():
+        rows = [[k.replace("_", " "), f"{r['value']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]", r["n"]]
+                for k, r in ev.items() if isinstance(r, dict)]
+        tables.append({"title": f"Evidence and localisation: {name}", "rows": rows,
+                       "columns": ["measure", "value [95% CI]", "n"]})
+    if out.get("transfer"):
+        rows = [[name, f"{r['fitted on all dev sets']['auroc']:.3f} / {r['fitted on all dev sets']['brier']:.3f}",
+                 f"{r['fitted without it']['auroc']:.3f} / {r['fitted without it']['brier']:.3f}"]
+                for name, r in out["transfer"].items()]
+        tables.append({"title": "Transfer: AUROC / Brier on each test set", "rows": rows,
+                       "columns": ["test set", "calibration fitted on all dev sets", "fitted without its dev half"]})
+    return tables
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -572,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     out["seconds_total"] = time.perf_counter() - started
     out["command"] = "python benchmarks/hallucination.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"total {out['seconds_total']:.0f} s on {torch.get_num_threads()} CPU threads")
+    out["tables"] = report_tables(out)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1, allow_nan=True, default=float), encoding="utf-8")
