@@ -442,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     if skipped and tables:
         why = {"networks": "networks (the LLM-only proposal asks the model about every pair of variables: over "
                            "10 minutes for asia, sachs and child with the embedded model on a busy 2-core machine)",
-               "llm-only": "the networks' LLM-only rows (one question per pair of variables)"}
+               "llm-only": "the networks' LLM-only rows (one question per pair of variables)",
+               "checking": "checking (graph checking on ecoli70 with DoWhy's kernel test for comparison)"}
         tables[-1]["notes"] = (tables[-1].get("notes", "") + " Sections skipped in this run (see the command): "
                                + "; ".join(why.get(k, k) for k in skipped) + ".").strip()
     write_report(args.json, None, tables, machine=machine_line(), results=results)
