@@ -251,13 +251,15 @@ def main(argv: list[str] | None = None) -> None:
     tables = []
     for method in dict.fromkeys(r["method"] for r in rows):
         ref = next(r["reference"] for r in rows if r["method"] == method)
+        ns = dict.fromkeys(r["n"] for r in rows if r["method"] == method)
+        options = settings(args.quick).get(method)
         tables.append(table(
-            f"{method}: {args.target_len}-token target, prompts of {', '.join(str(n) for n in lengths)} tokens",
+            f"{method}: {args.target_len}-token target, prompts of {', '.join(map(str, ns))} tokens",
             header[:2] + header[3:8] + header[9:],
             [c[:2] + c[3:8] + c[9:] for c, r in zip(cells, rows) if r["method"] == method],
             notes=(f"Max abs diff against {ref or 'nothing'}. 'CPU time / ours' = this row's process CPU seconds "
                    f"over ours at the same n (above 1: ours is faster); CPU seconds move less than wall seconds "
-                   f"on a shared machine. Options: {settings(args.quick).get(method, {})}; sampling seeds 0.")))
+                   f"on a shared machine." + (f" Options: {options}." if options else ""))))
     write_report(args.json, None, tables, machine=machine_line(torch.get_num_threads()), rows=rows)
 
 
