@@ -25,13 +25,18 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from _common import default_json, load_model, machine_line, markdown_table, prompt_of_length, table, write_report
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference import leave_one_out  # noqa: E402  the tests' brute force: plain forwards, no library code
 
 METHODS = ("ablation", "shapley", "kernelshap", "lime", "integrated_gradients", "input_x_gradient",
            "attention", "shap")
@@ -120,7 +125,6 @@ def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: 
 
     from explain import attribute
     from explain.attribution import build_input
-    from explain.attribution.ablation import leave_one_out_reference
 
     prompt, target = prompt_of_length(lm, n, m)
     inp = build_input(lm, prompt, target)
@@ -143,7 +147,7 @@ def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: 
         kw = opts.get(method, {})
         ours, t_ours = timed(lambda: attribute(lm, prompt, target, method=method, baseline=0, progress=False, **kw))
         if method == "ablation":
-            ref, t_ref = timed(lambda: leave_one_out_reference(lm, inp))
+            ref, t_ref = timed(lambda: leave_one_out(lm.model, inp.prompt_ids, inp.target_ids, inp.features, 0))
             row(method, "ours", t_ours, maxdiff(ours.token_attr, ref), None, ours.info, "brute-force LOO")
             row(method, "brute-force LOO (n+1 passes)", t_ref, 0.0, t_ours, ref="brute-force LOO")
             plain, t_plain = timed(lambda: plain_batched_loo(lm, inp))

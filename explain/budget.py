@@ -55,7 +55,8 @@ class Cost(Result):
         unit: what ``passes`` counts ("forward passes", "questions", "records").
         spread: the factor either way the run may land from ``seconds`` on this machine now
             (:attr:`Speed.spread`); ``None`` or below :data:`SHOWN_SPREAD` is not shown.
-        note: why the estimate is rougher than usual ("" when it is not).
+        note: a caveat on the estimate, shown with its counts (why it is rougher than usual, or
+            that it is a lower bound); "" when there is none.
 
     Example:
         >>> Cost("IG of 37 tokens", seconds=720, spread=2.0).summary()
@@ -92,11 +93,11 @@ class Cost(Result):
             parts.append(f"{self.positions:,} token positions")
         if self.memory_bytes:
             parts.append(f"peak memory about {format_bytes(self.memory_bytes)}")
-        return ", ".join(parts)
+        return ", ".join(parts) + (f"; {self.note}" if self.note else "")
 
     def summary(self) -> str:
         """One line: what, how long, and the counts. Returns: the line."""
-        extra = "; ".join(p for p in (self.uncertainty(), self.details(), self.note) if p)
+        extra = "; ".join(p for p in (self.uncertainty(), self.details()) if p)
         return f"{self.what}: about {format_seconds(self.seconds)}" + (f" ({extra})" if extra else "")
 
     def to_dict(self) -> dict[str, Any]:

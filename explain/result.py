@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import html as _html
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -188,16 +187,6 @@ class AttributionResult(Result):
             "step_scores": {"probability": np.exp(self.target_logprobs)},
             "attribution_method": self.method,
         })
-
-    def to_inseq(self) -> dict[str, Any]:
-        """Deprecated name of :meth:`to_inseq_dict` (it never returned an inseq object).
-
-        Returns:
-            the same dict, with a ``DeprecationWarning``.
-        """
-        warnings.warn("to_inseq() returns a dict, not an inseq object: call to_inseq_dict()",
-                      DeprecationWarning, stacklevel=2)
-        return self.to_inseq_dict()
 
     # ------------------------------------------------------------- showing
     def figure(self, title: str | None = None):

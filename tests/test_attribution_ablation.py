@@ -1,4 +1,5 @@
-"""The exact ablation engine against a brute-force loop and captum's FeatureAblation."""
+"""The exact ablation engine against a brute-force loop (tests/reference.py: plain forwards, ids from
+the tokenizer alone) and captum's FeatureAblation."""
 
 from __future__ import annotations
 
@@ -7,15 +8,22 @@ import pytest
 import torch
 from tiny_models import ARCHS, make_tiny_lm
 
+from reference import leave_one_out, piece_features, token_features
+
 from explain import ExplainError, attribute
-from explain.attribution import build_input
-from explain.attribution.ablation import leave_one_out_reference
 
 PROMPT = "The capital of France is"
 TARGET = " Paris, and the capital of Italy is Rome."
 
 
-brute_force = leave_one_out_reference
+def target_ids(lm, target: str) -> list[int]:
+    return list(lm.tokenizer(target, add_special_tokens=False)["input_ids"])
+
+
+def brute_force(lm, prompt: str = PROMPT, target: str = TARGET, baseline: int = 0) -> np.ndarray:
+    """Token-level leave-one-out of a plain prompt, one plain forward per replaced token."""
+    ids, features = token_features(lm.tokenizer, prompt)
+    return leave_one_out(lm.model, ids, target_ids(lm, target), features, baseline)
 
 
 def captum_feature_ablation(lm, prompt: str, target: str, forward_in_tokens: bool):
@@ -33,7 +41,7 @@ def captum_feature_ablation(lm, prompt: str, target: str, forward_in_tokens: boo
 def test_ablation_equals_brute_force(arch: str, max_rows) -> None:
     lm = make_tiny_lm(arch)
     res = attribute(lm, PROMPT, TARGET, method="ablation", baseline=0, progress=False, max_rows=max_rows)
-    ref = brute_force(lm, build_input(lm, PROMPT, TARGET))
+    ref = brute_force(lm)
     assert res.token_attr.shape == ref.shape == (len(res.output_tokens), len(res.input_tokens))
     np.testing.assert_allclose(res.token_attr, ref, atol=1e-4)
     np.testing.assert_allclose(res.seq_attr, ref.sum(0), atol=1e-4)
@@ -71,7 +79,7 @@ def test_cache_guard_falls_back_when_cache_path_is_wrong(tiny_lm, monkeypatch) -
     monkeypatch.setattr(batched_forward.BatchedForward, "_cached", broken)
     with pytest.warns(UserWarning, match="cache reuse disagrees"):
         res = attribute(tiny_lm, PROMPT, TARGET, baseline=0, progress=False, max_rows=2)
-    np.testing.assert_allclose(res.token_attr, brute_force(tiny_lm, build_input(tiny_lm, PROMPT, TARGET)), atol=1e-4)
+    np.testing.assert_allclose(res.token_attr, brute_force(tiny_lm), atol=1e-4)
     assert res.info["kv_cache_reuse"] is False
 
 
@@ -79,17 +87,25 @@ def test_segments_are_one_feature_each(tiny_lm) -> None:
     prompt = {"context": "Context: the sky is blue.", "question": " Question: what colour is the sky?"}
     res = attribute(tiny_lm, prompt, " Answer: blue.", progress=False)
     assert res.input_tokens == ["context", "question"]
-    inp = build_input(tiny_lm, prompt, " Answer: blue.")
-    np.testing.assert_allclose(res.token_attr, brute_force(tiny_lm, inp), atol=1e-4)
-    assert all(len(f) > 1 for f in inp.features)
+    # each segment is tokenised alone, joined by a fixed newline, and removed when ablated
+    ids, features = piece_features(tiny_lm.tokenizer, [prompt["context"], "\n", prompt["question"]])
+    features = [features[0], features[2]]
+    ref = leave_one_out(tiny_lm.model, ids, target_ids(tiny_lm, " Answer: blue."), features)
+    np.testing.assert_allclose(res.token_attr, ref, atol=1e-4)
+    assert all(len(f) > 1 for f in features)
 
 
 def test_chat_attributes_only_user_content(tiny_lm) -> None:
-    res = attribute(tiny_lm, "what colour is the sky?", " blue", chat=True, baseline=0, progress=False)
-    inp = build_input(tiny_lm, "what colour is the sky?", " blue", chat=True)
-    assert "".join(res.input_tokens) == "what colour is the sky?"
-    assert len(inp.prompt_ids) > len(res.input_tokens)  # the template is there but not a feature
-    np.testing.assert_allclose(res.token_attr, brute_force(tiny_lm, inp), atol=1e-4)
+    text = "what colour is the sky?"
+    res = attribute(tiny_lm, text, " blue", chat=True, baseline=0, progress=False)
+    assert "".join(res.input_tokens) == text
+    ids = list(tiny_lm.tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                                     tokenize=True)["input_ids"])
+    content = list(tiny_lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+    (at,) = [i for i in range(len(ids)) if ids[i:i + len(content)] == content]  # the user's text, once
+    assert len(ids) > len(content)  # the template is there but not a feature
+    ref = leave_one_out(tiny_lm.model, ids, target_ids(tiny_lm, " blue"), [[at + k] for k in range(len(content))], 0)
+    np.testing.assert_allclose(res.token_attr, ref, atol=1e-4)
 
 
 def test_generates_when_target_is_none(tiny_lm) -> None:
@@ -101,8 +117,7 @@ def test_generates_when_target_is_none(tiny_lm) -> None:
 def test_baseline_changes_result_and_is_checked(tiny_lm) -> None:
     a = attribute(tiny_lm, PROMPT, TARGET, baseline=0, progress=False)
     b = attribute(tiny_lm, PROMPT, TARGET, baseline=5, progress=False)
-    inp = build_input(tiny_lm, PROMPT, TARGET)
-    np.testing.assert_allclose(b.token_attr, brute_force(tiny_lm, inp, baseline=5), atol=1e-4)
+    np.testing.assert_allclose(b.token_attr, brute_force(tiny_lm, baseline=5), atol=1e-4)
     assert not np.allclose(a.token_attr, b.token_attr)
     with pytest.raises(ExplainError, match="outside the vocabulary"):
         attribute(tiny_lm, PROMPT, TARGET, baseline=10**9)
@@ -129,8 +144,7 @@ def test_bad_input_gives_one_line_error(tiny_lm, kwargs, message) -> None:
 @pytest.mark.slow
 def test_embedded_model_matches_brute_force_and_captum(embedded_lm) -> None:
     res = attribute(embedded_lm, PROMPT, TARGET, baseline=0, progress=False)
-    inp = build_input(embedded_lm, PROMPT, TARGET)
-    np.testing.assert_allclose(res.token_attr, brute_force(embedded_lm, inp), atol=1e-4)
+    np.testing.assert_allclose(res.token_attr, brute_force(embedded_lm), atol=1e-4)
     ref = captum_feature_ablation(embedded_lm, PROMPT, TARGET, forward_in_tokens=False)
     np.testing.assert_allclose(res.token_attr, ref.token_attr.numpy(), atol=1e-4)
     np.testing.assert_allclose(res.seq_attr, ref.seq_attr.numpy(), atol=1e-4)

@@ -7,9 +7,10 @@ import pytest
 import torch
 from tiny_models import make_tiny_lm
 
+from reference import leave_one_out, piece_features, target_logprobs
+
 from explain import ExplainError, attribute
 from explain.attribution import METHODS, build_input, split_sources
-from explain.attribution.ablation import leave_one_out_reference
 
 TEXT = (
     "The capital of France is Paris. Dr. Smith paid 3.14 euros, e.g. for tea. "
@@ -30,9 +31,17 @@ def removal_logprobs(lm, inp, keep: torch.Tensor) -> np.ndarray:
         if not ids:  # the documented convention: an empty prompt is the end-of-text token alone
             bos = lm.tokenizer.bos_token_id
             ids = [lm.pad_id if bos is None else bos]
-        (lp,) = lm.continuation_logprobs([ids], [inp.target_ids])
-        rows.append(lp.astype(np.float64))
+        rows.append(target_logprobs(lm.model, ids, inp.target_ids))
     return np.stack(rows)
+
+
+def removal_reference(lm, pieces: list[str], target: str, features: list[int] | None = None) -> np.ndarray:
+    """Leave-one-out over ``pieces`` (each tokenised alone; ``features`` picks the ones that are
+    sources, default all), removing a source's tokens: the brute force of tests/reference.py."""
+    ids, spans = piece_features(lm.tokenizer, pieces)
+    chosen = [spans[i] for i in (range(len(pieces)) if features is None else features)]
+    target_ids = list(lm.tokenizer(target, add_special_tokens=False)["input_ids"])
+    return leave_one_out(lm.model, ids, target_ids, chosen)
 
 
 # ------------------------------------------------------------------ the splitter
@@ -88,13 +97,8 @@ def test_bad_sources_are_one_line_errors(tiny_lm, sources, message) -> None:
 @pytest.mark.parametrize("kind", ["sentences", "words"])
 def test_source_ablation_equals_brute_force_removal(arch: str, kind: str) -> None:
     lm = make_tiny_lm(arch)
-    inp = build_input(lm, TEXT, TARGET, sources=kind)
-    assert inp.removal and inp.n == len(split_sources(TEXT, kind))
-    ref = leave_one_out_reference(lm, inp)
-    # the brute force removes each source's tokens and recomputes: check it independently too
-    keep = ~torch.eye(inp.n, dtype=torch.bool)
-    np.testing.assert_allclose(ref, (removal_logprobs(lm, inp, torch.ones(1, inp.n))[0] - removal_logprobs(lm, inp, keep)).T,
-                               atol=1e-6)
+    pieces = [p.text for p in split_sources(TEXT, kind)]
+    ref = removal_reference(lm, pieces, TARGET)
     for max_rows in (None, 1, 3):
         res = attribute(lm, TEXT, TARGET, sources=kind, progress=False, max_rows=max_rows)
         np.testing.assert_allclose(res.token_attr, ref, atol=1e-4)
@@ -117,8 +121,9 @@ def test_paragraphs_spans_and_segments_are_sources(tiny_lm) -> None:
     chosen = [(0, 31), (at, at + len("Smoking causes tar deposits."))]
     spans = attribute(tiny_lm, TEXT, TARGET, sources=chosen, progress=False)
     assert spans.input_tokens == ["The capital of France is Paris.", "Smoking causes tar deposits."]
-    inp = build_input(tiny_lm, TEXT, TARGET, sources=chosen)
-    np.testing.assert_allclose(spans.token_attr, leave_one_out_reference(tiny_lm, inp), atol=1e-4)
+    cuts = [0, 31, at, at + len("Smoking causes tar deposits."), len(TEXT)]
+    pieces = [TEXT[a:b] for a, b in zip(cuts, cuts[1:])]
+    np.testing.assert_allclose(spans.token_attr, removal_reference(tiny_lm, pieces, TARGET, [0, 2]), atol=1e-4)
     seg = attribute(tiny_lm, {"context": "Sky is blue.", "question": " What colour?"}, " blue", progress=False)
     assert seg.info["ablation"] == "removal" and seg.input_tokens == ["context", "question"]
 
@@ -128,7 +133,10 @@ def test_chat_with_sentence_sources_keeps_the_template(tiny_lm) -> None:
     inp = build_input(tiny_lm, "Sky is blue. Grass is green.", " blue", chat=True, sources="sentences")
     assert res.input_tokens == ["Sky is blue.", "Grass is green."]
     assert len(inp.prompt_ids) > sum(len(f) for f in inp.features)
-    np.testing.assert_allclose(res.token_attr, leave_one_out_reference(tiny_lm, inp), atol=1e-4)
+    # the template's ids come from the library here (tests/test_chat_span.py checks them against
+    # the tokenizer's own template); the removal itself is the brute force's
+    ref = leave_one_out(tiny_lm.model, inp.prompt_ids, inp.target_ids, inp.features)
+    np.testing.assert_allclose(res.token_attr, ref, atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["shapley", "kernelshap", "lime"])
@@ -164,6 +172,6 @@ def test_embedded_model_sentence_ablation_matches_brute_force_and_finds_the_need
                "The museum counted visitors on most Sundays.")
     prompt = context + "\nQuestion: what is the code for the blue vault?\nAnswer: The code for the blue vault is"
     res = attribute(embedded_lm, prompt, " 4172", sources="sentences", progress=False)
-    inp = build_input(embedded_lm, prompt, " 4172", sources="sentences")
-    np.testing.assert_allclose(res.token_attr, leave_one_out_reference(embedded_lm, inp), atol=1e-4)
+    ref = removal_reference(embedded_lm, [p.text for p in split_sources(prompt, "sentences")], " 4172")
+    np.testing.assert_allclose(res.token_attr, ref, atol=1e-4)
     assert res.top_features(1)[0][0] == "The code for the blue vault is 4172."

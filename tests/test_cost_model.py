@@ -29,10 +29,13 @@ def speed_file(tmp_path, monkeypatch, tiny_lm):
     _SPEEDS.pop(_speed_key(tiny_lm), None)
 
 
-@pytest.mark.parametrize("sources", ["tokens", "words", "sentences"])
-def test_estimate_counts_what_the_engine_runs(tiny_lm, sources) -> None:
-    est = estimate_cost(tiny_lm, TEXT, TARGET, sources=sources)
-    res = attribute(tiny_lm, TEXT, TARGET, sources=sources, progress=False)
+@pytest.mark.parametrize("sources, options", [
+    ("tokens", {}), ("words", {}), ("sentences", {}),
+    ("tokens", {"use_cache": False}), ("sentences", {"use_cache": False}), ("words", {"max_rows": 5}),
+])
+def test_estimate_counts_what_the_engine_runs(tiny_lm, sources, options) -> None:
+    est = estimate_cost(tiny_lm, TEXT, TARGET, sources=sources, **options)
+    res = attribute(tiny_lm, TEXT, TARGET, sources=sources, progress=False, **options)
     # the engine counts each model call and the positions it computes; the estimate never runs it
     assert est.passes == res.info["forward_passes"]
     assert est.positions == res.info["token_positions"]

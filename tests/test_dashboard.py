@@ -16,9 +16,8 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard.store import REDACTED, AuditStore, scrub  # noqa: E402
-from explain.attribution.ablation import leave_one_out_reference  # noqa: E402
-from explain.attribution.inputs import build_input  # noqa: E402
 from explain.errors import WhylmError  # noqa: E402
+from reference import leave_one_out, token_features  # noqa: E402
 
 TIMEOUT = 60
 XSS = "<img src=x onerror=alert(1)>"
@@ -262,7 +261,9 @@ def test_explain_compare_two_methods(data_dir, models, tiny_lm):
     assert at.subheader[-1].value == "Comparison"
     # the first method's heatmap equals a brute-force loop: one plain forward pass per ablation
     baseline, _ = default_baseline(tiny_lm)  # the page runs with the per-tokenizer default
-    ref = leave_one_out_reference(tiny_lm, build_input(tiny_lm, "The capital of France is", " Paris"), baseline)
+    ids, features = token_features(tiny_lm.tokenizer, "The capital of France is")
+    target = tiny_lm.tokenizer(" Paris", add_special_tokens=False)["input_ids"]
+    ref = leave_one_out(tiny_lm.model, ids, target, features, baseline)
     heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     np.testing.assert_allclose(plotly_array(heat["z"]), ref, atol=2e-4)
 

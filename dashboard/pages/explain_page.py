@@ -1,7 +1,8 @@
 """Explain page: which prompt tokens or sentences drove each output token (``explain.attribute``).
 
 Model picker, prompt (plain or chat), optional target, source granularity (tokens, words,
-sentences, paragraphs), method picker with each method's note, the cost estimate shown before the
+sentences, paragraphs), method picker with each method's note and its options (the ones the method
+registered, with their registered defaults: ``explain.attribution.METHODS``), the cost estimate shown before the
 run (and a run over the budget refused with the cheaper choice), run with a progress bar; then the
 prompt and answer highlighted by attribution (over sentences: the prompt as written, each sentence
 highlighted, the ranking beside it), the output x input heatmap, a per-output-token drill-down, an
@@ -20,15 +21,12 @@ from dashboard.common import (
     escaped_text, json_download, md_escape, progress_bar, run_safely, save_run, show_html, take_reopen,
 )
 from dashboard.models import load_model, model_label, model_picker
+from explain.attribution import METHODS
 from explain.budget import DEFAULT_MAX_SECONDS
 from explain.errors import WhylmError
 
 KIND = "explain"
 STATE = "ex_state"
-FALLBACK_METHODS = (
-    "ablation", "shapley", "kernelshap", "lime", "integrated_gradients", "input_x_gradient",
-    "attention", "shap",
-)
 INPUT_KEYS = ("ex_model_choice", "ex_model_path", "ex_prompt", "ex_chat", "ex_target", "ex_method",
     "ex_compare", "ex_method2", "ex_max_new", "ex_token", "ex_sources", "ex_max_seconds")
 SOURCES = {
@@ -41,20 +39,44 @@ SOURCES = {
 COMPARE_DEFAULT = "shapley"
 
 
-
 def method_notes() -> dict[str, str]:
-    """Method name -> one-line note on cost and faithfulness, from ``explain.attribution.METHODS``."""
-    try:
-        from explain.attribution import METHODS
-    except ImportError:
-        return {m: "" for m in FALLBACK_METHODS}
-    notes = {}
-    for name, info in METHODS.items():
-        note = getattr(info, "note", None) if not isinstance(info, dict) else info.get("note")
-        cost = getattr(info, "cost", None) if not isinstance(info, dict) else info.get("cost")
-        notes[name] = " — ".join(x for x in (str(cost or ""), str(note or "")) if x)
-    order = {m: i for i, m in enumerate(FALLBACK_METHODS)}
-    return dict(sorted(notes.items(), key=lambda kv: order.get(kv[0], len(order))))
+    """Method name -> one-line note on cost and faithfulness, in the registry's order.
+
+    Example:
+        >>> method_notes()["ablation"].startswith("n+1 sequences")
+        True
+    """
+    return {name: " — ".join(x for x in (info.cost, info.note) if x) for name, info in METHODS.items()}
+
+
+def option_key(method: str, name: str) -> str:
+    """The widget key of one method option. Example: ``option_key("shapley", "n_samples")`` is
+    ``'ex_opt_shapley_n_samples'``."""
+    return f"ex_opt_{method}_{name}"
+
+
+def method_options(container: Any, method: str) -> dict[str, Any]:
+    """Widgets for the options ``method`` registered as shown, with its registered defaults.
+
+    Returns:
+        option name -> the value set (checked by ``attribute``/``estimate_cost``, not here).
+    """
+    info = METHODS[method]
+    options: dict[str, Any] = {}
+    for name in info.shown:
+        key, default = option_key(method, name), info.defaults[name]
+        st.session_state.setdefault(key, default)
+        label = f"{name} ({method})"
+        if name in info.choices:
+            options[name] = container.selectbox(label, list(info.choices[name]), key=key)
+        elif isinstance(default, bool):
+            options[name] = container.toggle(label, key=key)
+        elif isinstance(default, (int, float)):
+            options[name] = container.number_input(label, step=1 if isinstance(default, int) else 0.1,
+                                                   key=key)
+        else:
+            options[name] = container.text_input(label, key=key)
+    return options
 
 
 def _apply_reopen() -> None:
@@ -69,11 +91,15 @@ def _apply_reopen() -> None:
     st.session_state["ex_max_new"] = int(inp.get("max_new_tokens", 32))
     st.session_state["ex_sources"] = str(inp.get("sources") or "tokens")
     methods = list(inp.get("methods") or [run.method])
-    if methods and methods[0] in method_notes():
+    if methods[0] in METHODS:
         st.session_state["ex_method"] = methods[0]
     st.session_state["ex_compare"] = len(methods) > 1
-    if len(methods) > 1 and methods[1] in method_notes():
+    if len(methods) > 1 and methods[1] in METHODS:
         st.session_state["ex_method2"] = methods[1]
+    for method, options in (inp.get("options") or {}).items():
+        for name, value in options.items():
+            if method in METHODS and name in METHODS[method].shown:
+                st.session_state[option_key(method, name)] = value
     model = inp.get("model")
     st.session_state["ex_model_choice"] = "Local folder" if model else "Embedded SmolLM2-135M-Instruct"
     st.session_state["ex_model_path"] = model or ""
@@ -82,33 +108,36 @@ def _apply_reopen() -> None:
     st.info(f"Reopened run {run.id} from History ({run.when}).")
 
 
+def _check_prompt(prompt: str) -> None:
+    if not prompt.strip():
+        raise WhylmError("prompt is empty: type a prompt to explain")
+
+
 def estimate(spec: str | None, prompt: str, target: str | None, chat: bool, method: str, sources: str,
-             max_new_tokens: int) -> Any:
+             max_new_tokens: int, options: dict[str, Any] | None = None) -> Any:
     """The cost of one run before it starts (:func:`explain.estimate_cost`). Returns: a ``Cost``."""
     from explain import estimate_cost
 
-    if not prompt.strip():
-        raise ValueError("prompt is empty: type a prompt to explain")
-    lm = load_model(spec)
-    return estimate_cost(lm, prompt, target, method=method, sources=sources, chat=chat,
-                         max_new_tokens=max_new_tokens)
+    _check_prompt(prompt)
+    return estimate_cost(load_model(spec), prompt, target, method=method, sources=sources, chat=chat,
+                         max_new_tokens=max_new_tokens, **(options or {}))
 
 
 def _run(spec: str | None, prompt: str, target: str | None, chat: bool, methods: list[str],
-         max_new_tokens: int, sources: str = "tokens", max_seconds: float | None = None) -> list[dict[str, Any]]:
+         max_new_tokens: int, sources: str = "tokens", max_seconds: float | None = None,
+         options: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Load the model, state each method's estimated cost, refuse one over the budget, and compute
-    one attribution per method, with a progress bar."""
+    one attribution per method (with its ``options[method]``), with a progress bar."""
     from explain import attribute, check_budget
 
-    if not prompt.strip():
-        raise WhylmError("prompt is empty: type a prompt to explain")
+    _check_prompt(prompt)
+    options = options or {}
     with progress_bar(f"Loading {model_label(spec)}…") as bar:
-        load_model(spec)
-        costs = [estimate(spec, prompt, target, chat, m, sources, max_new_tokens) for m in methods]
+        lm = load_model(spec)
+        costs = [estimate(spec, prompt, target, chat, m, sources, max_new_tokens, options.get(m)) for m in methods]
         for cost in costs:
             st.info(md_escape(f"Estimate: {cost.summary()}"))
             check_budget(cost, max_seconds)
-        lm = load_model(spec)
         results = []
         for i, method in enumerate(methods):
             bar.progress(0.1 + 0.9 * i / len(methods),
@@ -116,7 +145,7 @@ def _run(spec: str | None, prompt: str, target: str | None, chat: bool, methods:
                               f"{costs[i].seconds:.0f} s…")
             res = attribute(lm, prompt, target=target, method=method, chat=chat,
                             max_new_tokens=max_new_tokens, progress=False, sources=sources,
-                            max_seconds=max_seconds)
+                            max_seconds=max_seconds, **options.get(method, {}))
             results.append(res.to_dict())
     return results
 
@@ -152,31 +181,37 @@ def render() -> None:
     if st.session_state.get("ex_method") not in names:
         st.session_state.pop("ex_method", None)
     method = c3.selectbox("Method", names, key="ex_method")
-    c3.caption(notes.get(method, ""))
+    c3.caption(notes[method])
+    options = {method: method_options(c3, method)}
     compare = c4.toggle("Compare with a second method", key="ex_compare")
     method2 = None
     if compare:
         if st.session_state.get("ex_method2") not in names:
-            st.session_state["ex_method2"] = COMPARE_DEFAULT if COMPARE_DEFAULT in names else names[-1]
+            st.session_state["ex_method2"] = COMPARE_DEFAULT
         method2 = c4.selectbox("Second method", names, key="ex_method2")
-        c4.caption(notes.get(method2, ""))
+        c4.caption(notes[method2])
+        if method2 != method:
+            options[method2] = method_options(c4, method2)
     st.session_state.setdefault("ex_max_new", 32)
     max_new = st.slider("Max new tokens (when generating)", 1, 128, key="ex_max_new")
 
     b1, b2 = st.columns([1, 1])
     if b2.button("Estimate cost", key="ex_estimate"):
-        cost = run_safely("Estimate", estimate, spec, prompt, target or None, chat, method, sources, max_new)
+        cost = run_safely("Estimate", estimate, spec, prompt, target or None, chat, method, sources, max_new,
+                          options[method])
         if cost is not None:
             over = cost.seconds > float(max_seconds)
             (st.warning if over else st.info)(md_escape(
                 f"Estimate: {cost.summary()}" + (f" — over the budget: {cost.cheaper}" if over else "")))
     if b1.button("Explain", type="primary", key="ex_run"):
         methods = [method] + ([method2] if compare and method2 and method2 != method else [])
+        options = {m: options[m] for m in methods}
         results = run_safely("Explain", _run, spec, prompt, target or None, chat, methods, max_new,
-                             sources, float(max_seconds))
+                             sources, float(max_seconds), options)
         if results is not None:
             inputs = {"model": spec, "prompt": prompt, "target": target or None, "chat": chat,
-                      "methods": methods, "max_new_tokens": max_new, "sources": sources}
+                      "methods": methods, "max_new_tokens": max_new, "sources": sources,
+                      "options": options}
             run_id = save_run(KIND, inputs, {"results": results}, model=model_label(spec),
                               method=" vs ".join(methods), title=prompt)
             st.session_state[STATE] = {"inputs": inputs, "results": results, "run_id": run_id}
@@ -202,21 +237,17 @@ def _show(state: dict[str, Any]) -> None:
     inp = state.get("inputs", {})
     kind = str(res.info.get("sources", "tokens"))
     st.caption(f"Model: {md_escape(model_label(inp.get('model')))} · method: {md_escape(res.method)} · "
-               f"{len(res.input_tokens)} prompt {md_escape(kind)} × {len(res.output_tokens)} answer tokens"
-               + (f" · {float(res.info['seconds']):.1f} s (estimated {float(res.info['estimated_seconds']):.1f} s)"
-                  if "estimated_seconds" in res.info and "seconds" in res.info else ""))
+               f"{len(res.input_tokens)} prompt {md_escape(kind)} × {len(res.output_tokens)} answer tokens · "
+               f"{float(res.info['seconds']):.1f} s (estimated {float(res.info['estimated_seconds']):.1f} s)")
     from explain.plots import highlight_html
 
     m = len(res.output_tokens)
-    if m == 0:
-        st.warning("The model produced no answer tokens to explain.")
-        return
     lp = [float(x) for x in res.target_logprobs]
     show_html(highlight_html(
         res.output_tokens, [0.0] * m, title="Answer",
         tooltips=[f"log-prob {x:.3f}" for x in lp],
     ))
-    if kind != "tokens" and res.info.get("source_spans"):
+    if kind != "tokens":
         # the prompt as written, each source highlighted, the ranking beside it (escaped by html())
         show_html(res.html())
     else:
@@ -247,12 +278,12 @@ def clickable(fig: Any) -> Any:
     rows, cols = len(z), len(z[0]) if len(z) else 0
     xs = [c for r in range(rows) for c in range(cols)]
     ys = [r for r in range(rows) for c in range(cols)]
-    custom = [heat.customdata[r][c] for r, c in zip(ys, xs)] if heat.customdata is not None else None
+    custom = [heat.customdata[r][c] for r, c in zip(ys, xs)]
     values = [float(z[r][c]) for r, c in zip(ys, xs)]
     fig.add_trace(go.Scatter(
         x=xs, y=ys, mode="markers", showlegend=False, customdata=custom, text=values,
         marker={"size": 18, "opacity": 0.0, "symbol": "square"},
-        hovertemplate="%{customdata}<br>%{text:.4f}<extra></extra>" if custom else None,
+        hovertemplate="%{customdata}<br>%{text:.4f}<extra></extra>",
         selected={"marker": {"opacity": 0.0}}, unselected={"marker": {"opacity": 0.0}},
     ))
     fig.update_layout(clickmode="event+select", dragmode=False)
@@ -274,7 +305,7 @@ def _drill_down(res: Any, event: Any) -> None:
     label = st.selectbox("Drill down: output token (or click a heatmap row)", labels, key="ex_token")
     i = labels.index(label)
     row = [float(x) for x in res.token_attr[i]]
-    if res.info.get("sources", "tokens") != "tokens" and res.info.get("source_spans"):
+    if res.info.get("sources", "tokens") != "tokens":
         show_html(res.html(row=i))
     else:
         show_html(highlight_html(

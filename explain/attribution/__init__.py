@@ -11,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import importlib
-import inspect
 import time
 from typing import Any, Mapping, Sequence
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from explain.attribution.cost import estimate_cost
 from explain.attribution.inputs import AttributionInput, build_input, default_baseline
-from explain.attribution.registry import METHODS, MethodInfo, register
+from explain.attribution.registry import METHODS, MethodInfo, PlanInput, Work, register, unregister
 from explain.attribution.sources import check_sources, split_sources
 from explain.budget import check_budget, record_run
 from explain.errors import ExplainError
@@ -63,20 +62,6 @@ def check_baseline(lm: LanguageModel, baseline: Any) -> tuple[int, str]:
     return int(baseline), "given"
 
 
-def _check_options(method: str, info: MethodInfo, kwargs: Mapping[str, Any]) -> None:
-    params = inspect.signature(info.fn).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        for name in kwargs:
-            if name not in params or name in ("lm", "inp", "baseline", "progress"):
-                raise ExplainError(f"method '{method}' takes no option '{name}'")
-    for name in ("batch_tokens", "max_rows", "n_samples", "n_steps", "max_evals", "internal_batch_size"):
-        value = kwargs.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ExplainError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 @accepts_threads
 def attribute(
     lm: LanguageModel,
@@ -112,7 +97,8 @@ def attribute(
             (default :data:`explain.budget.DEFAULT_MAX_SECONDS`).
         threads: torch CPU threads for this run and its estimate (restored after; default:
             torch's setting; one per worker on a busy machine, see :mod:`explain.threads`).
-        **kwargs: passed to the method (e.g. ``n_samples``, ``seed``, ``n_steps``, ``batch_tokens``).
+        **kwargs: the method's options (e.g. ``n_samples``, ``seed``, ``n_steps``, ``batch_tokens``;
+            ``METHODS[method].defaults`` lists them with their defaults; ``None`` means the default).
 
     Returns:
         an :class:`AttributionResult` with ``token_attr`` (m, n) and ``seq_attr`` (n,); its
@@ -134,7 +120,7 @@ def attribute(
     if target is not None and not isinstance(target, str):
         raise ExplainError(f"target must be a string, not {type(target).__name__}")
     baseline_id, baseline_rule = check_baseline(lm, baseline)
-    _check_options(method, info, kwargs)
+    options = info.options(kwargs)
     if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))):
         raise ExplainError(f"max_seconds must be a number of seconds, got {max_seconds!r}")
     sources = "tokens" if sources is None else check_sources(sources)
@@ -145,7 +131,7 @@ def attribute(
     inp = build_input(lm, prompt, target, chat=chat, max_new_tokens=max_new_tokens, sources=sources)
     if progress is None:
         progress = cost.seconds > 10 or inp.n * inp.m > PROGRESS_THRESHOLD * 8
-    token_attr, details = info.fn(lm, inp, baseline=baseline_id, progress=bool(progress), **kwargs)
+    token_attr, details = info.fn(lm, inp, baseline=baseline_id, progress=bool(progress), **options)
     seconds = time.perf_counter() - start
     record_run(lm, method, predicted=cost.seconds, measured=seconds)
     token_attr = np.asarray(token_attr, dtype=np.float64).reshape(inp.m, inp.n)
@@ -184,6 +170,6 @@ def attribute(
 
 
 __all__ = [
-    "METHODS", "AttributionInput", "MethodInfo", "attribute", "build_input", "check_baseline",
-    "default_baseline", "estimate_cost", "register", "split_sources",
+    "METHODS", "AttributionInput", "MethodInfo", "PlanInput", "Work", "attribute", "build_input",
+    "check_baseline", "default_baseline", "estimate_cost", "register", "split_sources", "unregister",
 ]

@@ -21,9 +21,18 @@ import numpy as np
 import torch
 
 from explain.attribution.batched_forward import BatchedForward, as_numpy
+from explain.attribution.cost import masked_rows_work
 from explain.attribution.inputs import AttributionInput
-from explain.attribution.registry import register
+from explain.attribution.registry import PlanInput, Work, integer_options, register
 from explain.model import LanguageModel
+
+
+def ablation_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`ablation`: one row per feature, each dropping that feature.
+
+    Returns: the engine's :class:`Work` (:func:`~explain.attribution.cost.masked_rows_work`).
+    """
+    return masked_rows_work(p, np.eye(p.n, dtype=bool))
 
 
 @register(
@@ -31,6 +40,9 @@ from explain.model import LanguageModel
     family="perturbation",
     cost="n+1 sequences, batched, prefix cache reused (~n²/2 + nm positions)",
     note="Exact leave-one-out; equals captum FeatureAblation. The default: cheap and faithful.",
+    plan=ablation_plan,
+    shown=(),
+    check=integer_options("batch_tokens", "max_rows"),
 )
 def ablation(
     lm: LanguageModel,
@@ -60,27 +72,3 @@ def ablation(
     return attr, {**fwd.info, "batch_tokens": batch_tokens, "target_logprobs": as_numpy(fwd.original)}
 
 
-def leave_one_out_reference(lm: LanguageModel, inp: AttributionInput, baseline: int = 0) -> np.ndarray:
-    """The brute-force reference: one plain teacher-forced pass per perturbed prompt, no batching,
-    no cache. Slow; tests and benchmarks check :func:`ablation` against it.
-
-    Returns:
-        float64 array (m, n): drop in each target token's log-prob when feature i is replaced by
-        ``baseline`` (or, when ``inp.removal``, when its tokens are removed from the prompt).
-
-    Example:
-        >>> ref = leave_one_out_reference(lm, build_input(lm, "The capital of France is", " Paris"))  # doctest: +SKIP
-    """
-    (orig,) = lm.continuation_logprobs([inp.prompt_ids], [inp.target_ids])
-    cols = []
-    for positions in inp.features:
-        if inp.removal:
-            gone = set(positions)
-            ids = [t for p, t in enumerate(inp.prompt_ids) if p not in gone]
-        else:
-            ids = list(inp.prompt_ids)
-            for p in positions:
-                ids[p] = baseline
-        (pert,) = lm.continuation_logprobs([ids], [inp.target_ids])
-        cols.append(orig.astype(np.float64) - pert)
-    return np.stack(cols, axis=1)

@@ -31,14 +31,14 @@ Example:
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 
 from explain.attribution.batched_forward import as_numpy
 from explain.attribution.inputs import AttributionInput
-from explain.attribution.registry import register
+from explain.attribution.registry import PlanInput, Work, register
 from explain.errors import ExplainError
 from explain.model import LanguageModel
 
@@ -98,6 +98,21 @@ def _combine(maps: list[torch.Tensor], mode: str, residual: float) -> torch.Tens
     return torch.stack(maps).double().mean(0)
 
 
+def attention_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`attention`: one forward that keeps every layer's attention weights.
+    Returns: the :class:`Work`."""
+    cfg = p.lm.model.config
+    layers = getattr(cfg, "num_hidden_layers", 12)
+    heads = getattr(cfg, "num_attention_heads", 12)
+    return Work.forwards(1, p.n_seq, peak_bytes=layers * heads * p.n_seq * p.n_seq * 4.0)
+
+
+def _check(options: Mapping[str, Any]) -> None:
+    residual = options.get("residual")
+    if isinstance(residual, bool) or not isinstance(residual, (int, float)) or not 0 <= residual < 1:
+        raise ExplainError(f"residual must be a number in [0, 1), got {residual!r}")
+
+
 @register(
     "attention",
     family="attention",
@@ -106,6 +121,10 @@ def _combine(maps: list[torch.Tensor], mode: str, residual: float) -> torch.Tens
     "mode=rollout (default), last_layer or mean. The first position (the attention sink, which "
     "takes nearly all the mass) is excluded from every map and its share shown separately in "
     "info['sink_share']; sink='keep' for the unmodified method.",
+    plan=attention_plan,
+    shown=("mode",),
+    choices={"mode": MODES, "sink": SINK_CHOICES},
+    check=_check,
 )
 def attention(
     lm: LanguageModel,
@@ -134,12 +153,6 @@ def attention(
     Example:
         >>> attr, info = attention(lm, inp, baseline=0, progress=False, mode="last_layer")  # doctest: +SKIP
     """
-    if mode not in MODES:
-        raise ExplainError(f"unknown attention mode '{mode}': choose one of {', '.join(MODES)}")
-    if isinstance(residual, bool) or not isinstance(residual, (int, float)) or not 0 <= residual < 1:
-        raise ExplainError(f"residual must be a number in [0, 1), got {residual!r}")
-    if sink not in SINK_CHOICES:
-        raise ExplainError(f"unknown sink choice '{sink}': choose one of {', '.join(SINK_CHOICES)}")
     ids = torch.tensor([inp.sequence], dtype=torch.long, device=lm.device)
     with torch.no_grad(), eager_attention(lm.model):
         out = lm.model(input_ids=ids, output_attentions=True, use_cache=False)

@@ -151,12 +151,8 @@ class BatchedForward:
         }
 
     def cap(self, n_rows: int) -> int:
-        """Most rows per pass before the budgets: ``max_rows``, else about a third of the rows (on
-        a CPU a large batch is far more efficient, while each split lets later batches skip the
-        prefix before their first perturbed position). Returns: the cap."""
-        if self.max_rows:
-            return int(self.max_rows)
-        return max(8, math.ceil(n_rows / 3)) if self.use_cache else max(1, n_rows)
+        """Most rows per pass before the budgets (:func:`row_cap`). Returns: the cap."""
+        return row_cap(n_rows, self.max_rows, self.use_cache)
 
     def rows_for(self, start: int, length: int) -> int:
         """How many rows of ``length`` positions whose first ``start`` come from the shared cache fit
@@ -313,6 +309,20 @@ class BatchedForward:
             self.calls += 1
             self.positions += start
         return past
+
+
+def row_cap(n_rows: int, max_rows: int | None, use_cache: bool) -> int:
+    """Most rows per pass before the budgets: ``max_rows``, else about a third of the rows (on a
+    CPU a large batch is far more efficient, while each split lets later batches skip the prefix
+    before their first perturbed position); without the cache, all of them.
+
+    Example:
+        >>> row_cap(30, None, True), row_cap(30, 4, True), row_cap(30, None, False)
+        (10, 4, 30)
+    """
+    if max_rows:
+        return int(max_rows)
+    return max(8, math.ceil(n_rows / 3)) if use_cache else max(1, n_rows)
 
 
 def rows_that_fit(start: int, length: int, batch_tokens: int, memory_bytes: int, kv_bytes: int, act_bytes: int) -> int:

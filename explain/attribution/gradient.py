@@ -26,16 +26,15 @@ Example:
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from explain.attribution.batched_forward import as_numpy
+from explain.attribution.batched_forward import as_numpy, bytes_per_position
 from explain.attribution.inputs import AttributionInput
-from explain.attribution.registry import register
-from explain.errors import ExplainError
+from explain.attribution.registry import PlanInput, Work, check_int, register
 from explain.model import LanguageModel
 
 IG_RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
@@ -126,10 +125,32 @@ def _feature_positions(inp: AttributionInput) -> list[int]:
     return sorted({p for f in inp.features for p in f})
 
 
-def _check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ExplainError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+def _plan(p: PlanInput, steps: int, cheaper: str = "") -> Work:
+    """``steps`` forwards and backwards (a backward costs about two forwards), plus one batched
+    backward per extra target token."""
+    kv, act = bytes_per_position(p.lm)
+    return Work.forwards(steps * (3 + 2 * (p.m - 1)), p.n_seq, peak_bytes=steps * p.n_seq * (kv + act) * 4,
+                         cheaper=cheaper)
+
+
+def integrated_gradients_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`integrated_gradients`. Returns: the :class:`Work`."""
+    steps = int(p.options["n_steps"])
+    return _plan(p, steps, cheaper=f"fewer steps (n_steps={max(2, steps // 4)})")
+
+
+def input_x_gradient_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`input_x_gradient`: one step. Returns: the :class:`Work`."""
+    return _plan(p, 1)
+
+
+def _check_ig(options: Mapping[str, Any]) -> None:
+    for name in ("n_steps", "internal_batch_size", "grad_tokens"):
+        check_int(options, name)
+
+
+def _check_ixg(options: Mapping[str, Any]) -> None:
+    check_int(options, "grad_tokens")
 
 
 @register(
@@ -138,6 +159,10 @@ def _check_int(name: str, value: Any, minimum: int = 1) -> int:
     cost="n_steps forwards + m batched backwards (one per target token), steps batched",
     note="Integrated gradients from the baseline token's embedding; axiomatic, smooth, 1 model "
     "gradient per step. Equals captum LayerIntegratedGradients on the embedding layer.",
+    plan=integrated_gradients_plan,
+    shown=("n_steps", "rule"),
+    choices={"rule": IG_RULES},
+    check=_check_ig,
 )
 def integrated_gradients(
     lm: LanguageModel,
@@ -165,18 +190,14 @@ def integrated_gradients(
     Example:
         >>> attr, info = integrated_gradients(lm, inp, baseline=0, progress=False, n_steps=20)  # doctest: +SKIP
     """
-    n_steps = _check_int("n_steps", n_steps)
-    if rule not in IG_RULES:
-        raise ExplainError(f"unknown integration rule '{rule}': choose one of {', '.join(IG_RULES)}")
-    batch = n_steps if internal_batch_size is None else _check_int("internal_batch_size", internal_batch_size)
-    grads = _EmbeddingGradients(lm, inp, _check_int("grad_tokens", grad_tokens))
+    batch = n_steps if internal_batch_size is None else internal_batch_size
+    grads = _EmbeddingGradients(lm, inp, grad_tokens)
     ref_ids = grads.ids.clone()
     ref_ids[_feature_positions(inp)] = int(baseline)
     x, x0 = grads.embed(grads.ids), grads.embed(ref_ids)
     delta = x - x0
     alphas, weights = _steps(rule, n_steps)
     total = torch.zeros(inp.m, x.shape[1], x.shape[2])
-    lp_ends: dict[str, torch.Tensor] = {}
     bar = tqdm(total=n_steps, desc="integrated gradients", unit="step", disable=not progress, leave=False)
     for start in range(0, n_steps, batch):
         a = alphas[start:start + batch].to(x)
@@ -188,15 +209,14 @@ def integrated_gradients(
     per_position = (total * delta.cpu()[0][None]).sum(-1)
     attr = grads.to_features(per_position)
     with torch.no_grad():
-        for key, emb in (("x", x), ("baseline", x0)):
-            lp_ends[key] = grads.logprobs(emb)[0].double().cpu()
-    gap = (lp_ends["x"] - lp_ends["baseline"]).numpy() - attr.sum(1)
+        lp_x, lp_baseline = (grads.logprobs(emb)[0].double().cpu() for emb in (x, x0))
+    gap = (lp_x - lp_baseline).numpy() - attr.sum(1)
     return attr, {
         **grads.info,
         "n_steps": n_steps,
         "rule": rule,
         "convergence_delta": float(np.abs(gap).max()),
-        "target_logprobs": as_numpy(lp_ends["x"]),
+        "target_logprobs": as_numpy(lp_x),
     }
 
 
@@ -206,6 +226,9 @@ def integrated_gradients(
     cost="1 forward + m batched backwards",
     note="Input x gradient on the embeddings: the cheapest gradient view; a local linearisation, "
     "often noisy. Equals captum LayerGradientXActivation on the embedding layer.",
+    plan=input_x_gradient_plan,
+    shown=(),
+    check=_check_ixg,
 )
 def input_x_gradient(
     lm: LanguageModel,
@@ -225,7 +248,7 @@ def input_x_gradient(
     Example:
         >>> attr, info = input_x_gradient(lm, inp, baseline=0, progress=False)  # doctest: +SKIP
     """
-    grads = _EmbeddingGradients(lm, inp, _check_int("grad_tokens", grad_tokens))
+    grads = _EmbeddingGradients(lm, inp, grad_tokens)
     x = grads.embed(grads.ids)
     g, lp = grads.weighted_grads(x, torch.ones(1))
     per_position = (g.cpu().float() * x.cpu()[0][None]).sum(-1)

@@ -19,6 +19,10 @@ calls: the table answers) and once for the whole target's log-prob, which is cap
 fit is linear in its outputs, so the per-token rows sum to it; Lime's Lasso fit is not, so for
 ``lime`` ``token_attr.sum(0)`` and ``seq_attr`` differ slightly.
 
+Each method is captum's algorithm with one shared wrapper (:func:`_sampling_method`):
+``shapley`` (``ShapleyValueSampling``, default 5 permutations), ``kernelshap`` (``KernelShap``,
+200 samples) and ``lime`` (``Lime``: Lasso, alpha 0.01, cosine kernel; 200 samples).
+
 Example:
     >>> res = attribute(lm, "The capital of France is", " Paris", method="shapley", n_samples=5)  # doctest: +SKIP
     >>> res.token_attr.shape                                                                    # doctest: +SKIP
@@ -27,23 +31,21 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
 from explain.attribution.batched_forward import BatchedForward, as_numpy
+from explain.attribution.cost import masked_rows_work, random_halves, simulated_rows
 from explain.attribution.inputs import AttributionInput
 from explain.attribution.prefix_tree import PrefixTreeForward
-from explain.attribution.registry import register
-from explain.errors import ExplainError
+from explain.attribution.registry import CostPlan, MethodFn, PlanInput, Work, check_int, register
 from explain.model import LanguageModel
 
 # Masks captum hands to one call of the forward function in the record/replay passes; the real
 # batching happens in BatchedForward under its token budget.
 PERTURBATIONS_PER_EVAL = 64
-
-DEFAULT_SAMPLES = {"shapley": 5, "kernelshap": 200, "lime": 200}
 
 
 class MaskTable:
@@ -65,7 +67,6 @@ class MaskTable:
         self.mode = "record"  # "record" | "all" (B, m) | "total" (B,) | int j: column j (B,)
         self.pending: dict[bytes, torch.Tensor] = {}
         self.rows: dict[bytes, torch.Tensor] = {}
-        self.requests = 0
 
     @staticmethod
     def _key(mask: torch.Tensor) -> bytes:
@@ -74,7 +75,6 @@ class MaskTable:
     def __call__(self, perturbed: torch.Tensor, *_: Any) -> torch.Tensor:
         """Answer captum: (B, m) in mode "all", (B,) otherwise. Returns: a float64 tensor."""
         keep = (perturbed.detach().cpu().reshape(-1, self.fwd.inp.n) > 0.5)
-        self.requests += keep.shape[0]
         if self.mode == "record":
             for row in keep:
                 self.pending.setdefault(self._key(row), row)
@@ -102,12 +102,6 @@ class MaskTable:
         return len(self.rows)
 
 
-def _check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ExplainError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _seeded(seed: int, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
     """Run ``fn`` from ``torch.manual_seed(seed)`` without disturbing the caller's random state."""
     with torch.random.fork_rng(devices=[]):
@@ -119,17 +113,14 @@ def _run(
     lm: LanguageModel,
     inp: AttributionInput,
     algorithm: Any,
-    name: str,
     *,
     baseline: int,
     progress: bool,
-    n_samples: int | None,
+    n_samples: int,
     seed: int,
     batch_tokens: int,
     per_token: bool,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    n_samples = _check_int("n_samples", DEFAULT_SAMPLES[name] if n_samples is None else n_samples)
-    seed = _check_int("seed", seed, minimum=0)
     fwd = BatchedForward(lm, inp, baseline=baseline, batch_tokens=batch_tokens)
     engine = PrefixTreeForward(fwd)
     table = MaskTable(engine, multi_output=per_token)
@@ -159,98 +150,105 @@ def _run(
     return as_numpy(attr), info
 
 
-def _note(text: str) -> str:
-    return text + " Seeded (seed=0), n_samples=; captum's algorithm on our prefix-tree batched forward."
+def _check(options: Mapping[str, Any]) -> None:
+    check_int(options, "n_samples")
+    check_int(options, "seed", minimum=0)
+    check_int(options, "batch_tokens")
 
 
-@register(
-    "shapley",
-    family="perturbation",
-    cost="n_samples x n sequences (default 5 permutations), batched",
-    note=_note("Shapley value sampling (random permutations); unbiased, noisy with few samples."),
-)
-def shapley(
-    lm: LanguageModel,
-    inp: AttributionInput,
-    *,
-    baseline: int,
-    progress: bool,
-    n_samples: int | None = None,
-    seed: int = 0,
-    batch_tokens: int = 4096,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """captum ``ShapleyValueSampling`` with ``n_samples`` permutations, all m target tokens at once.
+def _fewer_samples(samples: int) -> str:
+    return f"fewer samples (n_samples={max(16, samples // 4)})"
+
+
+def shapley_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`shapley`: captum adds the features of each of ``n_samples``
+    permutations one at a time to the all-dropped input (a few permutations simulated on long
+    prompts). Returns: the engine's :class:`Work`."""
+    samples, n = int(p.options["n_samples"]), p.n
+    perms = simulated_rows(samples, n * n)
+    rng = np.random.default_rng(0)
+    blocks = []
+    for _ in range(perms):
+        order = rng.permutation(n)
+        dropped = np.ones((n, n), dtype=bool)
+        for k in range(n):
+            dropped[k:, order[k]] = False  # row k keeps order[:k+1]
+        blocks.append(dropped)
+    work = masked_rows_work(p, np.concatenate(blocks), (samples * n + 1) / (perms * n))
+    work.cheaper = f"fewer permutations (n_samples={max(1, samples // 2)})"
+    return work
+
+
+def kernelshap_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`kernelshap`: ``n_samples`` masks whose sizes follow the Shapley
+    kernel, as captum draws them. Returns: the engine's :class:`Work`."""
+    samples, n = int(p.options["n_samples"]), p.n
+    rows = simulated_rows(samples, n)
+    rng = np.random.default_rng(0)
+    k = np.arange(1, max(2, n))
+    weights = (n - 1) / (k * np.maximum(n - k, 1))
+    size = rng.choice(k, size=rows, p=weights / weights.sum())
+    keys = rng.random((rows, n))
+    kept = keys < np.sort(keys, axis=1)[np.arange(rows), np.minimum(size, n) - 1][:, None] + 1e-12
+    work = masked_rows_work(p, ~kept, samples / rows)
+    work.cheaper = _fewer_samples(samples)
+    return work
+
+
+def lime_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`lime`: ``n_samples`` masks dropping about half the features.
+    Returns: the engine's :class:`Work`."""
+    samples = int(p.options["n_samples"])
+    work = masked_rows_work(p, *random_halves(p, samples))
+    work.cheaper = _fewer_samples(samples)
+    return work
+
+
+def _sampling_method(
+    name: str, algorithm: str, *, per_token: bool, n_samples: int, plan: CostPlan, cost: str, note: str
+) -> MethodFn:
+    """Register captum's ``algorithm`` (a class in ``captum.attr``) as method ``name`` on our engine.
+
+    Args:
+        per_token: captum answers all m target tokens at once (``ShapleyValueSampling`` takes a
+            multi-output forward); otherwise one surrogate fit per target token and one for the
+            whole target (the result's ``seq_attr``).
+        n_samples: the default number of samples (permutations for Shapley).
 
     Returns:
-        (token_attr (m, n), info); equals captum ``LLMAttribution(ShapleyValueSampling)`` with
+        the method: ``(lm, inp, *, baseline, progress, n_samples, seed, batch_tokens)`` ->
+        (token_attr (m, n), info); equal to captum ``LLMAttribution(algorithm)`` with
         ``forward_in_tokens=False`` run from ``torch.manual_seed(seed)``.
-
-    Example:
-        >>> attr, info = shapley(lm, inp, baseline=0, progress=False, n_samples=5)  # doctest: +SKIP
     """
-    from captum.attr import ShapleyValueSampling
 
-    return _run(lm, inp, ShapleyValueSampling, "shapley", baseline=baseline, progress=progress,
-                n_samples=n_samples, seed=seed, batch_tokens=batch_tokens, per_token=True)
+    def method(lm: LanguageModel, inp: AttributionInput, *, baseline: int, progress: bool, n_samples: int,
+               seed: int, batch_tokens: int) -> tuple[np.ndarray, dict[str, Any]]:
+        import captum.attr
+
+        return _run(lm, inp, getattr(captum.attr, algorithm), baseline=baseline, progress=progress,
+                    n_samples=n_samples, seed=seed, batch_tokens=batch_tokens, per_token=per_token)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"captum ``{algorithm}`` on the prefix-tree engine; see :func:`_sampling_method`."
+    return register(
+        name, family="perturbation", cost=cost, plan=plan, shown=("n_samples", "seed"), check=_check,
+        note=note + " Seeded (seed=0), n_samples=; captum's algorithm on our prefix-tree batched forward.",
+        defaults={"n_samples": n_samples, "seed": 0, "batch_tokens": 4096},
+    )(method)
 
 
-@register(
-    "kernelshap",
-    family="perturbation",
+shapley = _sampling_method(
+    "shapley", "ShapleyValueSampling", per_token=True, n_samples=5, plan=shapley_plan,
+    cost="n_samples x n sequences (default 5 permutations), batched",
+    note="Shapley value sampling (random permutations); unbiased, noisy with few samples.",
+)
+kernelshap = _sampling_method(
+    "kernelshap", "KernelShap", per_token=False, n_samples=200, plan=kernelshap_plan,
     cost="n_samples sequences (default 200), batched; one linear fit per target token",
-    note=_note("Kernel SHAP: a weighted linear surrogate; good with few features (segments)."),
+    note="Kernel SHAP: a weighted linear surrogate; good with few features (segments).",
 )
-def kernelshap(
-    lm: LanguageModel,
-    inp: AttributionInput,
-    *,
-    baseline: int,
-    progress: bool,
-    n_samples: int | None = None,
-    seed: int = 0,
-    batch_tokens: int = 4096,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """captum ``KernelShap`` fitted to each target token's log-prob on the same samples.
-
-    Returns:
-        (token_attr (m, n), info); ``info["seq_attr"]`` (the result's ``seq_attr``) is captum ``LLMAttribution(KernelShap)``'s
-        sequence-level vector (equal to ``token_attr.sum(0)`` up to rounding).
-
-    Example:
-        >>> attr, info = kernelshap(lm, inp, baseline=0, progress=False, n_samples=100)  # doctest: +SKIP
-    """
-    from captum.attr import KernelShap
-
-    return _run(lm, inp, KernelShap, "kernelshap", baseline=baseline, progress=progress,
-                n_samples=n_samples, seed=seed, batch_tokens=batch_tokens, per_token=False)
-
-
-@register(
-    "lime",
-    family="perturbation",
+lime = _sampling_method(
+    "lime", "Lime", per_token=False, n_samples=200, plan=lime_plan,
     cost="n_samples sequences (default 200), batched; one Lasso fit per target token",
-    note=_note("LIME: a sparse (Lasso) local surrogate; a quick ranking, not additive."),
+    note="LIME: a sparse (Lasso) local surrogate; a quick ranking, not additive.",
 )
-def lime(
-    lm: LanguageModel,
-    inp: AttributionInput,
-    *,
-    baseline: int,
-    progress: bool,
-    n_samples: int | None = None,
-    seed: int = 0,
-    batch_tokens: int = 4096,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """captum ``Lime`` (Lasso, alpha 0.01, cosine kernel) fitted per target token on shared samples.
-
-    Returns:
-        (token_attr (m, n), info); ``info["seq_attr"]`` (the result's ``seq_attr``) is captum ``LLMAttribution(Lime)``'s
-        sequence-level vector (the Lasso fit of the total log-prob).
-
-    Example:
-        >>> attr, info = lime(lm, inp, baseline=0, progress=False, n_samples=100)  # doctest: +SKIP
-    """
-    from captum.attr import Lime
-
-    return _run(lm, inp, Lime, "lime", baseline=baseline, progress=progress,
-                n_samples=n_samples, seed=seed, batch_tokens=batch_tokens, per_token=False)

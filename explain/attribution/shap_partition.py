@@ -18,15 +18,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from explain.attribution.batched_forward import BatchedForward, as_numpy
+from explain.attribution.cost import masked_rows_work, random_halves
 from explain.attribution.inputs import AttributionInput
-from explain.attribution.registry import register
-from explain.errors import ExplainError
+from explain.attribution.registry import PlanInput, Work, check_int, register
 from explain.model import LanguageModel
 
 
@@ -67,12 +67,30 @@ class FeatureMasker:
         return np.asarray(mask, dtype=bool).reshape(1, -1).copy()
 
 
+def shap_plan(p: PlanInput) -> Work:
+    """The cost plan of :func:`shap_partition`: ``max_evals`` masks (shap's coalitions of groups
+    drop about half the features). Returns: the engine's :class:`Work`."""
+    evals = int(p.options["max_evals"])
+    work = masked_rows_work(p, *random_halves(p, evals))
+    work.cheaper = f"fewer evaluations (max_evals={max(3, evals // 4)})"
+    return work
+
+
+def _check(options: Mapping[str, Any]) -> None:
+    check_int(options, "max_evals", minimum=3)
+    check_int(options, "batch_size")
+    check_int(options, "batch_tokens")
+
+
 @register(
     "shap",
     family="perturbation",
     cost="max_evals sequences (default 500), batched",
     note="shap Partition explainer (Owen values over a contiguous hierarchy); "
     "good for long prompts at a fixed budget.",
+    plan=shap_plan,
+    shown=("max_evals",),
+    check=_check,
 )
 def shap_partition(
     lm: LanguageModel,
@@ -98,9 +116,6 @@ def shap_partition(
     """
     import shap
 
-    for name, value, low in (("max_evals", max_evals, 3), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ExplainError(f"{name} must be an integer >= {low}, got {value!r}")
     fwd = BatchedForward(lm, inp, baseline=baseline, batch_tokens=batch_tokens)
     evaluated = 0
 
