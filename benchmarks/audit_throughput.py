@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         report_table("Capacity model: hours for 1M records (signals with context)",
               ["workers K", "hours, ideal scaling", "hours at measured efficiency"], ks,
               notes=(f"{per_record:.2f} s per record measured here for one worker; parallel efficiency {eff:.2f} "
-                     f"measured with processes x {args.workers} in the same run.")),
+                     f"measured with processes x {args.workers} in the same run, start-up included (a model load "
+                     f"per worker), which weighs most when --n is small ({len(recs)} records here): for long runs "
+                     "the efficiency column is pessimistic, the ideal column optimistic.")),
     ]
     write_report(args.json, None, tables, machine=(f"{os.cpu_count()}-core CPU, 1-min load average {load_before:.1f} "
                                                    f"at the start and {load_after:.1f} at the end, 1 torch thread "
