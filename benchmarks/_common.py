@@ -93,3 +93,77 @@ def write_json(path: str | None, payload: Any) -> None:
     if path:
         Path(path).write_text(json.dumps(payload, indent=2, default=float))
         print(f"wrote {path}")
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def default_json(name: str) -> str:
+    """Where a benchmark writes its JSON unless ``--json`` says otherwise.
+
+    >>> default_json("faithfulness").endswith("benchmarks/results/faithfulness.json")
+    True
+    """
+    return str(RESULTS / f"{name}.json")
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], notes: str | None = None) -> dict:
+    """One table of a report (the shape the docs' benchmark pages render).
+
+    >>> table("t", ["a"], [[1]])
+    {'title': 't', 'columns': ['a'], 'rows': [[1]]}
+    """
+    out: dict[str, Any] = {"title": title, "columns": list(columns), "rows": [list(r) for r in rows]}
+    if notes:
+        out["notes"] = notes
+    return out
+
+
+def machine_line(threads: int | None = None) -> str:
+    """The machine a run used: CPU count, load averages now (1/5/15 min), torch threads.
+
+    >>> "CPU" in machine_line(1)
+    True
+    """
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    threads = torch.get_num_threads() if threads is None else threads
+    return (f"{os.cpu_count()}-core CPU, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) "
+            f"at the end of the run, {threads} torch thread{'s' if threads != 1 else ''}")
+
+
+def write_report(path: str | None, command: str | None, tables: Sequence[dict], machine: str | None = None,
+                 **extra: Any) -> dict:
+    """Write a benchmark's tables as the JSON the docs' benchmark pages are generated from.
+
+    ``command`` defaults to the command line that ran (``python`` + ``sys.argv``), ``machine`` to
+    :func:`machine_line`; ``extra`` keys (raw figures) are kept beside the tables.
+
+    Returns:
+        the payload written (nothing is written when ``path`` is empty).
+
+    >>> import tempfile, json
+    >>> p = Path(tempfile.mkdtemp()) / "r.json"
+    >>> _ = write_report(str(p), "python x.py", [table("t", ["a"], [[1.5]])], machine="test box")  # doctest: +ELLIPSIS
+    wrote ...
+    >>> json.loads(p.read_text())["tables"][0]["rows"]
+    [[1.5]]
+    """
+    if command is None:
+        command = "python " + " ".join(sys.argv)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    payload = {"command": command, "machine": machine or machine_line(), "load_average": load,
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "tables": list(tables), **extra}
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(payload, indent=1, default=_jsonable) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
+    return payload
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays as plain JSON values."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

@@ -15,7 +15,9 @@ each row times one way of computing an attribution and gives its max |difference
 
 Usage:
     python benchmarks/attribution_speed.py --quick
-    python benchmarks/attribution_speed.py --lengths 32 64 128 --target-len 16 --out speed.json
+    python benchmarks/attribution_speed.py --lengths 32 64 128 --target-len 16 --json speed.json
+    python benchmarks/attribution_speed.py --lengths 32 64 --methods ablation shapley --sampling-max-n 32 \
+        --captum-default-max-n 0 --threads 1      # benchmarks/results/attribution_speed.json
     python benchmarks/attribution_speed.py --lengths 32 64 --threads 1 \
         --methods shapley kernelshap lime integrated_gradients       # the sampling and IG rows
 """
@@ -31,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import load_model, markdown_table, prompt_of_length, write_json
+from _common import default_json, load_model, machine_line, markdown_table, prompt_of_length, table, write_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference import leave_one_out  # noqa: E402  the tests' brute force: plain forwards, no library code
@@ -140,6 +142,8 @@ def bench_length(lm: Any, n: int, m: int, methods: list[str], opts: dict, args: 
               flush=True)
 
     for method in methods:
+        if method in ("shapley", "kernelshap", "lime") and args.sampling_max_n and inp.n > args.sampling_max_n:
+            continue
         kw = opts.get(method, {})
         ours, t_ours = timed(lambda: attribute(lm, prompt, target, method=method, baseline=0, progress=False, **kw))
         if method == "ablation":
@@ -221,7 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--captum-default-max-n", type=int, default=64,
                         help="skip captum's slow default FeatureAblation path above this prompt length")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--out", help="write the rows as JSON here")
+    parser.add_argument("--sampling-max-n", type=int, default=0,
+                        help="skip shapley / kernelshap / lime above this prompt length (0: never skip)")
+    parser.add_argument("--json", "--out", dest="json", default=default_json("attribution_speed"),
+                        help="write the tables as JSON here (default: %(default)s; '' to skip)")
     parser.add_argument("--plan-only", action="store_true",
                         help="print the prefix tree's position counts for the sampling methods (no model)")
     args = parser.parse_args(argv)
@@ -241,11 +248,23 @@ def main(argv: list[str] | None = None) -> None:
         rows += bench_length(lm, n, args.target_len, list(args.methods), settings(args.quick), args)
     header = ["n", "m", "method", "implementation", "wall s", "CPU s", "CPU time / ours", "max abs diff", "vs",
               "fwd passes", "positions"]
-    table = [[r["n"], r["m"], r["method"], r["impl"], r["seconds"], r["cpu_seconds"], r["speedup_of_ours"],
+    cells = [[r["n"], r["m"], r["method"], r["impl"], r["seconds"], r["cpu_seconds"], r["speedup_of_ours"],
               r["max_abs_diff"], r["reference"], r["forward_passes"], r["token_positions"]] for r in rows]
     print()
-    print(markdown_table(header, table))
-    write_json(args.out, rows)
+    print(markdown_table(header, cells))
+    tables = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        ref = next(r["reference"] for r in rows if r["method"] == method)
+        ns = dict.fromkeys(r["n"] for r in rows if r["method"] == method)
+        options = settings(args.quick).get(method)
+        tables.append(table(
+            f"{method}: {args.target_len}-token target, prompts of {', '.join(map(str, ns))} tokens",
+            header[:2] + header[3:8] + header[9:],
+            [c[:2] + c[3:8] + c[9:] for c, r in zip(cells, rows) if r["method"] == method],
+            notes=(f"Max abs diff against {ref or 'nothing'}. 'CPU time / ours' = this row's process CPU seconds "
+                   f"over ours at the same n (above 1: ours is faster); CPU seconds move less than wall seconds "
+                   f"on a shared machine." + (f" Options: {options}." if options else ""))))
+    write_report(args.json, None, tables, machine=machine_line(torch.get_num_threads()), rows=rows)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,14 @@
 Numbers are measured, never asserted; nothing is tuned to these data.
 
 Example:
-    python benchmarks/causal_bench.py --quick --out causal_bench.json
+    python benchmarks/causal_bench.py --quick --json causal_bench.json
+    python benchmarks/causal_bench.py --skip networks,checking --threads 1   # benchmarks/results/causal_bench.json
     python benchmarks/causal_bench.py --pairs 108 --graphs asia,sachs,child --llm ollama:llama3.1
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -36,6 +36,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import default_json, machine_line, write_report  # noqa: E402
+from _common import table as report_table  # noqa: E402
 
 PUBLISHED = {"GPT-4 (Kıcıman et al. 2023)": 96.3, "GPT-3.5 (Kıcıman et al. 2023)": 88.9}
 
@@ -332,10 +335,11 @@ def bench_checking(n_rows: int, seed: int, kernel_tests: int) -> dict:
 
 
 # --------------------------------------------------------------------------- main
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  python benchmarks/causal_bench.py --quick --out causal_bench.json",
+        epilog="example:\n  python benchmarks/causal_bench.py --quick --json causal_bench.json",
     )
     p.add_argument("--llm", default=None, help="backend spec (default: embedded SmolLM2-135M)")
     p.add_argument("--pairs", type=int, default=None, help="Tübingen pairs to ask (default: all 106)")
@@ -347,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="30 pairs, asia only, 5 kernel tests")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="write the results as JSON here")
+    p.add_argument("--json", "--out", dest="json", default=default_json("causal_bench"),
+                   help="write the tables as JSON here (default: %(default)s; '' to skip)")
     args = p.parse_args(argv)
     if args.quick:
         args.pairs, args.graphs, args.kernel_tests = 30, "asia", 5
@@ -365,7 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     if not ({"tuebingen", "networks"} <= skip):
         llm = get_backend(args.llm)
         results["llm"] = backend_label(llm)
-    md = []
+    md: list[str] = []
+    tables: list[dict] = []
+
+    def add(title: str, headers: list[str], rows: list[list], notes: str | None = None) -> None:
+        md.append(f"### {title}\n\n" + _table(headers, rows))
+        tables.append(report_table(title, headers, rows, notes))
+
     if "tuebingen" not in skip:
         print("Tübingen ...", file=sys.stderr)
         t = bench_tuebingen(llm, args.pairs, args.threshold)
@@ -374,58 +385,68 @@ def main(argv: list[str] | None = None) -> int:
                  f"{100 * t['accuracy']:.1f} [{100 * t['ci_low']:.0f}, {100 * t['ci_high']:.0f}]",
                  f"{t['source']}, {t['seconds']:.1f} s"]]
         rows += [[k, 108, _fmt(v, 1), "n/a", "published"] for k, v in PUBLISHED.items()]
-        md.append(f"### Tübingen pairs (names only; answering A always scores {100 * t['always_R_baseline']:.1f}% "
-                  "asked once, 50% position-balanced)\n\n"
-                  + _table(["judge", "pairs", "asked once %", "position-balanced % [95% CI]", "figure"], rows))
+        add(f"Tübingen pairs (names only; answering A always scores {100 * t['always_R_baseline']:.1f}% "
+            "asked once, 50% position-balanced)",
+            ["judge", "pairs", "asked once %", "position-balanced % [95% CI]", "figure"], rows,
+            "Our row is measured by this run (or is the shipped figure when its source says so); the GPT rows "
+            "are the published figures, not run here.")
         te = t["test"]
-        md.append(f"### Abstention on unseen pairs (judge measured on the {t['dev']['pairs']} even-indexed pairs: "
-                  f"{100 * t['dev']['accuracy']:.0f}%, lower bound {100 * t['dev']['ci_low']:.0f}%; commit rule "
-                  f"calibrated P >= {args.threshold} applied to the {te['test_pairs']} odd-indexed pairs)\n\n"
-                  + _table(["judge", "committed pairs", "share committed", "committed right", "every arrow right (no abstention)"],
-                           [[t["llm"], te["committed"], _fmt(te["committed_share"]), _fmt(te["committed_accuracy"]),
-                             _fmt(te["all_arrows_accuracy"])]]))
+        add(f"Abstention on unseen pairs (judge measured on the {t['dev']['pairs']} even-indexed pairs: "
+            f"{100 * t['dev']['accuracy']:.0f}%, lower bound {100 * t['dev']['ci_low']:.0f}%; commit rule "
+            f"calibrated P >= {args.threshold} applied to the {te['test_pairs']} odd-indexed pairs)",
+            ["judge", "committed pairs", "share committed", "committed right", "every arrow right (no abstention)"],
+            [[t["llm"], te["committed"], _fmt(te["committed_share"]), _fmt(te["committed_accuracy"]),
+              _fmt(te["all_arrows_accuracy"])]])
         sims = bench_simulated_judges(args.threshold, args.seed)
         results["simulated_judges"] = sims
-        md.append("### The same rule with simulated judges of known accuracy q (real truths, seeded coin)\n\n"
-                  + _table(["q", "dev accuracy [lower bound]", "committed (of test)", "share committed",
-                            "committed right", "every arrow right"],
-                           [[r["q"], f"{r['dev_accuracy']:.2f} [{r['dev_ci_low']:.2f}]", r["committed"],
-                             _fmt(r["committed_share"]), _fmt(r["committed_accuracy"]), _fmt(r["all_arrows_accuracy"])]
-                            for r in sims]))
+        add("The same rule with simulated judges of known accuracy q (real truths, seeded coin)",
+            ["q", "dev accuracy [lower bound]", "committed (of test)", "share committed", "committed right",
+             "every arrow right"],
+            [[r["q"], f"{r['dev_accuracy']:.2f} [{r['dev_ci_low']:.2f}]", r["committed"], _fmt(r["committed_share"]),
+              _fmt(r["committed_accuracy"]), _fmt(r["all_arrows_accuracy"])] for r in sims],
+            f"Seed {args.seed}. A judge right with probability q is simulated on the real pairs' truths; the "
+            "commit rule is the proposal's, calibrated on the even-indexed pairs only.")
     if "networks" not in skip and args.graphs:
         print("networks ...", file=sys.stderr)
         nets = bench_networks(llm, [g for g in args.graphs.split(",") if g], args.rows, args.seed,
                               llm_only="llm-only" not in skip)
         results["networks"] = nets
-        md.append(f"### bnlearn networks (n={args.rows} simulated rows; data-only methods orient what the data "
-                  "leave open by column order; hybrids draw only committed arrows)\n\n" + _table(
+        add(f"bnlearn networks (n={args.rows} simulated rows; data-only methods orient what the data "
+            "leave open by column order; hybrids draw only committed arrows)",
             ["network", "nodes/edges", "method", "SHD", "F1", "skeleton F1", "undecided", "LLM queries", "s"],
             [[r["network"], f"{r['nodes']}/{r['true_edges']}", r["method"], int(r["shd"]), _fmt(r["f1"]),
               _fmt(r["skeleton_f1"]), r["undecided"], r["queries"], _fmt(r["seconds"], 1)]
-             for r in nets]))
+             for r in nets])
     if "checking" not in skip:
         print("checking ...", file=sys.stderr)
         c = bench_checking(2000, args.seed, args.kernel_tests)
         results["checking"] = c
-        md.append("### Graph checking, ecoli70 (46 nodes, 70 edges), n=2000\n\n" + _table(
+        add("Graph checking, ecoli70 (46 nodes, 70 edges), n=2000",
             ["graph", "DoWhy verdict: falsified", "our report: wrong", "violation rate", "LMC tests",
              "unsupported edges", "untestable directions", "s"],
             [[r["graph"], r["dowhy_verdict_falsified"], r["our_report_flags_wrong"], _fmt(r["violation_rate"], 3),
               r["n_tests"], r["unsupported_edges"], r["untestable_edges"], _fmt(r["seconds"], 1)]
-             for r in c["variants"]]))
+             for r in c["variants"]])
         s = c["speed"]
-        md.append(_table(
+        add("Graph checking speed: ours vs DoWhy's default kernel test",
             ["falsify_graph run (true graph, 20 permutations)", "CI tests", "seconds"],
             [["ours (Fisher-z on a precomputed correlation matrix)", s["ci_tests_per_falsify_run"],
               _fmt(s["ours_falsify_seconds"], 1)],
              [f"DoWhy default kernel test (estimated: {s['kernel_seconds_per_test']:.2f} s/test x tests; "
               f"{s['kernel_tests_timed']} tests timed)", s["ci_tests_per_falsify_run"],
               _fmt(s["dowhy_default_estimated_seconds"], 0)],
-             ["speed-up", "", f"{s['speedup']:.0f}x"]]))
+             ["speed-up", "", f"{s['speedup']:.0f}x"]])
     text = "\n\n".join(md)
     print(text)
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    skipped = sorted(skip | ({"networks"} if not args.graphs else set()))
+    if skipped and tables:
+        why = {"networks": "networks (the LLM-only proposal asks the model about every pair of variables: over "
+                           "10 minutes for asia, sachs and child with the embedded model on a busy 2-core machine)",
+               "llm-only": "the networks' LLM-only rows (one question per pair of variables)",
+               "checking": "checking (graph checking on ecoli70 with DoWhy's kernel test for comparison)"}
+        tables[-1]["notes"] = (tables[-1].get("notes", "") + " Sections skipped in this run (see the command): "
+                               + "; ".join(why.get(k, k) for k in skipped) + ".").strip()
+    write_report(args.json, None, tables, machine=machine_line(), results=results)
     return 0
 
 

@@ -14,7 +14,8 @@ yardstick for both baselines).
 
 Usage:
     python benchmarks/faithfulness.py --n-prompts 30
-    python benchmarks/faithfulness.py --methods ablation attention --n-prompts 10 --out faith.json
+    python benchmarks/faithfulness.py --methods ablation attention --n-prompts 10 --json faith.json
+    python benchmarks/faithfulness.py --n-prompts 8 --threads 1   # benchmarks/results/faithfulness.json
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import load_model, markdown_table, write_json
+from _common import default_json, load_model, machine_line, markdown_table, table, write_report
 
 PROMPTS = [
     "The capital of France is",
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--baselines", nargs="+", default=["default", "0"],
                         help="'default' (per-tokenizer neutral token) and/or token ids")
-    parser.add_argument("--out", help="write per-method results as JSON here")
+    parser.add_argument("--json", "--out", dest="json", default=default_json("faithfulness"),
+                        help="write the tables as JSON here (default: %(default)s; '' to skip)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     from explain.attribution import default_baseline
@@ -152,7 +154,20 @@ def main(argv: list[str] | None = None) -> None:
               *[f"remove @{int(f * 100)}%" for f in FRACTIONS], "s / prompt", "fwd passes"]
     print()
     print(markdown_table(header, rows))
-    write_json(args.out, payload)
+    tables = []
+    for b, bid in baselines.items():
+        label = f"{b} (id {bid})"
+        floor = payload[f"random|{b}"]["aopc_remove"]
+        tables.append(table(
+            f"AOPC per method, baseline {label}: {len(inputs)} prompts, greedy {args.target_len}-token targets",
+            ["method", "AOPC replace (nats)", "AOPC remove (nats)", "AOPC remove / random",
+             *header[4:]],
+            [[r[0], r[2], r[3], r[3] / floor if floor else None, *r[4:]] for r in rows if r[1] == label],
+            notes=("AOPC = mean drop of the target's log-probability when the top 10-50% of prompt tokens are "
+                   "overwritten by the baseline (replace) or removed (remove); higher is more faithful. 'random' "
+                   "is the floor (mean of 3 seeded random orders). Seconds are wall time on a shared machine.")))
+    write_report(args.json, None, tables, machine=machine_line(torch.get_num_threads()), default_baseline_rule=rule,
+                 results=payload)
 
 
 if __name__ == "__main__":
