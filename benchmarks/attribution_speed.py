@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from _common import default_json, load_model, machine_line, markdown_table, prompt_of_length, table, write_report
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 from reference import leave_one_out  # noqa: E402  the tests' brute force: plain forwards, no library code
 
 METHODS = ("ablation", "shapley", "kernelshap", "lime", "integrated_gradients", "input_x_gradient",

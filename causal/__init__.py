@@ -1,6 +1,6 @@
 """LLM-proposed causal graphs, always acyclic, checked against data with DoWhy.
 
-Example:
+Examples:
     >>> from causal import propose_graph, check_graph          # doctest: +SKIP
     >>> g = propose_graph(["smoking", "tar deposits", "lung cancer"])   # doctest: +SKIP
     >>> print(check_graph(g.graph, df).summary())                       # doctest: +SKIP

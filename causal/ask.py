@@ -6,7 +6,7 @@
 - :class:`Asker`: asks a pair in both orders and averages, so the answer depends neither on which
   variable is named first nor on a model's preference for the letter A.
 
-Example:
+Examples:
     >>> from causal.llm import ReplayBackend
     >>> llm = ReplayBackend({pair_prompt("a", "b"): [0.9, 0.1], pair_prompt("b", "a"): [0.3, 0.7]})
     >>> Asker(llm, None).pair("a", "b").round(2).tolist()
@@ -39,7 +39,7 @@ def pair_prompt(x: str, y: str, descriptions: Mapping[str, str] | None = None, n
     Returns:
         the prompt text.
 
-    Example:
+    Examples:
         >>> print(pair_prompt("altitude", "temperature"))
         Which cause-and-effect relationship is more likely?
         A. changing altitude causes a change in temperature.
@@ -83,7 +83,7 @@ def parents_prompt(
 class Asker:
     """Counts questions and remembers pair answers within one proposal.
 
-    Example:
+    Examples:
         >>> from causal.llm import ReplayBackend
         >>> a = Asker(ReplayBackend({pair_prompt("x", "y"): "A", pair_prompt("y", "x"): "B"}), None)
         >>> a.pair("y", "x").tolist(), a.first_order("x", "y"), a.queries

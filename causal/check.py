@@ -25,7 +25,7 @@ does not decide the verdict. The result also holds the violation rate, per-node 
 the data do not support, edges whose direction no independence test can see (Markov
 equivalence), and suggested edge changes that name a direction only where the data can tell it.
 
-Example:
+Examples:
     >>> rng = np.random.default_rng(0); x = rng.normal(size=500); y = x + rng.normal(size=500)
     >>> df = pd.DataFrame({"x": x, "y": y, "z": y + rng.normal(size=500)})
     >>> chk = check_graph(nx.DiGraph([("x", "y"), ("y", "z")]), df, permutation_test=False)
@@ -95,7 +95,7 @@ class GraphCheck(Result):
         test: the independence test that produced the p-values.
         nodes, edges: the graph that was checked (so the result can draw itself).
 
-    Example:
+    Examples:
         >>> chk = GraphCheck(falsified=False, dowhy_falsified=None, falsifiable=None, violation_rate=0.0,
         ...                  n_tests=1, n_violations=0, alpha=0.05, excess_p_value=1.0,
         ...                  permutation_p_value=None, strong_violations=0, nodes=["a", "b", "c"],
@@ -344,7 +344,7 @@ def holm_adjust(p_values: Mapping[Any, float]) -> dict[Any, float]:
     Returns:
         ``{key: adjusted p}``.
 
-    Example:
+    Examples:
         >>> holm_adjust({"a": 0.01, "b": 0.04, "c": 0.03})
         {'a': 0.03, 'c': 0.06, 'b': 0.06}
     """
@@ -458,7 +458,7 @@ def check_graph(
     Returns:
         a :class:`GraphCheck`; ``.verdict`` says in one sentence which test decided.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(1); x = rng.normal(size=400); y = x + rng.normal(size=400)
         >>> df = pd.DataFrame({"x": x, "y": y, "z": y + rng.normal(size=400)})
         >>> check_graph(nx.DiGraph([("x", "y"), ("x", "z")]), df).falsified   # z depends on y

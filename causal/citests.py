@@ -14,7 +14,7 @@
 All tests take numpy arrays ``x (n,)``, ``y (n,) or (n, k)``, ``z (n, m) or None`` and return a
 p-value, which is the signature DoWhy's ``falsify_graph`` expects.
 
-Example:
+Examples:
     >>> rng = np.random.default_rng(0); x = rng.normal(size=500); y = x + rng.normal(size=500)
     >>> fisher_z(x, y) < 1e-6, fisher_z(x, rng.normal(size=500)) > 0.01
     (True, True)
@@ -48,7 +48,7 @@ def fisher_z(x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> float
     Returns:
         the p-value (small = dependent).
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(1); z = rng.normal(size=400)
         >>> x, y = z + rng.normal(size=400), z + rng.normal(size=400)
         >>> fisher_z(x, y) < 0.01, fisher_z(x, y, z) > 0.01
@@ -97,7 +97,7 @@ def chi2(x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> float:
     Returns:
         the p-value; 1.0 when no stratum has two levels of both x and y.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0); x = rng.integers(0, 2, 1000)
         >>> chi2(x, x ^ (rng.random(1000) < 0.1)) < 1e-6, chi2(x, rng.integers(0, 3, 1000)) > 0.01
         (True, True)
@@ -139,7 +139,7 @@ def max_levels(n_rows: int) -> int:
     Returns:
         ``max(2, min(10, n_rows // 2))``.
 
-    Example:
+    Examples:
         >>> max_levels(1000), max_levels(6)
         (10, 3)
     """
@@ -153,7 +153,7 @@ def is_categorical(values: Any) -> bool:
     Returns:
         whether the column is categorical.
 
-    Example:
+    Examples:
         >>> is_categorical(np.array(["low", "high"] * 5)), is_categorical(np.arange(100) / 7)
         (True, False)
     """
@@ -169,7 +169,7 @@ def column_kinds(data: pd.DataFrame) -> dict[str, str]:
     Returns:
         ``{column: kind}``.
 
-    Example:
+    Examples:
         >>> column_kinds(pd.DataFrame({"t": ["lo", "hi"] * 50, "x": np.arange(100.0)}))
         {'t': 'categorical', 'x': 'continuous'}
     """
@@ -183,7 +183,7 @@ def choose_test(data: pd.DataFrame) -> str:
     Returns:
         the test name.
 
-    Example:
+    Examples:
         >>> choose_test(pd.DataFrame({"t": ["lo", "hi"] * 50, "x": np.arange(100.0)}))
         'mixed'
     """
@@ -261,7 +261,7 @@ class Mixed:
     indices, so the column kinds come from the whole table; other arrays are classified with
     :func:`is_categorical`.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0); s = rng.normal(size=600)
         >>> t = np.where(s + rng.normal(size=600) > 0, "high", "low")
         >>> c = (t == "high") + rng.normal(size=600)
@@ -320,7 +320,7 @@ def mixed(x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> float:
     Returns:
         the p-value.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0); a = rng.normal(size=300)
         >>> mixed(np.where(a > 0, "hi", "lo"), a + rng.normal(size=300)) < 1e-3
         True
@@ -378,7 +378,7 @@ def skeleton(
         separating sets ``{frozenset({a, b}): (s, ...)}``, collider edges ``{(a, k), ...}``
         oriented by the data).
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0); a, b = rng.normal(size=(2, 500))
         >>> df = pd.DataFrame({"a": a, "b": b, "c": a + b + rng.normal(size=500)})
         >>> g, sep, coll = skeleton(df)
@@ -477,7 +477,7 @@ class FastFrame:
     Fisher-z test itself; this frame answers from a numpy array and tags the arrays with their
     column indices, so :class:`FisherZ` can use a precomputed correlation matrix.
 
-    Example:
+    Examples:
         >>> f = FastFrame(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 5.0]}))
         >>> f["b"].values.cols, "a" in f.columns
         ((1,), True)
@@ -511,7 +511,7 @@ class FisherZ:
     sub-matrix of the precomputed correlation matrix (microseconds per test); arrays that do not
     come from :class:`FastFrame` fall back to :func:`fisher_z`.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0); df = pd.DataFrame(rng.normal(size=(300, 3)), columns=list("abc"))
         >>> t = FisherZ(df); f = t.frame
         >>> abs(t(f["a"].values, f["b"].values, f["c"].values) - fisher_z(df.a, df.b, df.c)) < 1e-8

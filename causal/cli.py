@@ -4,7 +4,7 @@ The top-level ``whylm`` parser calls :func:`add_parser`; each handler takes the 
 and returns an exit code. Errors are :class:`causal.errors.CausalError` (a ``ValueError``), which
 the top level prints as ``error: <message>``.
 
-Example:
+Examples:
     >>> import argparse
     >>> p = argparse.ArgumentParser(prog="whylm"); sub = p.add_subparsers(dest="command")
     >>> add_parser(sub)
@@ -186,7 +186,7 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     Returns:
         None.
 
-    Example:
+    Examples:
         >>> p = argparse.ArgumentParser(); add_llm_arguments(p)
         >>> a = p.parse_args(["--llm-url", "http://127.0.0.1:9/v1", "--llm-model", "m"])
         >>> a.llm_url, a.llm_model, a.llm
@@ -209,7 +209,7 @@ def llm_from_args(args: argparse.Namespace) -> Any:
     Returns:
         a backend, or None.
 
-    Example:
+    Examples:
         >>> ns = argparse.Namespace(llm=None, llm_url="http://127.0.0.1:9/v1", llm_model="m:7b",
         ...                         api_key_env=None)
         >>> llm_from_args(ns).model

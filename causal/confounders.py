@@ -9,7 +9,7 @@ directions are calibrated by the judge's measured accuracy (:meth:`causal.judge.
 confidently places after the treatment is named as a mediator or collider (adjusting for it would
 bias the estimate).
 
-Example:
+Examples:
     >>> from causal.ask import pair_prompt
     >>> from causal.llm import ReplayBackend
     >>> causes = lambda x, y: {pair_prompt(x, y, none_option=True): "A", pair_prompt(y, x, none_option=True): "B"}
@@ -143,7 +143,7 @@ def abstention_reason(judge: JudgeResult | None) -> str:
     Returns:
         one sentence: the judge's figure when it is at chance, else "".
 
-    Example:
+    Examples:
         >>> abstention_reason(JudgeResult(llm="x", accuracy=0.53, ci_low=0.43, ci_high=0.62, n=106))[:40]
         'the judge is at chance (this model orien'
     """
@@ -197,7 +197,7 @@ def confounder_cost(n_candidates: int, llm: Any = None, judge_questions: int = 0
     Returns:
         a :class:`explain.budget.Cost` (``passes`` counts questions).
 
-    Example:
+    Examples:
         >>> from causal.llm import ReplayBackend
         >>> confounder_cost(5, ReplayBackend({})).passes
         20
@@ -240,7 +240,7 @@ def suggest_confounders(
         a :class:`ConfounderSuggestions`: ``.confounders`` (empty, with ``.reason``, when the judge
         is at chance), ``.undecided``, ``.others`` and ``.judge``.
 
-    Example:
+    Examples:
         >>> s = suggest_confounders("smoking", "lung cancer", ["genes", "age"])   # doctest: +SKIP
         >>> s.confounders, s.reason                                              # doctest: +SKIP
         ([], 'the judge is at chance (this model orients 53% [43, 62] ...)')

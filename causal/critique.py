@@ -7,7 +7,7 @@ the judge's measured accuracy and reports, only where the calibrated probability
 ends of an edge without the graph drawing both arrows (a missing confounder). A judge at chance
 reports nothing and says why.
 
-Example:
+Examples:
     >>> from causal.ask import pair_prompt
     >>> from causal.llm import ReplayBackend
     >>> causes = lambda x, y: {pair_prompt(x, y, none_option=True): "A", pair_prompt(y, x, none_option=True): "B"}
@@ -111,7 +111,7 @@ def critique_cost(n_variables: int, llm: Any = None, judge_questions: int = 0) -
     Returns:
         a :class:`explain.budget.Cost`.
 
-    Example:
+    Examples:
         >>> from causal.llm import ReplayBackend
         >>> critique_cost(4, ReplayBackend({})).passes
         12
@@ -147,7 +147,7 @@ def critique_graph(
     Returns:
         a :class:`GraphCritique` (empty, with ``.reason``, when the judge is at chance).
 
-    Example:
+    Examples:
         >>> critique_graph(nx.DiGraph([("smoking", "lung cancer")])).summary()   # doctest: +SKIP
         'critique of the graph (local:SmolLM2-135M-Instruct, 2 LLM questions):\\n  nothing to report: the judge is at chance (...)'
     """

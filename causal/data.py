@@ -1,6 +1,6 @@
 """Data tables for causal checks: validation, matching graph nodes to columns, reading CSV files.
 
-Example:
+Examples:
     >>> match_columns(["age"], pd.DataFrame({"Age": [1]}))
     Traceback (most recent call last):
     ...
@@ -34,7 +34,7 @@ def validate_data(data: Any, allow_categorical: bool = False, min_rows: int = MI
     Returns:
         the data unchanged.
 
-    Example:
+    Examples:
         >>> validate_data(pd.DataFrame({"a": [1.0, None] * 10}))
         Traceback (most recent call last):
         ...
@@ -78,7 +78,7 @@ def quote(name: Any) -> str:
     Returns:
         the quoted name, always on one line.
 
-    Example:
+    Examples:
         >>> quote("age")
         "'age'"
         >>> print(quote("a\\nb"))
@@ -102,7 +102,7 @@ def match_columns(variables: Sequence[Any], data: pd.DataFrame, what: str = "var
     Returns:
         ``data[variables]`` with string column names, in the order of ``variables``.
 
-    Example:
+    Examples:
         >>> match_columns(["1", "0"], pd.DataFrame([[1, 2]])).columns.tolist()
         ['1', '0']
         >>> match_columns(["age"], pd.DataFrame({"Age": [1]}))

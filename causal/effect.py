@@ -5,7 +5,7 @@ the identification DoWhy found (the adjustment set used, instruments, front-door
 how strong an unobserved confounder would have to be to move the estimate to zero
 (:mod:`causal.sensitivity`).
 
-Example:
+Examples:
     >>> rng = np.random.default_rng(0); x = rng.normal(size=300)
     >>> df = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(size=300)})
     >>> eff = estimate_effect(nx.DiGraph([("x", "y")]), df, treatment="x", outcome="y", refuters=())
@@ -50,7 +50,7 @@ class EffectEstimate(Result):
             :func:`causal.sensitivity.ols_sensitivity`) or ``{"unavailable": reason}``; stated in
             one sentence by :attr:`sensitivity_text` and in :meth:`summary`.
 
-    Example:
+    Examples:
         >>> eff = EffectEstimate(2.0, "x", "y", "backdoor.linear_regression", "", ["z"],
         ...                      {"placebo": {"new_effect": 0.01, "p_value": float("nan"), "passed": True,
         ...                                   "meaning": "the effect should vanish"}})
@@ -161,7 +161,7 @@ def check_treatment(values: pd.Series, name: str) -> None:
     Returns:
         None.
 
-    Example:
+    Examples:
         >>> check_treatment(pd.Series([3.0] * 50), "dose")
         Traceback (most recent call last):
         ...
@@ -213,7 +213,7 @@ def estimate_effect(
         ``.instruments``, ``.frontdoor`` and ``.sensitivity`` (the robustness value of the linear
         regression on the adjustment set, stated in one sentence in ``summary()``).
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0); z = rng.normal(size=500); x = z + rng.normal(size=500)
         >>> df = pd.DataFrame({"z": z, "x": x, "y": 2 * x - z + rng.normal(size=500)})
         >>> eff = estimate_effect(nx.DiGraph([("z", "x"), ("z", "y"), ("x", "y")]), df, "x", "y", simulations=2)

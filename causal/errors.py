@@ -1,6 +1,6 @@
 """Errors raised by :mod:`causal`: one class, one line, naming the problem.
 
-Example:
+Examples:
     >>> raise CausalError("graph has a cycle: a -> b -> a")
     Traceback (most recent call last):
     ...
@@ -27,7 +27,7 @@ def did_you_mean(name: str, options: list[str]) -> str:
     Returns:
         the hint, or "" when there are no options.
 
-    Example:
+    Examples:
         >>> did_you_mean("age", ["Age", "sex"])
         "; did you mean 'Age'?"
     """

@@ -1,7 +1,7 @@
 """Causal graphs as whylm holds them: :class:`ProposedGraph`, DAG enforcement, reading graph files,
 and the edges whose direction the data can see (compelled edges of the Markov equivalence class).
 
-Example:
+Examples:
     >>> g = parse_graph("smoking -> tar\\ntar -> cancer")
     >>> sorted(g.edges)
     [('smoking', 'tar'), ('tar', 'cancer')]
@@ -80,7 +80,7 @@ class ProposedGraph(Result):
     reversed or confirmed by :meth:`with_edges`). (Not ``source``: node-link JSON, ours and
     networkx's, names an edge's endpoints ``source`` and ``target``.)
 
-    Example:
+    Examples:
         >>> g = ProposedGraph(nx.DiGraph([("a", "b")]), undecided=[("b", "c", {"p": 0.5})])
         >>> ProposedGraph.from_json(g.to_json()).to_dict() == g.to_dict()
         True
@@ -200,7 +200,7 @@ class ProposedGraph(Result):
             CausalError: an unknown variable (named), an edge to remove or reverse that is not
                 there, an arrow and its reverse both asked for, or a cycle (named: ``a -> b -> a``).
 
-        Example:
+        Examples:
             >>> g = ProposedGraph(nx.DiGraph([("a", "b")]), undecided=[("b", "c", {"p": 0.5})])
             >>> g2 = g.with_edges(add=["b -> c"], reverse=[("a", "b")])
             >>> sorted(g2.graph.edges(data="origin")), g2.undecided
@@ -269,7 +269,7 @@ class ProposedGraph(Result):
         Returns:
             lines such as ``"  data: smoking - cancer stays undecidable: ..."``.
 
-        Example:
+        Examples:
             >>> g = ProposedGraph(nx.DiGraph(), undecided=[("a", "b", {}), ("b", "c", {})],
             ...     data_orientation=[("a", "b", {"data": "undecidable"}),
             ...                       ("b", "c", {"data": "oriented", "cause": "c", "effect": "b"})])
@@ -352,7 +352,7 @@ def edge_origin(attrs: Mapping[str, Any]) -> str:
         ``attrs["origin"]`` when set; else ``"data"`` when its evidence says the data oriented it,
         ``"judge"`` when an LLM did, ``"user"`` otherwise.
 
-    Example:
+    Examples:
         >>> edge_origin({"evidence": "data: oriented by PC"}), edge_origin({"evidence": "llm pairwise: ..."})
         ('data', 'judge')
     """
@@ -393,7 +393,7 @@ def parse_edge(spec: Any, what: str = "edge") -> tuple[str, str]:
         CausalError: anything else, in one line quoting the spec (``'"x->y" -> z'``, ``"a -> b -> c"``,
             ``"a"``, an empty side).
 
-    Example:
+    Examples:
         >>> parse_edge("smoking ->tar deposits")
         ('smoking', 'tar deposits')
         >>> parse_edge('"x->y" -> z')
@@ -421,7 +421,7 @@ def parse_edges(specs: Any, what: str = "edge") -> list[tuple[str, str]]:
     Returns:
         a list of ``(cause, effect)``.
 
-    Example:
+    Examples:
         >>> parse_edges(["a->b", ("c", "d")]), parse_edges("x -> y"), parse_edges(None)
         ([('a', 'b'), ('c', 'd')], [('x', 'y')], [])
     """
@@ -438,7 +438,7 @@ def cycle_text(graph: nx.DiGraph, through: Sequence[tuple[str, str]] = ()) -> st
     Returns:
         the text, or "" when the graph is acyclic.
 
-    Example:
+    Examples:
         >>> cycle_text(nx.DiGraph([("a", "b"), ("b", "c"), ("c", "a")]), through=[("c", "a")])
         'c -> a -> b -> c'
     """
@@ -462,7 +462,7 @@ def to_dag(edges: Sequence[tuple[str, str, dict]], nodes: Sequence[str]) -> tupl
     Returns:
         (DAG, dropped edges as ``(u, v, attrs)``).
 
-    Example:
+    Examples:
         >>> g, dropped = to_dag([("a", "b", {"confidence": .9}), ("b", "a", {"confidence": .6})], ["a", "b"])
         >>> list(g.edges), [(u, v) for u, v, _ in dropped]
         ([('a', 'b')], [('b', 'a')])
@@ -574,7 +574,7 @@ def compelled_edges(graph: nx.DiGraph) -> set[tuple[str, str]]:
         the set of compelled ``(u, v)`` edges; the others are reversible within the Markov
         equivalence class, so data alone cannot tell their direction.
 
-    Example:
+    Examples:
         >>> sorted(compelled_edges(nx.DiGraph([("a", "c"), ("b", "c"), ("c", "d")])))
         [('a', 'c'), ('b', 'c'), ('c', 'd')]
     """

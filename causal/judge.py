@@ -18,7 +18,7 @@ which"; :func:`evaluate_judge` measures it and its record is a :class:`JudgeResu
 argument and the ``.judge`` field of every causal result hold one); :meth:`JudgeResult.calibrate`
 turns the judge's answer into a calibrated probability; an edge it drew has ``origin="judge"``.
 
-Example:
+Examples:
     >>> j = JudgeResult(llm="fake:coin", accuracy=0.53, ci_low=0.43, ci_high=0.62, n=108)
     >>> j.skill, j.calibrate(0.99)
     (0.0, 0.5)
@@ -156,7 +156,7 @@ def wilson_interval(correct: float, n: int) -> tuple[float, float]:
     Returns:
         (low, high); (0, 1) when ``n`` is 0.
 
-    Example:
+    Examples:
         >>> [round(x, 3) for x in wilson_interval(57, 108)]
         [0.434, 0.619]
     """
@@ -177,7 +177,7 @@ def tuebingen_pairs() -> pd.DataFrame:
     Returns:
         a DataFrame with stripped strings, in the dataset's order.
 
-    Example:
+    Examples:
         >>> df = tuebingen_pairs(); len(df), int((df.ground_truth == "R").sum()), df.var1[0]
         (106, 80, 'Altitude')
     """
@@ -246,7 +246,7 @@ def known_judge(llm: Any = None) -> JudgeResult | None:
     Returns:
         a :class:`JudgeResult` for all pairs, or None when this backend was never measured.
 
-    Example:
+    Examples:
         >>> from causal.llm import ReplayBackend
         >>> known_judge(ReplayBackend({})) is None
         True
@@ -275,7 +275,7 @@ def judge_cost(llm: Any = None, n_pairs: int | None = None) -> Cost:
     Returns:
         a :class:`explain.budget.Cost` in questions and seconds.
 
-    Example:
+    Examples:
         >>> from causal.llm import ReplayBackend
         >>> judge_cost(ReplayBackend({}), n_pairs=10).passes
         20
@@ -330,7 +330,7 @@ def evaluate_judge(
     Returns:
         a :class:`JudgeResult` (``.accuracy``, ``.ci_low``, ``.ci_high``, ``.n``, ``.answers``).
 
-    Example:
+    Examples:
         >>> j = evaluate_judge()                      # doctest: +SKIP
         >>> print(j.summary())                        # doctest: +SKIP
     """
@@ -389,7 +389,7 @@ def resolve_judge(backend: Any, judge: Any) -> tuple[JudgeResult | None, bool]:
         (the record or None for uncalibrated, whether it must still be measured: ``None`` given and
         no record exists).
 
-    Example:
+    Examples:
         >>> from causal.llm import ReplayBackend
         >>> resolve_judge(ReplayBackend({}), None), resolve_judge(ReplayBackend({}), False)
         ((None, True), (None, False))

@@ -3,7 +3,7 @@
 Graphs are ``networkx.DiGraph`` over the same variable names (nodes missing in one graph simply
 have no edges there). An edge's *skeleton* is the unordered pair; its *orientation* the ordered one.
 
-Example:
+Examples:
     >>> import networkx as nx
     >>> true, pred = nx.DiGraph([("a", "b"), ("b", "c")]), nx.DiGraph([("a", "b"), ("c", "b")])
     >>> shd(true, pred), orientation_accuracy(true, pred)
@@ -29,7 +29,7 @@ def shd(true: nx.DiGraph, pred: nx.DiGraph) -> int:
     Returns:
         the number of edge insertions, deletions and reversals turning ``pred`` into ``true``.
 
-    Example:
+    Examples:
         >>> shd(nx.DiGraph([("a", "b")]), nx.DiGraph([("b", "a"), ("b", "c")]))
         2
     """
@@ -58,7 +58,7 @@ def edge_scores(true: nx.DiGraph, pred: nx.DiGraph, oriented: bool = True) -> di
     Returns:
         ``{"precision": p, "recall": r, "f1": f}``.
 
-    Example:
+    Examples:
         >>> edge_scores(nx.DiGraph([("a", "b")]), nx.DiGraph([("b", "a")]), oriented=False)["f1"]
         1.0
     """
@@ -75,7 +75,7 @@ def orientation_accuracy(true: nx.DiGraph, pred: nx.DiGraph) -> float:
     Returns:
         a fraction in [0, 1]; NaN when no true edge was found.
 
-    Example:
+    Examples:
         >>> orientation_accuracy(nx.DiGraph([("a", "b"), ("c", "d")]), nx.DiGraph([("a", "b"), ("d", "c")]))
         0.5
     """
@@ -93,7 +93,7 @@ def compare_graphs(true: nx.DiGraph, pred: nx.DiGraph) -> dict[str, float]:
         dict with ``shd``, ``precision``/``recall``/``f1`` (oriented), ``skeleton_precision``/
         ``skeleton_recall``/``skeleton_f1``, ``orientation_accuracy``, ``n_true``, ``n_pred``.
 
-    Example:
+    Examples:
         >>> compare_graphs(nx.DiGraph([("a", "b")]), nx.DiGraph([("a", "b")]))["shd"]
         0.0
     """

@@ -7,7 +7,7 @@ rules), which stay undirected because Markov-equivalent graphs disagree on them,
 separating sets. :func:`pc_hybrid` asks the LLM only about the undirected pairs; an orientation
 the judge is confident about is added and Meek's rules propagate it (no second PC run).
 
-Example:
+Examples:
     >>> import numpy as np, pandas as pd
     >>> rng = np.random.default_rng(0); a = rng.normal(size=2000); c = rng.normal(size=2000)
     >>> df = pd.DataFrame({"a": a, "c": c, "b": a + c + rng.normal(size=2000)})
@@ -41,7 +41,7 @@ class CPDAG:
         evidence: ``{frozenset({a, b}): text}`` for adjacent pairs.
         method: ``"pc"`` or ``"skeleton"``.
 
-    Example:
+    Examples:
         >>> c = CPDAG(directed=[("a", "c"), ("b", "c")], undirected=[("c", "d")])
         >>> c.status("d", "c"), c.status("a", "c"), c.status("a", "b")
         ('undecidable', 'oriented', 'not adjacent')
@@ -125,7 +125,7 @@ def data_cpdag(data: pd.DataFrame, alpha: float = 0.05, max_cond: int | None = 2
     Returns:
         a :class:`CPDAG`.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(1); a = rng.normal(size=2000); b = a + rng.normal(size=2000)
         >>> c = data_cpdag(pd.DataFrame({"a": a, "b": b, "c": b + rng.normal(size=2000)}))
         >>> c.directed, c.undirected, c.sepsets[frozenset(("a", "c"))], c.status("a", "c")
@@ -165,7 +165,7 @@ def meek(
         (directed: the given arrows, then the ones the rules add, in order; undirected: the
         given pairs still open, in their order).
 
-    Example:
+    Examples:
         >>> meek([("a", "b")], [("b", "c"), ("c", "d")])
         ([('a', 'b'), ('b', 'c'), ('c', 'd')], [])
         >>> meek([], [("a", "b")])

@@ -6,7 +6,7 @@ such as ``<a href=...>`` shows as text and never renders as a link. Node labels 
 the edges, and each arrow stops at the edge of its label box, so no arrowhead hides a label. A legend
 explains every line style.
 
-Example:
+Examples:
     >>> import networkx as nx
     >>> fig = graph_figure(nx.DiGraph([("a", "b")]), undecided=[("b", "c", {"p": 0.55})])
     >>> sum(1 for a in fig.layout.annotations if a.showarrow), [t.name for t in fig.data if t.showlegend]

@@ -11,7 +11,7 @@
   (PC's CPDAG, one run) and orient what they can, the LLM orients the rest. The result is always a DAG:
   edges are added most-confident first and an edge that would close a cycle is dropped (recorded).
 
-Example:
+Examples:
     >>> g = propose_graph(["smoking", "tar deposits", "lung cancer"])      # doctest: +SKIP
     >>> sorted(g.graph.edges)                                               # doctest: +SKIP
     [('smoking', 'tar deposits'), ('tar deposits', 'lung cancer')]
@@ -62,7 +62,7 @@ def orient_pair(
         (cause, effect, confidence): confidence in [0.5, 1] is the averaged probability of the
         chosen direction.
 
-    Example:
+    Examples:
         >>> orient_pair("altitude", "temperature")          # doctest: +SKIP
         ('altitude', 'temperature', 0.83)
     """
@@ -185,7 +185,7 @@ def count_questions(n: int, strategy: str, adjacent: int | None = None) -> int:
     Returns:
         the number of questions.
 
-    Example:
+    Examples:
         >>> count_questions(3, "pairwise"), count_questions(200, "pairwise"), count_questions(200, "ordering")
         (6, 39800, 5670)
     """
@@ -206,7 +206,7 @@ def propose_cost(n_variables: int, llm: Any = None, strategy: str = "pairwise", 
     Returns:
         a :class:`explain.budget.Cost` (``passes`` counts questions).
 
-    Example:
+    Examples:
         >>> from causal.llm import ReplayBackend
         >>> c = propose_cost(200, ReplayBackend({}), "pairwise")
         >>> c.passes, c.cheaper
@@ -283,7 +283,7 @@ def propose_graph(
         used, and with data ``.data_orientation`` says for each undecided pair whether the data
         orient it, leave it undecidable (Markov-equivalent graphs disagree) or find it not adjacent.
 
-    Example:
+    Examples:
         >>> from causal.judge import JudgeResult
         >>> from causal.llm import ReplayBackend
         >>> llm = ReplayBackend({pair_prompt("rain", "wet", none_option=True): "A",

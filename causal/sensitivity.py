@@ -12,7 +12,7 @@ the adjustment set) that an unobserved confounder must explain to bring the esti
 a weaker one cannot. A confounder explaining all of the outcome's residual variance must still
 explain ``t^2 / (t^2 + dof)`` (the treatment's partial R² with the outcome) of the treatment's.
 
-Example:
+Examples:
     >>> round(robustness_value(4.18, 783), 3)   # the paper's Darfur example: 13.9%
     0.139
 """
@@ -32,7 +32,7 @@ def robustness_value(t: float, dof: int) -> float:
     Returns:
         a share in [0, 1).
 
-    Example:
+    Examples:
         >>> robustness_value(0.0, 100), round(robustness_value(10.0, 100), 3)
         (0.0, 0.618)
     """
@@ -60,7 +60,7 @@ def ols_sensitivity(data: pd.DataFrame, treatment: str, outcome: str, adjustment
         ``{"unavailable": reason}`` when a linear fit cannot be made (non-numeric treatment or
         outcome, no residual degrees of freedom, a treatment collinear with the adjustment set).
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0); x = rng.normal(size=400)
         >>> s = ols_sensitivity(pd.DataFrame({"x": x, "y": 0.3 * x + rng.normal(size=400)}), "x", "y", [])
         >>> round(s["estimate"], 2), s["dof"], round(s["robustness_value"], 2)
@@ -93,7 +93,7 @@ def sensitivity_sentence(sens: dict[str, Any] | None, treatment: str, outcome: s
     Returns:
         the sentence ("" when there is no result).
 
-    Example:
+    Examples:
         >>> sensitivity_sentence({"robustness_value": 0.139}, "peace", "harm")
         'Sensitivity: an unobserved confounder would have to explain at least 13.9% of the remaining variance of both peace and harm (beyond the adjustment set) to move the estimate to zero; a weaker one cannot (robustness value, Cinelli & Hazlett 2020).'
     """

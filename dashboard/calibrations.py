@@ -8,7 +8,7 @@ offered files is refused with the same message whether or not the path exists; a
 only when it is a regular file inside its root (a link pointing outside is skipped), small, and
 holds a calibration.
 
-Example:
+Examples:
     >>> import json, tempfile, pathlib
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> _ = (root / "cal.json").write_text(json.dumps({"model": "m", "cases": {}}))
@@ -67,7 +67,7 @@ def available_calibrations(roots: Iterable[Path] | None = None) -> dict[str, str
         ``{label: path}`` (path resolved, label the path under its root and the model it is for),
         sorted by label.
 
-    Example:
+    Examples:
         >>> available_calibrations([Path("/no/such/root")])
         {}
     """
@@ -97,7 +97,7 @@ def check_calibration_spec(spec: Any, roots: Iterable[Path] | None = None) -> An
     Raises:
         WhylmError: any other spec (one message whether or not the path exists).
 
-    Example:
+    Examples:
         >>> check_calibration_spec(None) is None, check_calibration_spec(False)
         (True, False)
     """
@@ -114,7 +114,7 @@ def check_calibration_spec(spec: Any, roots: Iterable[Path] | None = None) -> An
 def calibration_label(spec: Any) -> str:
     """Returns: how a calibration spec is shown (the file name, or the shipped/none choice).
 
-    Example:
+    Examples:
         >>> calibration_label(None), calibration_label("/a/cal.json")
         ('The one shipped for the model (default)', 'cal.json')
     """
@@ -132,7 +132,7 @@ def picker_value(spec: Any) -> str:
     """The picker's value for a calibration spec (a selectbox cannot hold ``None``: it would show
     no choice at all).
 
-    Example:
+    Examples:
         >>> picker_value(None), picker_value(False), picker_value("/a/cal.json")
         ('shipped', 'none', '/a/cal.json')
     """

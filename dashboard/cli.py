@@ -1,7 +1,7 @@
 """The ``whylm`` command: ``dashboard``, plus the ``explain``/``signals``/``causal`` subcommands that
 the ``explain`` and ``causal`` packages register.
 
-Example:
+Examples:
     $ whylm dashboard                          # http://127.0.0.1:8501, embedded model
     $ whylm dashboard --port 8600 --model ./my-model --data-dir ./audits
 """
@@ -111,7 +111,7 @@ def is_loopback(host: str) -> bool:
     Returns:
         True for ``localhost`` and loopback IPs (``127.0.0.0/8``, ``::1``).
 
-    Example:
+    Examples:
         >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
         (True, True, False)
     """
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
         the parser (``dashboard``, ``explain``, ``signals``, ``audit``, ``causal``).
 
-    Example:
+    Examples:
         >>> sorted(build_parser()._subparsers._group_actions[0].choices)
         ['audit', 'causal', 'dashboard', 'explain', 'signals']
     """

@@ -76,7 +76,7 @@ def one_line(text: str, limit: int = 300) -> str:
     Returns:
         the line (``""`` when there is none).
 
-    Example:
+    Examples:
         >>> one_line("\\n  first\\nsecond", limit=4)
         'fir…'
     """
@@ -93,7 +93,7 @@ _MD_SPECIAL = "\\`*_[]<>#|~$"
 def md_escape(text: str) -> str:
     r"""Backslash-escape Markdown (and LaTeX ``$``) so user text in captions/errors shows verbatim.
 
-    Example:
+    Examples:
         >>> print(md_escape("a*b* [x](y) $1"))
         a\*b\* \[x\](y) \$1
     """
@@ -108,7 +108,7 @@ def error_message(exc: BaseException, what: str) -> str:
         anything else (a bug in whylm or a library, whatever its type, ``ValueError`` included)
         ``internal error in dashboard: <what> (...); the traceback is in <log file>``.
 
-    Example:
+    Examples:
         >>> error_message(WhylmError("prompt is empty\\nmore"), "Explain")
         'prompt is empty'
         >>> import os, tempfile; os.environ["WHYLM_LOG_DIR"] = tempfile.mkdtemp()
@@ -127,7 +127,7 @@ def run_safely(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T 
     Returns:
         ``fn``'s value, or ``None`` after an error (see :func:`error_message` for the line).
 
-    Example:
+    Examples:
         >>> run_safely("Explain", int, "x")   # doctest: +SKIP
     """
     try:

@@ -6,7 +6,7 @@ servers configured when the dashboard was started (``whylm dashboard --llm-endpo
 [--api-key-env NAME]``, passed to the app as ``$WHYLM_LLM_ENDPOINTS``: URLs and variable *names*,
 never keys). A URL is never typed in the browser, so a server-side key never goes to one.
 
-Example:
+Examples:
     >>> endpoints_from_options([("--llm-endpoint", "http://127.0.0.1:8000/v1"),
     ...                         ("--api-key-env", "VLLM_KEY"), ("--llm-endpoint", "https://x.example/v1")])
     [{'url': 'http://127.0.0.1:8000/v1', 'api_key_env': 'VLLM_KEY'}, {'url': 'https://x.example/v1', 'api_key_env': None}]
@@ -56,7 +56,7 @@ def endpoints_from_options(options: Sequence[tuple[str, str]]) -> list[dict[str,
     Returns:
         ``[{"url": ..., "api_key_env": NAME or None}, ...]``.
 
-    Example:
+    Examples:
         >>> endpoints_from_options([("--api-key-env", "K")])
         Traceback (most recent call last):
         ...
@@ -82,7 +82,7 @@ def endpoints_env(endpoints: list[dict[str, Any]]) -> str:
     Returns:
         JSON text.
 
-    Example:
+    Examples:
         >>> endpoints_env([{"url": "http://127.0.0.1:8000/v1", "api_key_env": None}])
         '[{"url": "http://127.0.0.1:8000/v1", "api_key_env": null}]'
     """
@@ -95,7 +95,7 @@ def configured_endpoints() -> list[dict[str, Any]]:
     Returns:
         a list of ``{"url", "api_key_env"}``; [] when none are configured.
 
-    Example:
+    Examples:
         >>> os.environ[ENDPOINTS_ENV] = '[{"url": "http://127.0.0.1:9/v1", "api_key_env": null}]'
         >>> configured_endpoints()
         [{'url': 'http://127.0.0.1:9/v1', 'api_key_env': None}]
@@ -119,7 +119,7 @@ def choices() -> list[Choice]:
     Returns:
         the embedded model, a local folder, the registry's offered backends, the configured servers.
 
-    Example:
+    Examples:
         >>> [c.label for c in choices()][:2]
         ['Embedded SmolLM2-135M-Instruct', 'Local model folder']
     """
@@ -147,7 +147,7 @@ def make_llm(inputs: dict[str, Any]) -> tuple[Any, str]:
     Returns:
         (an LLM backend or LanguageModel for ``propose_graph``, a label).
 
-    Example:
+    Examples:
         >>> make_llm({"backend_choice": "Server http://evil.example/v1"})
         Traceback (most recent call last):
         ...
@@ -213,7 +213,7 @@ def input_keys(prefix: str = "cz") -> tuple[str, ...]:
     Returns:
         the keys.
 
-    Example:
+    Examples:
         >>> input_keys("cz")
         ('cz_backend', 'cz_folder', 'cz_llm_model')
     """

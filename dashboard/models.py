@@ -10,7 +10,7 @@ A spec that is not in that list is refused with the same message whether or not 
 The model is a ``st.cache_resource``: it loads once per server process and is shared by every
 session and page.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> (root / "tiny").mkdir(); (root / "tiny" / "config.json").write_text("{}")
@@ -48,7 +48,7 @@ def model_roots() -> list[Path]:
         ``$WHYLM_MODEL_DIRS`` split on ``os.pathsep`` (set by ``--model-dir``), else
         ``[<whylm cache>/models]``; each resolved.
 
-    Example:
+    Examples:
         >>> os.environ[MODEL_DIRS_ENV] = os.pathsep.join(["/a", "/b"])
         >>> [str(p) for p in model_roots()]
         ['/a', '/b']
@@ -81,7 +81,7 @@ def available_models(roots: Iterable[Path] | None = None) -> dict[str, str]:
         model folder; the embedded model's converted copy in the cache is left out (it is the
         embedded choice).
 
-    Example:
+    Examples:
         >>> available_models([Path("/no/such/root")])
         {}
     """
@@ -122,7 +122,7 @@ def check_model_spec(spec: str | None, roots: Iterable[Path] | None = None) -> s
     Raises:
         WhylmError: any other spec, with one message that does not tell whether the path exists.
 
-    Example:
+    Examples:
         >>> check_model_spec("embedded") is None
         True
     """
@@ -147,7 +147,7 @@ def default_model_spec() -> str | None:
     Returns:
         ``$WHYLM_MODEL`` when it is an offered folder, else ``None`` (embedded).
 
-    Example:
+    Examples:
         >>> os.environ.pop(MODEL_ENV, None); default_model_spec() is None
         True
     """
@@ -166,7 +166,7 @@ def model_label(spec: str | None) -> str:
     Returns:
         :data:`EMBEDDED_LABEL` for ``None``, else the spec.
 
-    Example:
+    Examples:
         >>> model_label(None)
         'Embedded SmolLM2-135M-Instruct'
     """
@@ -196,7 +196,7 @@ def load_model(spec: str | None) -> Any:
         WhylmError: a spec that is not offered (see :func:`check_model_spec`); ``ExplainError``
             when an offered folder holds no causal LM.
 
-    Example:
+    Examples:
         >>> load_model("/etc/shadow")
         Traceback (most recent call last):
         ...
@@ -222,7 +222,7 @@ def _no_folders_hint() -> str:
         one sentence; the embedded model's converted copy in the cache is named as the embedded
         choice, not counted as missing.
 
-    Example:
+    Examples:
         >>> os.environ[MODEL_DIRS_ENV] = "/no/such/root"
         >>> _no_folders_hint().split(".")[0]
         'No model folders besides the embedded model under /no/such/root'
@@ -245,7 +245,7 @@ def display_model(name: str | None) -> str:
     Returns:
         :data:`EMBEDDED_LABEL` for any spelling of the embedded model, else ``name`` unchanged.
 
-    Example:
+    Examples:
         >>> display_model("embedded SmolLM2-135M-Instruct") == display_model("embedded") == EMBEDDED_LABEL
         True
         >>> display_model("/models/qwen")

@@ -8,7 +8,7 @@ API keys are never stored: input fields whose name looks like a secret are dropp
 that looks like a key (``sk-...``, ``Bearer ...``, ``api_key=...``) is replaced by ``[redacted]``
 everywhere in the inputs and the result before the row is written.
 
-Example:
+Examples:
     >>> store = AuditStore(":memory:")
     >>> run_id = store.save("explain", inputs={"prompt": "hi"}, result={"x": 1}, model="tiny")
     >>> store.get(run_id).inputs
@@ -73,7 +73,7 @@ class StoreFullError(StoreError):
 class StoreCorruptError(StoreError):
     """The store file is damaged. ``path`` is the file; :func:`move_aside` starts a new one.
 
-    Example:
+    Examples:
         >>> str(StoreCorruptError("/d/audits.sqlite", "file is not a database")).split(";")[0]
         'the history store /d/audits.sqlite is damaged (file is not a database)'
     """
@@ -88,7 +88,7 @@ class StoreCorruptError(StoreError):
 def default_path() -> Path:
     """The store file: ``$WHYLM_DATA_DIR/audits.sqlite``, else the platform's user data dir.
 
-    Example:
+    Examples:
         >>> default_path().name
         'audits.sqlite'
     """
@@ -103,7 +103,7 @@ def default_path() -> Path:
 def scrub(value: Any) -> Any:
     """Return ``value`` with secret-looking fields dropped and key-looking strings redacted.
 
-    Example:
+    Examples:
         >>> scrub({"prompt": "use sk-abcdefghijklmnopqrstuv", "api_key": "x"})
         {'prompt': 'use [redacted]'}
     """
@@ -162,7 +162,7 @@ class AuditStore:
         path: the database file (created with its folder); default :func:`default_path`.
             ``":memory:"`` gives a throwaway store.
 
-    Example:
+    Examples:
         >>> s = AuditStore(":memory:")
         >>> _ = s.save("signals", inputs={"prompt": "Why?"}, result={})
         >>> [r.title for r in s.list()]
@@ -388,7 +388,7 @@ def move_aside(path: str | os.PathLike) -> Path:
     Returns:
         the new name of the store file, ``<path>.corrupt-<YYYYmmdd-HHMMSS>``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> bad = Path(tempfile.mkdtemp()) / DB_NAME
         >>> _ = bad.write_bytes(b"not sqlite")

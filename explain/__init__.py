@@ -1,6 +1,6 @@
 """Token-level explanations of Hugging Face causal LMs: attribution and hallucination signals.
 
-Example:
+Examples:
     >>> from explain import LanguageModel, attribute
     >>> lm = LanguageModel.load()                                            # doctest: +SKIP
     >>> res = attribute(lm, "The capital of France is", target=" Paris")     # doctest: +SKIP

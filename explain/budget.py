@@ -4,7 +4,7 @@ Every call that can run for long (attribution, signals with samples, graph propo
 a :class:`Cost` *before* it starts and passes it to :func:`check_budget`, which refuses a run over
 its budget in one line naming the estimate and the cheaper option. ``max_seconds=`` raises it.
 
-Example:
+Examples:
     >>> c = Cost("token-level ablation of 5,250 tokens", seconds=3.5 * 3600, passes=5251,
     ...          positions=27_575_000, cheaper='use sources="sentences"')
     >>> c.summary()
@@ -58,7 +58,7 @@ class Cost(Result):
         note: a caveat on the estimate, shown with its counts (why it is rougher than usual, or
             that it is a lower bound); "" when there is none.
 
-    Example:
+    Examples:
         >>> Cost("IG of 37 tokens", seconds=720, spread=2.0).summary()
         'IG of 37 tokens: about 12 min (could be 6-24 min on this machine now)'
     """
@@ -140,7 +140,7 @@ def check_budget(cost: Cost, max_seconds: float | None) -> Cost:
 def format_seconds(seconds: float) -> str:
     """Seconds in the unit a person reads best.
 
-    Example:
+    Examples:
         >>> [format_seconds(s) for s in (0.4, 42, 300, 5400, 3 * 86400)]
         ['0.4 s', '42 s', '5 min', '1.5 h', '3.0 days']
     """
@@ -194,7 +194,7 @@ class Speed:
     and ``now``, the machine's current pace relative to the probe (a short re-check, shared by every
     method), with ``spread``, the factor either way that the prediction may be off by.
 
-    Example:
+    Examples:
         >>> Speed(1e-3, 0.0, 0.01).seconds(1000, 0, 2)
         1.02
         >>> Speed(1e-3, 0.0, 0.01, {"ablation": 2.0}).seconds(1000, 0, 2, method="ablation")
@@ -276,7 +276,7 @@ def parse_speed(entry: Any) -> tuple[Speed | None, str]:
     Returns:
         (the :class:`Speed`, "") or (None, what is wrong with it in words).
 
-    Example:
+    Examples:
         >>> parse_speed({"per_position": 1e-4, "per_pair": 0.0, "per_pass": 0.01})[0].per_position
         0.0001
         >>> parse_speed({"per_position": float("nan"), "per_pair": 0.0, "per_pass": 0.01})
@@ -338,7 +338,7 @@ def record_run(lm: Any, method: str, predicted: float, measured: float) -> float
         the new factor for ``method`` (1.0 = the probe forwards alone), kept within 0.1-10; a run
         whose times are not finite positive numbers changes nothing.
 
-    Example:
+    Examples:
         >>> import tempfile, types, torch
         >>> from unittest import mock
         >>> lm = types.SimpleNamespace(name="doc", device="cpu", model=torch.nn.Linear(1, 1))
@@ -403,7 +403,7 @@ def rough_speed(lm: Any, why: str) -> Speed:
     10 GFLOP/s), for when it cannot be measured. Returns: a :class:`Speed` with a note and a spread
     of 4 either way.
 
-    Example:
+    Examples:
         >>> import types, torch
         >>> s = rough_speed(types.SimpleNamespace(model=torch.nn.Linear(1000, 1000)), "no probe")
         >>> round(s.per_position, 6), s.spread, s.note
@@ -455,7 +455,7 @@ def speed(lm: Any) -> Speed:
     Returns:
         a :class:`Speed`.
 
-    Example:
+    Examples:
         >>> speed(lm).per_position > 0   # doctest: +SKIP
         True
     """

@@ -1,6 +1,6 @@
 """`whylm explain` and `whylm signals`: the command-line face of :mod:`explain`.
 
-Example:
+Examples:
     $ whylm explain "The capital of France is" --target " Paris" --json out.json
 """
 

@@ -5,7 +5,7 @@ valid UTF-8, an output path (``--json`` / ``--html`` / ``--out``) that is a fold
 written, an input file that is a folder, missing or not UTF-8 text. Results are written by
 :func:`write_output` (``-`` is stdout), JSON through :func:`explain.serialize.dumps`.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> folder = tempfile.mkdtemp()
     >>> check_output_path(folder, "--json")  # doctest: +ELLIPSIS
@@ -40,7 +40,7 @@ def check_argv(argv: Sequence[str]) -> None:
     Raises:
         WhylmError: naming the first bad argument (1-based) and its bytes.
 
-    Example:
+    Examples:
         >>> check_argv(["explain", "café"]) is None
         True
     """
@@ -66,7 +66,7 @@ def check_output_path(path: str, flag: str) -> None:
     Raises:
         WhylmError: the path is a folder, its folder does not exist, or it cannot be written.
 
-    Example:
+    Examples:
         >>> check_output_path("-", "--json") is None
         True
     """
@@ -95,7 +95,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     Returns:
         None when all can be written.
 
-    Example:
+    Examples:
         >>> check_outputs(argparse.Namespace(json="-", html=None)) is None
         True
     """
@@ -114,7 +114,7 @@ def write_output(path: str, text: str, flag: str = "--json") -> None:
     Raises:
         WhylmError: the file cannot be written (one line, the OS's reason).
 
-    Example:
+    Examples:
         >>> write_output("-", "{}")
         {}
     """
@@ -134,7 +134,7 @@ def write_json(path: str | None, payload: Any, flag: str = "--json") -> None:
     Returns:
         None.
 
-    Example:
+    Examples:
         >>> write_json("-", {"x": float("nan")})
         {
          "x": null
@@ -167,7 +167,7 @@ def read_text_file(path: str | Path, what: str) -> str:
     Raises:
         WhylmError: missing, a folder, unreadable or not UTF-8 text.
 
-    Example:
+    Examples:
         >>> read_text_file("/", "context file")
         Traceback (most recent call last):
         ...

@@ -4,7 +4,7 @@ A :class:`WhylmError` is the user's fault or the world's (bad input, a missing f
 server): its message is one line meant for the user. Anything else that escapes is a bug in whylm:
 :func:`report_internal_error` writes its traceback to a log file and returns one line that says so.
 
-Example:
+Examples:
     >>> raise ExplainError("prompt is empty")
     Traceback (most recent call last):
     ...
@@ -37,7 +37,7 @@ def one_line(exc: BaseException) -> str:
     Returns:
         a single line of text.
 
-    Example:
+    Examples:
         >>> one_line(ValueError(""))
         'ValueError'
     """
@@ -71,7 +71,7 @@ def report_internal_error(exc: BaseException, where: str = "whylm") -> str:
         ``"internal error in <where> (<Type>: <first line>); the traceback is in <path>"``, or a line
         saying the log could not be written.
 
-    Example:
+    Examples:
         >>> import tempfile, os
         >>> os.environ["WHYLM_LOG_DIR"] = tempfile.mkdtemp()
         >>> report_internal_error(KeyError("x"), "test").startswith("internal error in test (KeyError")

@@ -5,7 +5,7 @@ Shared by ``whylm signals`` (text lines), the audit's ``evidence`` column (JSON 
 dashboard's Signals and Audits pages (HTML), so the three say the same thing in the same words.
 Every text from a model or a user is escaped before it becomes HTML.
 
-Example:
+Examples:
     >>> score_label("max_neg_logprob"), score_range("max_neg_logprob")
     ('surprise (-log p), highest token', '0 and up, nats')
     >>> NOTHING
@@ -51,7 +51,7 @@ def score_label(key: str) -> str:
         the signal's label and how its tokens were rolled up; for a score no signal produces,
         the key with spaces.
 
-    Example:
+    Examples:
         >>> score_label("mean_entropy"), score_label("semantic_entropy")
         ('model hesitation (entropy), average over tokens', 'spread of meanings across samples')
         >>> score_label("unsupported")
@@ -72,7 +72,7 @@ def score_label(key: str) -> str:
 def score_doc(key: str) -> str:
     """Returns: the registered meaning of a score (``""`` when none is registered).
 
-    Example:
+    Examples:
         >>> score_doc("mean_neg_logprob").startswith("[0, inf)")
         True
     """
@@ -85,7 +85,7 @@ def score_range(key: str) -> str:
     Returns:
         e.g. ``"0 to 1"``, ``"0 and up, nats"``; ``""`` when the doc states no range.
 
-    Example:
+    Examples:
         >>> score_range("context_unused")
         '0 to 1'
     """
@@ -113,7 +113,7 @@ def shown_scores(scores: dict[str, Any]) -> list[dict[str, Any]]:
         ``[{"name", "range", "value", "key"}]`` in the report's order, values that are not finite
         left out (a score that does not apply to this answer).
 
-    Example:
+    Examples:
         >>> shown_scores({"mean_entropy": 0.5, "ungrounded_max": float("nan")})[0]["name"]
         'model hesitation (entropy), average over tokens'
     """
@@ -135,7 +135,7 @@ def scores_html(scores: dict[str, Any]) -> str:
     Returns:
         an escaped ``<table class="whylm-score-table">`` string (``""`` when no score is finite).
 
-    Example:
+    Examples:
         >>> html = scores_html({"mean_entropy": 0.5})
         >>> "model hesitation (entropy), average over tokens" in html, "<td>0.500</td>" in html
         (True, True)
@@ -154,7 +154,7 @@ def scores_html(scores: dict[str, Any]) -> str:
 def has_evidence(rep: Any) -> bool:
     """Returns: whether the report holds evidence (a context was given and evidence was computed).
 
-    Example:
+    Examples:
         >>> from types import SimpleNamespace as NS
         >>> has_evidence(NS(context="a.", context_sentences=["a."])), has_evidence(NS(context=None, context_sentences=[]))
         (True, False)
@@ -171,7 +171,7 @@ def evidence_rows(rep: Any) -> list[dict[str, Any]]:
         evidence best first (``[]``: nothing in the context supports the sentence); ``[]`` when
         the report holds no evidence (see :func:`has_evidence`).
 
-    Example:
+    Examples:
         >>> evidence_rows(_demo())[1]["evidence"]
         []
     """
@@ -191,7 +191,7 @@ def evidence_json(rep: Any) -> str | None:
 def n_unsupported(rep: Any) -> int | None:
     """Returns: how many answer sentences no context sentence supports; None without evidence.
 
-    Example:
+    Examples:
         >>> n_unsupported(_demo())
         1
     """
@@ -209,7 +209,7 @@ def sentence_lines(rep: Any) -> list[str]:
         two lines per sentence (the sentence; its best evidence or :data:`NOTHING`); without
         evidence, one line per sentence.
 
-    Example:
+    Examples:
         >>> print("\\n".join(sentence_lines(_demo())))
         1. "Paris is the capital." supported (risk 0.10)
            evidence: "Paris is the capital of France." (context sentence 1, support 2.50 nats)
@@ -234,7 +234,7 @@ def sentence_lines(rep: Any) -> list[str]:
 def risk_colour(risk: float | None) -> str:
     """The background of a sentence: white (risk 0) to red (risk 1); grey without a risk.
 
-    Example:
+    Examples:
         >>> risk_colour(None), risk_colour(1.0)
         ('rgba(140, 140, 140, 0.15)', 'rgba(220, 38, 38, 0.600)')
     """
@@ -249,7 +249,7 @@ def sentences_html(rep: Any, selected: int | None = None) -> str:
     Returns:
         a ``<div class="whylm-sentences">`` string; each sentence's tooltip gives its verdict and risk.
 
-    Example:
+    Examples:
         >>> "whylm-sent-selected" in sentences_html(_demo(), selected=1)
         True
     """
@@ -271,7 +271,7 @@ def sentence_table_html(rep: Any) -> str:
         an escaped ``<table class="whylm-sentence-table">`` string (the evidence column only when
         the report holds evidence).
 
-    Example:
+    Examples:
         >>> html = sentence_table_html(_demo())
         >>> html.count("<tr>"), NOTHING in html
         (3, True)
@@ -309,7 +309,7 @@ def context_html(rep: Any, selected: int) -> str:
     Returns:
         a ``<div class="whylm-context">`` string.
 
-    Example:
+    Examples:
         >>> html = context_html(_demo(), 0)
         >>> html.count("<mark"), "support 2.50 nats" in html
         (1, True)
@@ -347,7 +347,7 @@ def context_html(rep: Any, selected: int) -> str:
 def sentence_option(rep: Any, k: int) -> str:
     """The label of answer sentence ``k`` in a picker: number, verdict/risk and the start of its text.
 
-    Example:
+    Examples:
         >>> sentence_option(_demo(), 1)
         '2 · likely hallucinated (risk 0.90) · It has 90 million people.'
     """

@@ -5,7 +5,7 @@ hub id, or wraps objects the caller already has, and offers the few primitives e
 whylm is built on: readable tokens, chat templates, greedy/sampled generation with per-step
 scores, and batched teacher-forced log-probabilities that do not depend on batch size or padding.
 
-Example:
+Examples:
     >>> lm = LanguageModel.load()                      # doctest: +SKIP
     >>> ids = lm.encode("The capital of France is")    # doctest: +SKIP
     >>> lm.continuation_logprobs([ids], [lm.encode(" Paris", special=False)])  # doctest: +SKIP
@@ -50,7 +50,7 @@ def with_context(prompt: str, context: str) -> str:
     Returns:
         the joined text.
 
-    Example:
+    Examples:
         >>> with_context("Who wrote it?", "Hamlet is by Shakespeare.")
         'Hamlet is by Shakespeare.\\n\\nWho wrote it?'
     """
@@ -60,7 +60,7 @@ def with_context(prompt: str, context: str) -> str:
 def cache_dir() -> Path:
     """Return whylm's cache folder (``$WHYLM_CACHE_DIR`` or the platform's user cache dir).
 
-    Example:
+    Examples:
         >>> cache_dir().name in {"whylm", os.environ.get("WHYLM_CACHE_DIR", "whylm").rsplit("/", 1)[-1]}
         True
     """
@@ -141,7 +141,7 @@ class LanguageModel:
         tokenizer: its tokenizer.
         name: a label used in results and the audit store.
 
-    Example:
+    Examples:
         >>> from transformers import AutoModelForCausalLM, AutoTokenizer   # doctest: +SKIP
         >>> lm = LanguageModel(AutoModelForCausalLM.from_pretrained("gpt2"),
         ...                    AutoTokenizer.from_pretrained("gpt2"))      # doctest: +SKIP
@@ -176,7 +176,7 @@ class LanguageModel:
         Raises:
             ExplainError: unknown path or id, or files that are not a causal LM.
 
-        Example:
+        Examples:
             >>> lm = LanguageModel.load()          # doctest: +SKIP
             >>> lm.name                            # doctest: +SKIP
             'SmolLM2-135M-Instruct'
@@ -260,7 +260,7 @@ class LanguageModel:
     def encode(self, text: str, special: bool = True) -> list[int]:
         """Token ids of ``text``; ``special=True`` adds the tokenizer's BOS-like tokens.
 
-        Example:
+        Examples:
             >>> lm.encode("Hello", special=False)  # doctest: +SKIP
             [19556]
         """
@@ -282,7 +282,7 @@ class LanguageModel:
         A character split over several byte-level tokens is shown on the token that completes it;
         the tokens before it show ``�``.
 
-        Example:
+        Examples:
             >>> lm.tokens(lm.encode(" Paris is", special=False))  # doctest: +SKIP
             [' Paris', ' is']
         """
@@ -307,7 +307,7 @@ class LanguageModel:
     def has_chat_template(self) -> bool:
         """Whether the tokenizer carries a chat template.
 
-        Example:
+        Examples:
             >>> lm.has_chat_template   # doctest: +SKIP
             True
         """
@@ -343,10 +343,10 @@ class LanguageModel:
             (ids, (start, end)): token ids and the span of the (last) user content's tokens.
 
         Raises:
-            ExplainError: ``chat=True`` and no chat template, a conversation without a user turn,
-            or a template that rewrites the user's text.
+            ExplainError: ``chat=True`` and no chat template, a conversation without a user
+                turn, or a template that rewrites the user's text.
 
-        Example:
+        Examples:
             >>> ids, (start, end) = lm.prompt_ids("a", chat=True)   # doctest: +SKIP
             >>> lm.tokens(ids[start:end])                            # doctest: +SKIP
             ['a']
@@ -430,7 +430,7 @@ class LanguageModel:
         (checked once per model; the one fallback of whylm). Give ``input_ids`` or
         ``inputs_embeds``; gradients flow when the caller has them enabled.
 
-        Example:
+        Examples:
             >>> lm.forward_logits(torch.tensor([lm.encode("Hi there")]), keep=1).shape  # doctest: +SKIP
             torch.Size([1, 1, 49152])
         """
@@ -452,7 +452,7 @@ class LanguageModel:
 
         The LM head runs at one position only. Returns: the model's key/value cache object.
 
-        Example:
+        Examples:
             >>> past = lm.extend_cache(torch.tensor([lm.encode("The capital")]))  # doctest: +SKIP
             >>> past.get_seq_length()                                             # doctest: +SKIP
             2
@@ -473,7 +473,7 @@ class LanguageModel:
             the new cache, or ``None`` where it cannot be cut (sliding-window or other non-croppable
             layers keep only recent positions): compute the prefix afresh then.
 
-        Example:
+        Examples:
             >>> full = lm.extend_cache(torch.tensor([lm.encode("The capital of France")]))  # doctest: +SKIP
             >>> lm.cache_prefix(full, 2, rows=3).layers[0].keys.shape[::2]                  # doctest: +SKIP
             (3, 2)
@@ -527,7 +527,7 @@ class LanguageModel:
             per row, a float32 numpy array (m_r,) of token log-probs; with ``full=True`` a pair
             (token log-probs, torch tensor (m_r, vocab) of log-softmax scores).
 
-        Example:
+        Examples:
             >>> p = lm.encode("2 + 2 =")                                  # doctest: +SKIP
             >>> lm.continuation_logprobs([p, p], [lm.encode(" 4", special=False),
             ...                                   lm.encode(" 5", special=False)])  # doctest: +SKIP
@@ -570,7 +570,7 @@ class LanguageModel:
         With ``chat=True`` (and a chat template) the prompt is a user turn and options are the
         assistant's first tokens. Returns a float array (len(options),).
 
-        Example:
+        Examples:
             >>> lm.score_options("Is water wet? Answer A (yes) or B (no).", ["A", "B"])  # doctest: +SKIP
             array([-0.4, -1.2], dtype=float32)
         """
@@ -595,7 +595,7 @@ class LanguageModel:
         Returns:
             a :class:`Generation` with the new ids and the per-step log-softmax scores.
 
-        Example:
+        Examples:
             >>> g = lm.generate(lm.encode("The capital of France is"), max_new_tokens=5)  # doctest: +SKIP
             >>> lm.tokenizer.decode(g.sequences[0])                                       # doctest: +SKIP
             ' Paris.'
@@ -638,7 +638,7 @@ def check_text(text: str, what: str = "text") -> str:
     """Refuse a string that is not valid Unicode (a lone surrogate such as U+D800, which no
     tokenizer can encode). Returns: ``text``.
 
-    Example:
+    Examples:
         >>> check_text("café")
         'café'
         >>> check_text("a" + chr(0xD800) + "b", "prompt")
@@ -658,7 +658,7 @@ def check_text(text: str, what: str = "text") -> str:
 def check_generation(max_new_tokens: Any, temperature: Any = None, top_p: Any = None) -> None:
     """Refuse generation settings no generation can use, in one line (``None``: not used).
 
-    Example:
+    Examples:
         >>> check_generation(32, 0.7, 0.9)
         >>> check_generation(0)
         Traceback (most recent call last):

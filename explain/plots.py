@@ -3,7 +3,7 @@
 Every token string passes through :func:`escape` before it reaches HTML or a plotly label:
 token strings are model output and can contain markup.
 
-Example:
+Examples:
     >>> highlight_html(["<b>", " ok"], [1.0, -0.5])[:5]
     '<div '
 """
@@ -21,7 +21,7 @@ _WHITESPACE = {"\n": "↵", "\t": "⇥", "\r": "␍"}
 def escape(text: str) -> str:
     """HTML-escape ``text`` (quotes too) and make newlines/tabs visible.
 
-    Example:
+    Examples:
         >>> escape("<img src=x onerror=alert(1)>")
         '&lt;img src=x onerror=alert(1)&gt;'
     """
@@ -63,7 +63,7 @@ def highlight_html(
     Returns:
         a ``<div>`` string safe to embed in a page.
 
-    Example:
+    Examples:
         >>> "&lt;script&gt;" in highlight_html(["<script>"], [0.3])
         True
     """
@@ -105,7 +105,7 @@ def heatmap(
     Returns:
         a ``plotly.graph_objects.Figure``.
 
-    Example:
+    Examples:
         >>> fig = heatmap(np.eye(2), ["a", "b"], ["c", "d"])
         >>> fig.data[0].type
         'heatmap'

@@ -3,7 +3,7 @@
 ``progress=None`` everywhere in whylm means: a bar when standard error is a terminal and the work
 is estimated at more than :data:`LONG_SECONDS`; ``True``/``False`` force it.
 
-Example:
+Examples:
     >>> want_progress(None, seconds=100.0, interactive=False)
     False
     >>> want_progress(None, seconds=100.0, interactive=True)
@@ -34,7 +34,7 @@ def want_progress(progress: bool | None, seconds: float | None = None, interacti
 def bar(total: int | None, desc: str, show: bool, unit: str = "it", **kw: Any) -> tqdm:
     """A tqdm bar (elapsed, rate and ETA) that is a no-op when ``show`` is False.
 
-    Example:
+    Examples:
         >>> with bar(3, "work", show=False) as b:
         ...     b.update(3)
     """

@@ -4,7 +4,7 @@ Layout follows captum: ``token_attr`` is (m, n), one row per output (target) tok
 per input feature (a prompt token, or a named segment). ``seq_attr`` (n,) attributes the whole
 target's log-probability.
 
-Example:
+Examples:
     >>> r = AttributionResult(["a", "b"], ["c"], np.array([[0.5, -0.1]]), np.array([0.5, -0.1]),
     ...                       np.array([-1.2]), method="ablation")
     >>> AttributionResult.from_json(r.to_json()).token_attr.tolist()
@@ -68,7 +68,7 @@ class AttributionResult(Result):
         Returns:
             the dict; :meth:`from_dict` rebuilds an equal result.
 
-        Example:
+        Examples:
             >>> sorted(AttributionResult(["a"], ["b"], [[1.0]], [1.0], [0.0]).to_dict())[:3]
             ['info', 'input_tokens', 'method']
         """
@@ -89,7 +89,7 @@ class AttributionResult(Result):
     def from_dict(cls, d: Mapping[str, Any]) -> "AttributionResult":
         """Rebuild a result from :meth:`to_dict` output. Returns: an :class:`AttributionResult`.
 
-        Example:
+        Examples:
             >>> r = AttributionResult(["a"], ["b"], [[float("nan")]], [1.0], [0.0])
             >>> AttributionResult.from_dict(r.to_dict()).token_attr.tolist()
             [[nan]]
@@ -114,7 +114,7 @@ class AttributionResult(Result):
         Returns:
             the text.
 
-        Example:
+        Examples:
             >>> print(AttributionResult(["a", "b"], ["c"], [[0.5, -0.1]], [0.5, -0.1], [-1.2],
             ...                         method="ablation", model="m").summary(k=1))
             ablation attribution on m: 1 output token(s) x 2 input feature(s)
@@ -145,7 +145,7 @@ class AttributionResult(Result):
     def exact(self) -> np.ndarray | None:
         """Bool (n,): which features hold exact leave-one-out (``top_k`` runs), else ``None``.
 
-        Example:
+        Examples:
             >>> AttributionResult(["a", "b"], ["c"], [[1.0, 0.1]], [1.0, 0.1], [0.0],
             ...                   info={"exact": [True, False]}).exact.tolist()
             [True, False]
@@ -157,7 +157,7 @@ class AttributionResult(Result):
     def to_captum(self):
         """A ``captum.attr.LLMAttributionResult`` with the same numbers (torch tensors).
 
-        Example:
+        Examples:
             >>> r = AttributionResult(["a"], ["b"], [[1.0]], [1.0], [0.0])
             >>> float(r.to_captum().seq_attr[0])
             1.0
@@ -175,7 +175,7 @@ class AttributionResult(Result):
     def to_shap(self):
         """A ``shap.Explanation`` in shap's teacher-forcing layout: values (n inputs, m outputs).
 
-        Example:
+        Examples:
             >>> AttributionResult(["a", "b"], ["c"], [[1.0, 2.0]], [1.0, 2.0], [0.0]).to_shap().values.shape
             (2, 1)
         """
@@ -197,7 +197,7 @@ class AttributionResult(Result):
         Returns:
             ``{"source": [...], "target": [...], "target_attributions": [[...]], "step_scores": {...}}``.
 
-        Example:
+        Examples:
             >>> AttributionResult(["a"], ["b"], [[1.0]], [1.0], [0.0]).to_inseq_dict()["target_attributions"]
             [[1.0], [None]]
         """
@@ -236,7 +236,7 @@ class AttributionResult(Result):
         Returns:
             an HTML fragment.
 
-        Example:
+        Examples:
             >>> r = AttributionResult(["<b>"], ["x"], [[1.0]], [1.0], [0.0])
             >>> "&lt;b&gt;" in r.html() and "<b>" not in r.html()
             True

@@ -1,6 +1,6 @@
 """Randomness without side effects: every seeded call of whylm runs inside :func:`seeded`.
 
-Example:
+Examples:
     >>> import torch
     >>> _ = torch.manual_seed(123); before = torch.rand(1)
     >>> _ = torch.manual_seed(123)
@@ -45,7 +45,7 @@ def seeded(seed: int | None) -> Iterator[None]:
 def generator(seed: int | None) -> np.random.Generator:
     """A numpy ``Generator`` of its own (never the global one).
 
-    Example:
+    Examples:
         >>> int(generator(0).integers(10)) == int(generator(0).integers(10))
         True
     """

@@ -4,7 +4,7 @@ A result class defines ``to_dict``, ``from_dict`` and ``summary``; :class:`Resul
 ``from_json`` (exact round trip, NaN and infinities as ``null``, through :func:`jsonable`) and an
 escaped ``_repr_html_`` so that the result shows itself in a notebook cell.
 
-Example:
+Examples:
     >>> jsonable({"a": np.float32(0.5), "b": [np.nan, np.inf, 1], "c": np.arange(2)})
     {'a': 0.5, 'b': [None, None, 1], 'c': [0, 1]}
     >>> from_jsonable_array([[1.0, None]]).tolist()
@@ -31,7 +31,7 @@ def jsonable(obj: Any) -> Any:
         an object ``json.dumps(..., allow_nan=False)`` accepts (dict keys become strings; sets
         become sorted lists; paths become strings; other objects their ``str``).
 
-    Example:
+    Examples:
         >>> jsonable((np.int64(3), float("nan"), {1: {2}}))
         [3, None, {'1': [2]}]
     """
@@ -66,7 +66,7 @@ def jsonable(obj: Any) -> Any:
 def dumps(obj: Any, indent: int | None = None) -> str:
     """JSON text of ``jsonable(obj)`` (never ``NaN`` or ``Infinity`` in the text).
 
-    Example:
+    Examples:
         >>> dumps({"x": float("inf")})
         '{"x": null}'
     """
@@ -76,7 +76,7 @@ def dumps(obj: Any, indent: int | None = None) -> str:
 def from_jsonable_array(values: Any) -> np.ndarray:
     """A float array from :func:`jsonable` output (``None`` back to NaN).
 
-    Example:
+    Examples:
         >>> from_jsonable_array([1, None]).tolist()
         [1.0, nan]
     """

@@ -6,7 +6,7 @@ one thread, because each of torch's threads waits for the slowest. A run that is
 count uses it inside ``with threads(n):`` and leaves the process as it found it; audit workers and
 benchmarks call it once per worker.
 
-Example:
+Examples:
     >>> import torch
     >>> before = torch.get_num_threads()
     >>> with threads(1):
@@ -42,7 +42,7 @@ def check_threads(n: object) -> int | None:
     Raises:
         ExplainError: not a whole number >= 1.
 
-    Example:
+    Examples:
         >>> check_threads(2), check_threads(None)
         (2, None)
         >>> check_threads(0)
@@ -67,7 +67,7 @@ def check_threads(n: object) -> int | None:
 def cores() -> int:
     """The CPU cores this process may run on. Returns: an int >= 1.
 
-    Example:
+    Examples:
         >>> cores() >= 1
         True
     """
@@ -83,7 +83,7 @@ def worker_threads(workers: int) -> int:
     Returns:
         ``max(1, cores // workers)``.
 
-    Example:
+    Examples:
         >>> worker_threads(10**6)
         1
     """
@@ -124,7 +124,7 @@ def accepts_threads(fn: Callable[..., R]) -> Callable[..., R]:
     Returns:
         the wrapped function; its signature shows ``threads``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> @accepts_threads
         ... def count() -> int:

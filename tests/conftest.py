@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+# Tests mirror the packages (tests/explain, tests/causal, tests/dashboard); the shared helpers
+# (tiny_models, reference, llm_server, fake_machine) live in tests/support, and a few page tests
+# share the browser and AppTest set-up of another test module, so each folder is importable. The
+# tests folder itself is not put on sys.path: its explain/, causal/ and dashboard/ folders would
+# shadow the packages of the same names.
+for _folder in ("support", "explain", "causal", "dashboard"):
+    sys.path.insert(0, str(Path(__file__).parent / _folder))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -7,7 +7,7 @@ and a probability per option. Modules: ``base`` (the :class:`LLMBackend` protoco
 ``keys`` (which key may go to which endpoint), ``transport`` (one POST under a total deadline),
 ``replay`` (recorded answers), ``registry`` (:func:`register_backend`, :func:`get_backend`).
 
-Example:
+Examples:
     >>> llm = get_backend("replay:answers.json")       # doctest: +SKIP
     >>> llm.choose("Which is more likely? A. ... B. ...", ["A", "B"])   # doctest: +SKIP
     (0, array([0.8, 0.2]))

@@ -1,7 +1,7 @@
 """Reading a multiple-choice answer out of what an LLM returned: strict text parsing and the first
 answer token's log-probs.
 
-Example:
+Examples:
     >>> parse_choice(" **B**.", ["A", "B"])
     1
 """
@@ -23,7 +23,7 @@ def validate_options(options: Sequence[str]) -> list[str]:
     Returns:
         the options as strings.
 
-    Example:
+    Examples:
         >>> validate_options(["A", "B"])
         ['A', 'B']
     """
@@ -41,7 +41,7 @@ def check_probs(probs: Any, n: int) -> np.ndarray:
     Returns:
         the probabilities normalised to sum 1.
 
-    Example:
+    Examples:
         >>> check_probs([1, 3], 2).tolist()
         [0.25, 0.75]
     """
@@ -61,7 +61,7 @@ def parse_choice(text: str, options: Sequence[str]) -> int | None:
     Returns:
         the option's index, or None when the text is not exactly one option.
 
-    Example:
+    Examples:
         >>> parse_choice(" **B**.", ["A", "B"]), parse_choice("A or B", ["A", "B"])
         (1, None)
     """
@@ -92,7 +92,7 @@ def probs_from_logprobs(logprobs: Any, options: Sequence[str]) -> np.ndarray | N
     Raises:
         ValueError: a log-probability above 0 (not a log-probability; 1000 would overflow).
 
-    Example:
+    Examples:
         >>> lp = lambda tok, tops: {"content": [{"token": tok, "logprob": tops[0][1],
         ...     "top_logprobs": [{"token": t, "logprob": v} for t, v in tops]}]}
         >>> probs_from_logprobs(lp("B", [("B", -0.1), ("A", -2.4)]), ["A", "B"]).round(2).tolist()

@@ -5,7 +5,7 @@ A backend answers multiple-choice questions: ``choose(prompt, options)`` returns
 and a probability per option. A new backend subclasses :class:`CachedBackend` and writes
 ``_choose`` (and ``settings`` when decoding settings change its answers).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> class AlwaysFirst(CachedBackend):
     ...     name, model = "first", "none"
@@ -34,7 +34,7 @@ class LLMBackend(Protocol):
         name: the backend kind, e.g. ``"local"``, ``"openai"``, ``"replay"``.
         model: the model's name.
 
-    Example:
+    Examples:
         >>> from causal.llm import ReplayBackend
         >>> isinstance(ReplayBackend({}), LLMBackend)
         True
@@ -58,7 +58,7 @@ class CachedBackend:
     Attributes:
         calls: questions asked; uncached_calls: questions that reached the model.
 
-    Example:
+    Examples:
         >>> from causal.llm import ReplayBackend
         >>> r = ReplayBackend({"Q": "B"}, cache=AnswerCache(":memory:"))
         >>> r.choose("Q", ["A", "B"])[0], r.choose("Q", ["A", "B"])[0], r.calls, r.uncached_calls
@@ -81,7 +81,7 @@ class CachedBackend:
         Returns:
             a JSON-serialisable dict; never holds a key.
 
-        Example:
+        Examples:
             >>> CachedBackend(cache=False).settings()
             {}
         """
@@ -93,7 +93,7 @@ class CachedBackend:
         Returns:
             a tuple of JSON-serialisable parts.
 
-        Example:
+        Examples:
             >>> CachedBackend(cache=False).cache_key("Q", ["A", "B"])
             ('base', '', 'choose', 'Q', ['A', 'B'], {})
         """
@@ -106,7 +106,7 @@ class CachedBackend:
         Returns:
             (index of the most probable option, probabilities over ``options``).
 
-        Example:
+        Examples:
             >>> from causal.llm import ReplayBackend
             >>> ReplayBackend({"Q": "B"}).choose("Q", ["A", "B"])[0]
             1

@@ -1,6 +1,6 @@
 """The on-disk answer cache of the LLM backends (SQLite, JSON values, hashed keys).
 
-Example:
+Examples:
     >>> c = AnswerCache(":memory:")
     >>> c.put(("local", "m", "p"), {"probs": [1.0]}); c.get(("local", "m", "p"))
     {'probs': [1.0]}
@@ -24,7 +24,7 @@ def cache_path() -> Path:
     Returns:
         the path (the file may not exist yet).
 
-    Example:
+    Examples:
         >>> cache_path().suffix
         '.sqlite'
     """
@@ -39,7 +39,7 @@ def cache_path() -> Path:
 class AnswerCache:
     """A small SQLite key-value store of LLM answers (JSON values under a SHA-256 of the key parts).
 
-    Example:
+    Examples:
         >>> c = AnswerCache(":memory:")
         >>> c.put(("local", "m", "p"), [0.5, 0.5]); c.get(("local", "m", "p"))
         [0.5, 0.5]
@@ -69,7 +69,7 @@ class AnswerCache:
         Returns:
             a hex digest.
 
-        Example:
+        Examples:
             >>> len(AnswerCache.key(("a", 1)))
             64
         """
@@ -81,7 +81,7 @@ class AnswerCache:
         Returns:
             the decoded JSON value, or None when there is none or the entry is corrupt.
 
-        Example:
+        Examples:
             >>> AnswerCache(":memory:").get(("nothing",)) is None
             True
         """
@@ -106,7 +106,7 @@ class AnswerCache:
         Returns:
             None.
 
-        Example:
+        Examples:
             >>> c = AnswerCache(":memory:"); c.put(("k",), "v"); c.get(("k",))
             'v'
         """

@@ -5,7 +5,7 @@ key only from an environment variable the caller names for it (``api_key_env=``,
 and never over plain http to a host that is not this machine. Keys are read from the environment
 at request time; they are never stored, logged, cached or shown in an error.
 
-Example:
+Examples:
     >>> key_env_for("https://api.openai.com/v1", None)
     'OPENAI_API_KEY'
     >>> key_env_for("http://127.0.0.1:8000/v1", None) is None
@@ -38,7 +38,7 @@ def is_loopback(host: str | None) -> bool:
         True for 127.0.0.0/8, ``::1``, and ``localhost`` / ``*.localhost`` names whose every address
         is one of those.
 
-    Example:
+    Examples:
         >>> is_loopback("127.0.0.2"), is_loopback("localhost"), is_loopback("10.0.0.1")
         (True, True, False)
     """
@@ -67,7 +67,7 @@ def check_url(url: str) -> str:
     Returns:
         the URL without a trailing ``/``.
 
-    Example:
+    Examples:
         >>> check_url("http://127.0.0.1:8000/v1/")
         'http://127.0.0.1:8000/v1'
     """
@@ -91,7 +91,7 @@ def is_openai(url: str) -> bool:
     Returns:
         True for ``https://api.openai.com`` (port 443).
 
-    Example:
+    Examples:
         >>> is_openai("https://api.openai.com/v1"), is_openai("http://api.openai.com/v1")
         (True, False)
     """
@@ -114,7 +114,7 @@ def key_env_for(url: str, api_key_env: str | None) -> str | None:
         CausalError: a badly formed name, or a named key that would go over plain http to a host
             that is not this machine.
 
-    Example:
+    Examples:
         >>> key_env_for("http://example.com/v1", "MY_KEY")
         Traceback (most recent call last):
         ...
@@ -139,7 +139,7 @@ def redact(text: str, key: str | None) -> str:
     Returns:
         the redacted text.
 
-    Example:
+    Examples:
         >>> redact("got Authorization: Bearer sk-1 and sk-1", "sk-1")
         'got Authorization: [redacted] and [redacted]'
     """

@@ -1,6 +1,6 @@
 """The local backend: a :class:`explain.model.LanguageModel` compares the options by log-probability.
 
-Example:
+Examples:
     >>> from explain.model import LanguageModel                  # doctest: +SKIP
     >>> LocalBackend(LanguageModel.load()).choose("2+2=4? A. yes B. no", ["A", "B"])  # doctest: +SKIP
     (0, array([0.7, 0.3]))
@@ -23,7 +23,7 @@ class LocalBackend(CachedBackend):
     All options are scored in one batched teacher-forced pass as the assistant's answer to the
     chat-formatted prompt; probabilities are the softmax of the options' summed log-probs.
 
-    Example:
+    Examples:
         >>> from explain.model import LanguageModel                  # doctest: +SKIP
         >>> LocalBackend(LanguageModel.load()).choose("2+2=4? A. yes B. no", ["A", "B"])  # doctest: +SKIP
         (0, array([0.7, 0.3]))
@@ -69,7 +69,7 @@ def default_backend() -> LocalBackend:
     Returns:
         a :class:`LocalBackend` over ``LanguageModel.load()``.
 
-    Example:
+    Examples:
         >>> default_backend().name                                     # doctest: +SKIP
         'local'
     """

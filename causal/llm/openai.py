@@ -1,6 +1,6 @@
 """The OpenAI-compatible HTTP backend: OpenAI, vLLM, llama.cpp server, Ollama.
 
-Example:
+Examples:
     >>> OpenAIBackend("http://127.0.0.1:8000/v1", "qwen2.5-7b", cache=False).base_url
     'http://127.0.0.1:8000/v1'
 """
@@ -51,7 +51,7 @@ class OpenAIBackend(CachedBackend):
             ``$OPENAI_API_KEY`` for OpenAI's own endpoint).
         require_key: fail (one line) when the key's variable is unset.
 
-    Example:
+    Examples:
         >>> llm = OpenAIBackend("http://127.0.0.1:8000/v1", "qwen2.5-7b", timeout=2, max_retries=1,
         ...                     cache=False)
         >>> llm.deadline

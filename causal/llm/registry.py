@@ -4,7 +4,7 @@ A backend kind is registered once with :func:`register_backend` under a prefix; 
 splits a spec at the first ``:`` and calls the prefix's factory with the rest. The dashboard's
 list of backends comes from :func:`backends`.
 
-Example:
+Examples:
     >>> from causal.llm import ReplayBackend
     >>> register_backend("canned", lambda rest, **kw: ReplayBackend({"Q": rest}), label="Canned answer")
     >>> get_backend("canned:B").choose("Q", ["A", "B"])[0]
@@ -68,7 +68,7 @@ def register_backend(
     Returns:
         None.
 
-    Example:
+    Examples:
         >>> register_backend("mine", lambda rest, **kw: None, label="Mine")
         >>> "mine" in [e.prefix for e in backends()]
         True
@@ -90,7 +90,7 @@ def unregister_backend(prefix: str) -> None:
     Returns:
         None.
 
-    Example:
+    Examples:
         >>> unregister_backend("never-registered")
     """
     _REGISTRY.pop(str(prefix).strip().lower(), None)
@@ -102,7 +102,7 @@ def backends() -> list[BackendEntry]:
     Returns:
         a list of :class:`BackendEntry`.
 
-    Example:
+    Examples:
         >>> [e.prefix for e in backends()][:4]
         ['local', 'openai', 'ollama', 'replay']
     """
@@ -123,7 +123,7 @@ def get_backend(spec: Any = None, **kwargs: Any) -> LLMBackend:
     Returns:
         an object implementing :class:`LLMBackend`.
 
-    Example:
+    Examples:
         >>> get_backend("ollama:llama3.1").base_url
         'http://127.0.0.1:11434/v1'
         >>> b = get_backend("http://127.0.0.1:9/v1", model="qwen2.5:7b", cache=False)
@@ -162,7 +162,7 @@ def backend_label(llm: Any) -> str:
     Returns:
         the label.
 
-    Example:
+    Examples:
         >>> backend_label(ReplayBackend({}))
         'replay:dict'
     """

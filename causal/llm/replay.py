@@ -1,6 +1,6 @@
 """The replay backend: answers from a recording (for tests, demos and re-running a study offline).
 
-Example:
+Examples:
     >>> ReplayBackend({"Q?": [0.2, 0.8]}, cache=False).choose("Q?", ["A", "B"])[0]
     1
 """
@@ -26,7 +26,7 @@ class ReplayBackend(CachedBackend):
     An answer is an option label (``"B"``), an index, or a list of probabilities. A prompt with no
     recording is an error.
 
-    Example:
+    Examples:
         >>> r = ReplayBackend({"Q?": [0.2, 0.8]}, cache=False)
         >>> r.choose("Q?", ["A", "B"])[0]
         1

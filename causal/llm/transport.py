@@ -4,7 +4,7 @@ together take at most ``timeout`` seconds, however slowly the server dribbles by
 Redirects are not followed (a key must never be carried to another host), and https goes through
 ``$HTTPS_PROXY`` when one is set for the host (a CONNECT tunnel; TLS stays end to end).
 
-Example:
+Examples:
     >>> try:
     ...     post("http://127.0.0.1:9/v1/chat/completions", b"{}", {}, timeout=1)
     ... except OSError as exc:          # nothing listens on port 9 here
@@ -85,7 +85,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tupl
         DeadlineExceeded: the deadline passed (at any stage); OSError or
         http.client.HTTPException: the connection failed; TooLarge: a body over 16 MiB.
 
-    Example:
+    Examples:
         >>> post("http://127.0.0.1:9/v1/chat/completions", b"{}", {}, timeout=1)
         Traceback (most recent call last):
         ...

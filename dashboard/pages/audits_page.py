@@ -59,7 +59,7 @@ def inside(root: Path, rel: str) -> Path:
     Raises:
         ValueError: a path outside the data folder.
 
-    Example:
+    Examples:
         >>> inside(Path("/data"), "../etc")
         Traceback (most recent call last):
         ...
@@ -75,7 +75,7 @@ def inside(root: Path, rel: str) -> Path:
 def csv_safe(df: pd.DataFrame) -> str:
     """CSV text of ``df`` with cells that a spreadsheet would run as a formula prefixed by ``'``.
 
-    Example:
+    Examples:
         >>> csv_safe(pd.DataFrame({"a": ["=1+1", "ok"]})).splitlines()
         ['a', "'=1+1", 'ok']
     """
@@ -94,7 +94,7 @@ def filter_rows(df: pd.DataFrame, verdicts: list[str] | None, risk: tuple[float,
     Returns:
         a DataFrame view of ``df``.
 
-    Example:
+    Examples:
         >>> df = pd.DataFrame({"verdict": ["supported", None], "risk": [0.1, 0.9], "error": [None, "x"]})
         >>> len(filter_rows(df, ["none"], None, None, None, False)), len(filter_rows(df, None, (0.5, 1), None, None, False))
         (1, 1)
@@ -163,7 +163,7 @@ def recalibrate(df: pd.DataFrame, calibration: Any) -> pd.DataFrame:
     Returns:
         a copy of ``df``; a row whose scores lack a feature of the calibration gets no risk.
 
-    Example:
+    Examples:
         >>> from explain.signals import Calibration
         >>> from explain.signals.calibration import Case
         >>> cal = Calibration("m", {"no_context": Case(["s"], [0.0], 2.0, [0.0], [1.0])})
@@ -188,7 +188,7 @@ def recalibrate(df: pd.DataFrame, calibration: Any) -> pd.DataFrame:
 def column_label(col: str) -> str:
     """A plain name for an audit column (a score's label and range; the key for other columns).
 
-    Example:
+    Examples:
         >>> column_label("score.mean_entropy"), column_label("n_unsupported_sentences")
         ('model hesitation (entropy), average over tokens (0 to log V, nats)', 'sentences without support')
     """

@@ -45,7 +45,7 @@ def parse_variables(text: str) -> tuple[list[str], dict[str, str]]:
     Returns:
         (names, {name: description}) for the lines that have a description.
 
-    Example:
+    Examples:
         >>> parse_variables("a: first\\nb\\n\\n")
         (['a', 'b'], {'a': 'first'})
     """
@@ -68,7 +68,7 @@ def readable(value: Any) -> str:
     Returns:
         the text.
 
-    Example:
+    Examples:
         >>> readable([]), readable(["a", "b"]), readable({"x": 0.000123456, "y": 0.5}), readable(True)
         ('none', 'a, b', 'x: 0.000123; y: 0.5', 'yes')
     """
@@ -90,7 +90,7 @@ def text_rows(table: dict[str, dict[str, Any]], key: str, skip: tuple[str, ...] 
     Returns:
         one dict per row.
 
-    Example:
+    Examples:
         >>> text_rows({"c": {"parents": [], "edge_p_values": {}}}, "node")
         [{'node': 'c', 'parents': 'none', 'p of each parent edge': 'none'}]
     """
@@ -105,7 +105,7 @@ def empty_proposal(names: list[str]) -> Any:
     Returns:
         a :class:`causal.graph.ProposedGraph`.
 
-    Example:
+    Examples:
         >>> sorted(empty_proposal(["a", "b"]).graph.nodes)
         ['a', 'b']
     """
@@ -132,7 +132,7 @@ def apply_edit(graph_json: str, action: str, cause: str, effect: str) -> tuple[s
     Raises:
         CausalError: the edit is impossible (no such edge, or a cycle, named).
 
-    Example:
+    Examples:
         >>> g, what = apply_edit(empty_proposal(["a", "b"]).to_json(), "add arrow", "a", "b")
         >>> what, json.loads(g)["edges"][0]["origin"]
         ('add a -> b', 'user')

@@ -52,7 +52,7 @@ LONG_CHARS = 2000
 def exact_top_k(choice: Any, method: str, sources: str, text_chars: int) -> int | None:
     """The ``top_k`` a run uses: ``None`` (every source exact) or an integer.
 
-    Example:
+    Examples:
         >>> exact_top_k("auto", "ablation", "sentences", 9000), exact_top_k("auto", "ablation", "tokens", 9000)
         (5, None)
     """
@@ -66,7 +66,7 @@ def exact_top_k(choice: Any, method: str, sources: str, text_chars: int) -> int 
 def method_notes() -> dict[str, str]:
     """Method name -> one-line note on cost and faithfulness, in the registry's order.
 
-    Example:
+    Examples:
         >>> method_notes()["ablation"].startswith("n+1 sequences")
         True
     """

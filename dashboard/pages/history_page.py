@@ -67,7 +67,7 @@ def _saved_text(text: str, label: str) -> None:
 def _graph_text(run: Run) -> str:
     """A causal run's stored graph as lines ``a -> b``, with the user's edits; "" for other runs.
 
-    Example:
+    Examples:
         >>> r = Run(1, 0.0, "causal", "t", "", "", {"edits": ["add a -> b"]},
         ...         {"graph": {"nodes": ["a", "b", "c"], "edges": [{"source": "a", "target": "b"}]}})
         >>> print(_graph_text(r))

@@ -38,7 +38,7 @@ INPUT_KEYS = ("sg_model_choice", "sg_model_path", "sg_prompt", "sg_context", "sg
 def view_label(name: str) -> str:
     """A plain-language name for a highlighting view (a registered signal's label, with its key).
 
-    Example:
+    Examples:
         >>> view_label("entropy")
         'model hesitation (entropy) [entropy]'
     """

@@ -1,6 +1,6 @@
 """Attribution to tokens or sources: one module per method family, one entry point, :func:`attribute`.
 
-Example:
+Examples:
     >>> from explain import LanguageModel, attribute
     >>> lm = LanguageModel.load()                                                  # doctest: +SKIP
     >>> res = attribute(lm, "The capital of France is", target=" Paris")           # doctest: +SKIP
@@ -50,7 +50,7 @@ def check_baseline(lm: LanguageModel, baseline: Any) -> tuple[int, str]:
     Raises:
         ExplainError: not an integer token id, or outside the vocabulary.
 
-    Example:
+    Examples:
         >>> check_baseline(lm, 1.5)   # doctest: +SKIP
         Traceback (most recent call last):
         explain.errors.ExplainError: baseline must be a token id (an integer), got 1.5
@@ -122,7 +122,7 @@ def attribute(
         ExplainError: unknown method, empty or over-long prompt/target, bad arguments, or a run
             over its time budget (the message gives the estimate and the cheaper choice).
 
-    Example:
+    Examples:
         >>> res = attribute(lm, "The capital of France is", target=" Paris")   # doctest: +SKIP
         >>> res.token_attr.shape                                                # doctest: +SKIP
         (1, 5)

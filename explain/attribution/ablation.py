@@ -7,7 +7,7 @@ reuse the unperturbed prefix's key/value cache (see :mod:`explain.attribution.ba
 Over sources (``sources="sentences"``, ...) feature i is *removed* instead (ContextCite's
 leave-one-out): ``log p(t_j | x) - log p(t_j | x without source i)``.
 
-Example:
+Examples:
     >>> res = attribute(lm, "The capital of France is", " Paris", method="ablation")  # doctest: +SKIP
     >>> res.token_attr.shape                                                           # doctest: +SKIP
     (1, 5)
@@ -60,7 +60,7 @@ def ablation(
         (token_attr (m, n), info) where ``token_attr[j, i]`` is the drop in target token j's
         log-prob when feature i is replaced by ``baseline`` (removed, over sources).
 
-    Example:
+    Examples:
         >>> attr, info = ablation(lm, inp, baseline=0, progress=False)   # doctest: +SKIP
     """
     fwd = BatchedForward(

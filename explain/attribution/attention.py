@@ -22,7 +22,7 @@ token, in ``info["sink_share"]``. Rollout still favours early positions (a causa
 drains mass towards the start); read it as a heuristic.
 ``sink="keep"`` gives the unmodified method.
 
-Example:
+Examples:
     >>> res = attribute(lm, "The capital of France is", " Paris", method="attention")  # doctest: +SKIP
     >>> res.token_attr.min() >= 0                                                     # doctest: +SKIP
     True
@@ -65,7 +65,7 @@ def exclude_sink(rows: torch.Tensor) -> torch.Tensor:
 
     Returns: a float64 (k, L) tensor whose first column is 0.
 
-    Example:
+    Examples:
         >>> exclude_sink(torch.tensor([[0.9, 0.06, 0.04], [1.0, 0.0, 0.0]])).tolist()
         [[0.0, 0.6, 0.4], [0.0, 0.0, 0.0]]
     """
@@ -77,7 +77,7 @@ def exclude_sink(rows: torch.Tensor) -> torch.Tensor:
 def rollout(attentions: list[torch.Tensor], residual: float) -> torch.Tensor:
     """Attention rollout of head-averaged maps (L, L) per layer. Returns: (L, L), rows sum to 1.
 
-    Example:
+    Examples:
         >>> rollout([torch.tensor([[1.0, 0.0], [0.5, 0.5]])], residual=0.5).tolist()
         [[1.0, 0.0], [0.25, 0.75]]
     """
@@ -150,7 +150,7 @@ def attention(
         (token_attr (m, n), info) with non-negative scores; ``info["sink_share"]`` is the mass the
         unmodified method puts on the first position, per target token.
 
-    Example:
+    Examples:
         >>> attr, info = attention(lm, inp, baseline=0, progress=False, mode="last_layer")  # doctest: +SKIP
     """
     ids = torch.tensor([inp.sequence], dtype=torch.long, device=lm.device)

@@ -23,7 +23,7 @@ Batches are sized by ``batch_tokens`` (positions computed per pass) and by ``mem
 key/value cache and activations a pass holds; default: a quarter of the available memory, at most
 1 GiB), so a long prompt runs in bounded memory (a 4k-token prompt held 3.5 GB peak RSS at 2 GiB).
 
-Example:
+Examples:
     >>> fwd = BatchedForward(lm, inp)                       # doctest: +SKIP
     >>> keep = torch.ones(3, inp.n, dtype=torch.bool); keep[0, 0] = False   # doctest: +SKIP
     >>> fwd(keep).shape                                     # doctest: +SKIP
@@ -50,7 +50,7 @@ MAX_MEMORY_BYTES = 1024**3
 def available_memory() -> int:
     """Bytes of memory available to a new allocation (CPU: ``psutil``; CUDA: free device memory).
 
-    Example:
+    Examples:
         >>> available_memory() > 0
         True
     """
@@ -69,7 +69,7 @@ def bytes_per_position(lm: LanguageModel) -> tuple[int, int]:
         a pair of ints: the cache kept for a position across layers, and the largest per-layer
         activations (hidden states, MLP intermediate, attention rows) a position needs at once.
 
-    Example:
+    Examples:
         >>> bytes_per_position(lm)   # doctest: +SKIP
         (46080, 12288)
     """
@@ -336,7 +336,7 @@ def row_cap(n_rows: int, max_rows: int | None, use_cache: bool) -> int:
     CPU a large batch is far more efficient, while each split lets later batches skip the prefix
     before their first perturbed position); without the cache, all of them.
 
-    Example:
+    Examples:
         >>> row_cap(30, None, True), row_cap(30, 4, True), row_cap(30, None, False)
         (10, 4, 30)
     """
@@ -352,7 +352,7 @@ def rows_that_fit(start: int, length: int, batch_tokens: int, memory_bytes: int,
     Returns:
         at least 1.
 
-    Example:
+    Examples:
         >>> rows_that_fit(0, 100, 4096, 10**9, 1000, 1000)
         40
     """
@@ -371,7 +371,7 @@ def plan_batches(
     Returns:
         a list of (shared prefix length, first row, end row) over the sorted rows.
 
-    Example:
+    Examples:
         >>> plan_batches([0, 2, 2, 5], [10, 10, 10, 10], cap=2, rows_for=lambda s, n: 8)
         [(0, 0, 2), (2, 2, 4)]
     """

@@ -17,7 +17,7 @@ where a position costs the layers' matrix products, an attention pair (a query a
 at) the attention's, and ``c`` is each pass's fixed overhead. Peak memory is the model's weights
 plus the largest pass's key/value cache, activations and logits.
 
-Example:
+Examples:
     >>> c = estimate_cost(lm, "The capital of France is", " Paris")   # doctest: +SKIP
     >>> c.passes, c.positions                                          # doctest: +SKIP
     (3, 14)
@@ -58,7 +58,7 @@ def simulated_rows(samples: int, cells_per_row: int) -> int:
     """How many of ``samples`` mask rows of ``cells_per_row`` cells a plan simulates (the rest are
     scaled up from them). Returns: at least 1.
 
-    Example:
+    Examples:
         >>> simulated_rows(200, 10), simulated_rows(10**6, 100)
         (200, 40000)
     """
@@ -78,7 +78,7 @@ def masked_rows_work(p: PlanInput, dropped: np.ndarray, scale: float = 1.0) -> W
     Returns:
         the :class:`Work`, scaled by ``scale``.
 
-    Example:
+    Examples:
         >>> w = masked_rows_work(plan_input, np.eye(plan_input.n, dtype=bool))   # doctest: +SKIP
     """
     pf, m, n_seq = p.prompt, p.m, p.n_seq
@@ -130,7 +130,7 @@ def random_halves(p: PlanInput, samples: int) -> tuple[np.ndarray, float]:
     """Masks that drop about half the features each (LIME's and shap's draws), subsampled for
     long prompts. Returns: (dropped (R, n), real rows per simulated row).
 
-    Example:
+    Examples:
         >>> pf = PromptFeatures([1, 2, 3, 4], [[0], [1], [2], [3]], list("abcd"), False, "tokens", [])
         >>> dropped, scale = random_halves(PlanInput(None, pf, 1, {}), 10)
         >>> dropped.shape, scale
@@ -171,7 +171,7 @@ def estimate_cost(
         ExplainError: unknown method, bad option, bad prompt, target or sources (the same one-line
             errors as ``attribute``).
 
-    Example:
+    Examples:
         >>> c = estimate_cost(lm, "Long text. " * 400, " x", sources="sentences")   # doctest: +SKIP
         >>> c.summary()                                                             # doctest: +SKIP
         'sentence-level ablation of 2,001 tokens (400 sources): about 6 s (...)'

@@ -17,7 +17,7 @@ Differences from captum: captum also interpolates tokens that are not features (
 or the chat template with ``chat=True``); here they stay fixed. With a plain prompt and a tokenizer
 that adds no special tokens the two are identical.
 
-Example:
+Examples:
     >>> res = attribute(lm, "The capital of France is", " Paris", method="integrated_gradients")  # doctest: +SKIP
     >>> res.token_attr.shape                                                                     # doctest: +SKIP
     (1, 5)
@@ -187,7 +187,7 @@ def integrated_gradients(
         (token_attr (m, n), info); ``info["convergence_delta"]`` is the largest
         |sum of a row - (logp(x) - logp(baseline))| over target tokens (completeness gap).
 
-    Example:
+    Examples:
         >>> attr, info = integrated_gradients(lm, inp, baseline=0, progress=False, n_steps=20)  # doctest: +SKIP
     """
     batch = n_steps if internal_batch_size is None else internal_batch_size
@@ -245,7 +245,7 @@ def input_x_gradient(
     Returns:
         (token_attr (m, n), info).
 
-    Example:
+    Examples:
         >>> attr, info = input_x_gradient(lm, inp, baseline=0, progress=False)  # doctest: +SKIP
     """
     grads = _EmbeddingGradients(lm, inp, grad_tokens)

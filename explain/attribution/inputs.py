@@ -6,7 +6,7 @@ paragraph, character span or named segment (``sources=``, see :mod:`explain.attr
 ``prompt={"context": ..., "question": ...}`` makes each segment a source). Sources are ablated by
 *removing* their tokens (``AttributionInput.removal``), tokens by replacing them with a baseline id.
 
-Example:
+Examples:
     >>> inp = build_input(lm, "The capital of France is", " Paris")   # doctest: +SKIP
     >>> inp.feature_names                                             # doctest: +SKIP
     ['The', ' capital', ' of', ' France', ' is']
@@ -121,7 +121,7 @@ def split_context_prompt(prompt: Any, context: Any, sources: Any) -> tuple[Any, 
     """Read ``{"context": ..., "question": ...}`` with non-segment sources as a context and a
     question; check a given ``context``. Returns: ``(prompt, context)``.
 
-    Example:
+    Examples:
         >>> split_context_prompt({"context": "Sky is blue.", "question": "Colour?"}, None, "sentences")
         ('Colour?', 'Sky is blue.')
     """
@@ -210,7 +210,7 @@ def prompt_features(
     Raises:
         ExplainError: empty prompt, bad ``sources``, too long for the model, no chat template.
 
-    Example:
+    Examples:
         >>> pf = prompt_features(lm, "Sky is blue. Grass is green.", sources="sentences")  # doctest: +SKIP
         >>> pf.names, pf.removal                                                           # doctest: +SKIP
         (['Sky is blue.', 'Grass is green.'], True)
@@ -258,7 +258,7 @@ def prompt_features(
 def target_ids_of(lm: LanguageModel, target: Any) -> list[int]:
     """Token ids of a target text. Returns: the ids. Raises: ExplainError for a non-string or empty target.
 
-    Example:
+    Examples:
         >>> target_ids_of(lm, 5)   # doctest: +SKIP
         Traceback (most recent call last):
         explain.errors.ExplainError: target must be a string, not int
@@ -291,7 +291,7 @@ def build_input(
     Raises:
         ExplainError: empty prompt or target, too long for the model, no chat template, bad sources.
 
-    Example:
+    Examples:
         >>> inp = build_input(lm, "Sky is blue. Grass is green.", " blue", sources="sentences")  # doctest: +SKIP
         >>> inp.n, inp.removal                                                                  # doctest: +SKIP
         (2, True)
@@ -345,7 +345,7 @@ def default_baseline(lm: LanguageModel) -> tuple[int, str]:
     Returns:
         (token id, the rule that chose it, in words).
 
-    Example:
+    Examples:
         >>> default_baseline(lm)   # doctest: +SKIP
         (216, "' ' (a blank token): id 0 is the special token '<|endoftext|>'")
     """

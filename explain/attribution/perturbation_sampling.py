@@ -23,7 +23,7 @@ Each method is captum's algorithm with one shared wrapper (:func:`_sampling_meth
 ``shapley`` (``ShapleyValueSampling``, default 5 permutations), ``kernelshap`` (``KernelShap``,
 200 samples) and ``lime`` (``Lime``: Lasso, alpha 0.01, cosine kernel; 200 samples).
 
-Example:
+Examples:
     >>> res = attribute(lm, "The capital of France is", " Paris", method="shapley", n_samples=5)  # doctest: +SKIP
     >>> res.token_attr.shape                                                                    # doctest: +SKIP
     (1, 5)
@@ -55,7 +55,7 @@ class MaskTable:
         fwd: the batched engine that evaluates masks.
         multi_output: answer (B, m) rows while recording (ShapleyValueSampling) instead of (B,).
 
-    Example:
+    Examples:
         >>> table = MaskTable(BatchedForward(lm, inp), multi_output=True)   # doctest: +SKIP
         >>> table.mode = "record"; table(torch.ones(2, inp.n)).shape   # doctest: +SKIP
         torch.Size([2, m])

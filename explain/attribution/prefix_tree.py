@@ -22,7 +22,7 @@ against 1.6e-5 to 3.4e-5 for plain forwards.
 The path is checked at run time as :class:`BatchedForward` checks its own: the unperturbed row is
 always evaluated, and if it differs from a plain forward the engine falls back to plain forwards.
 
-Example:
+Examples:
     >>> fwd = PrefixTreeForward(BatchedForward(lm, inp))       # doctest: +SKIP
     >>> fwd(torch.ones(2, inp.n, dtype=torch.bool)).shape       # doctest: +SKIP
     torch.Size([2, m])
@@ -48,7 +48,7 @@ PASS_COST = 16.0
 def distinct_prefixes(keep: np.ndarray) -> np.ndarray:
     """Number of distinct prefixes ``keep[:, :f]`` for f = 0..n. Returns: int array (n + 1,).
 
-    Example:
+    Examples:
         >>> distinct_prefixes(np.array([[0, 0], [1, 0], [1, 1]], dtype=bool)).tolist()
         [1, 2, 3]
     """
@@ -79,7 +79,7 @@ def plan(
     Returns:
         the increasing boundaries (0 first) whose caches are built.
 
-    Example:
+    Examples:
         >>> plan(np.array([1, 2, 3]), np.array([0, 1, 2]), 3)
         [0]
     """
@@ -112,7 +112,7 @@ class PrefixTreeForward:
             default: ``fwd.batch_tokens`` divided by the sequence length, at least 8).
         pass_cost, kv_cost: the cost model's constants (see the module's note).
 
-    Example:
+    Examples:
         >>> tree = PrefixTreeForward(BatchedForward(lm, inp))   # doctest: +SKIP
     """
 

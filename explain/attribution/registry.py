@@ -16,7 +16,7 @@ needs to know about it, in one place.
   turns it into seconds with the speed model. A method without a plan is priced as one forward
   pass and its estimate says that it is a lower bound.
 
-Example:
+Examples:
     >>> from explain.attribution import METHODS
     >>> METHODS["ablation"].family
     'perturbation'
@@ -52,7 +52,7 @@ class PlanInput:
     """What a cost plan sees: the model, the tokenised prompt and its features, the target length
     and the method's options (defaults filled in).
 
-    Example:
+    Examples:
         >>> pf = PromptFeatures([1, 2, 3], [[0], [1], [2]], ["a", "b", "c"], False, "tokens", [])
         >>> p = PlanInput(lm=None, prompt=pf, m=2, options={})
         >>> p.n, p.n_prompt, p.n_seq
@@ -85,7 +85,7 @@ class Work:
     """What a run computes: model passes, token positions, attention pairs (a query and a key it
     looks at), peak memory beyond the weights, and the cheaper choice to suggest.
 
-    Example:
+    Examples:
         >>> w = Work.forwards(2, 4)
         >>> w.passes, w.positions, w.pairs
         (2.0, 8.0, 20.0)
@@ -132,7 +132,7 @@ class MethodInfo:
         Raises:
             ExplainError: an option the method does not take, or a bad value (from ``check``).
 
-        Example:
+        Examples:
             >>> from explain.attribution import METHODS
             >>> METHODS["ablation"].options({"n_samples": 3})
             Traceback (most recent call last):
@@ -159,7 +159,7 @@ class MethodInfo:
         Returns:
             the method's (token_attr (m, n), info).
 
-        Example:
+        Examples:
             >>> attr, info = METHODS["shapley"].run(lm, inp, baseline=0, progress=False, n_samples=3)  # doctest: +SKIP
         """
         return self.fn(lm, inp, baseline=baseline, progress=progress, **self.options(given))
@@ -205,7 +205,7 @@ def register(
     Returns:
         the function unchanged.
 
-    Example:
+    Examples:
         >>> @register("demo", family="perturbation", cost="k passes", note="a demo",
         ...           plan=lambda p: Work.forwards(p.options["k"], p.n_seq))
         ... def demo(lm, inp, *, baseline, progress, k=2):
@@ -253,7 +253,7 @@ def unregister(name: str) -> MethodInfo:
 def check_int(options: Mapping[str, Any], name: str, minimum: int = 1) -> None:
     """Raise a one-line error unless ``options[name]`` is ``None`` or an integer >= ``minimum``.
 
-    Example:
+    Examples:
         >>> check_int({"n_samples": 0}, "n_samples")
         Traceback (most recent call last):
         explain.errors.ExplainError: n_samples must be an integer >= 1, got 0
@@ -269,7 +269,7 @@ def check_int(options: Mapping[str, Any], name: str, minimum: int = 1) -> None:
 def integer_options(*names: str, minimum: int = 1) -> OptionCheck:
     """A check that each of ``names`` is ``None`` or an integer >= ``minimum``. Returns: the check.
 
-    Example:
+    Examples:
         >>> integer_options("batch_tokens")({"batch_tokens": "x"})
         Traceback (most recent call last):
         explain.errors.ExplainError: batch_tokens must be an integer >= 1, got 'x'

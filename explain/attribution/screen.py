@@ -27,7 +27,7 @@ fitted on the exact features of the same run (``info["estimate_scale"]``); ``gra
 are a first-order Taylor estimate in nats; ``hierarchical`` gives a block's drop shared evenly
 among its features.
 
-Example:
+Examples:
     >>> res = attribute(lm, "Question: what is the code?\\nAnswer:", context=ctx, target=" 4417",
     ...                 sources="sentences", top_k=5)      # doctest: +SKIP
     >>> res.info["exact"][:3]                               # doctest: +SKIP
@@ -120,7 +120,7 @@ def whole_pass(lm: LanguageModel, inp: AttributionInput) -> tuple[torch.Tensor, 
     Returns:
         (unperturbed target log-probs (m,) float64, the key/value cache).
 
-    Example:
+    Examples:
         >>> original, cache = whole_pass(lm, inp)   # doctest: +SKIP
     """
     ids = torch.tensor([inp.sequence], dtype=torch.long, device=lm.device)
@@ -259,7 +259,7 @@ def screened_ablation(
     Raises:
         ExplainError: unknown screen or a bad ``top_k``.
 
-    Example:
+    Examples:
         >>> attr, info = screened_ablation(lm, inp, top_k=3, baseline=0, progress=False)   # doctest: +SKIP
     """
     info_s = SCREENS.get(screen)
@@ -335,7 +335,7 @@ def check_top_k(method: str, top_k: Any, screen: Any, kwargs: dict[str, Any]) ->
         ExplainError: ``top_k`` not a positive integer, with a method other than ``ablation``,
         an unknown screen, or ``screen=`` without ``top_k``.
 
-    Example:
+    Examples:
         >>> check_top_k("ablation", 5, None, {})
         (5, 'hierarchical', {})
         >>> check_top_k("shapley", 5, None, {})
@@ -369,7 +369,7 @@ def split_question(inp: AttributionInput, token_attr: np.ndarray, seq_attr: np.n
         (feature names, token_attr, seq_attr, details) without the question's column; with
         ``details["question"] = {"text", "value", "token_attr"}``.
 
-    Example:
+    Examples:
         >>> names, ta, sa, d = split_question(inp, attr, attr.sum(0), {})   # doctest: +SKIP
     """
     q = inp.question

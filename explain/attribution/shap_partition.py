@@ -10,7 +10,7 @@ The hierarchy is a balanced binary tree over contiguous features (neighbouring t
 first), as shap's text masker does for text. Owen values are exact for that hierarchy when
 ``max_evals`` is large enough; below that shap explores the largest groups first.
 
-Example:
+Examples:
     >>> res = attribute(lm, "The capital of France is", " Paris", method="shap", max_evals=200)  # doctest: +SKIP
     >>> res.token_attr.shape                                                                   # doctest: +SKIP
     (1, 5)
@@ -33,7 +33,7 @@ from explain.model import LanguageModel
 def contiguous_tree(n: int) -> np.ndarray:
     """A scipy-style linkage matrix (n-1, 4) of a balanced binary tree over features 0..n-1 in order.
 
-    Example:
+    Examples:
         >>> contiguous_tree(3).tolist()
         [[1.0, 2.0, 2.0, 2.0], [0.0, 3.0, 3.0, 3.0]]
     """
@@ -54,7 +54,7 @@ def contiguous_tree(n: int) -> np.ndarray:
 class FeatureMasker:
     """A shap masker over n features: the masked "input" is the keep-mask itself.
 
-    Example:
+    Examples:
         >>> FeatureMasker(3)(np.array([True, False, True]), np.ones(3)).tolist()
         [[True, False, True]]
     """
@@ -111,7 +111,7 @@ def shap_partition(
     Returns:
         (token_attr (m, n), info).
 
-    Example:
+    Examples:
         >>> attr, info = shap_partition(lm, inp, baseline=0, progress=False, max_evals=100)  # doctest: +SKIP
     """
     import shap

@@ -7,7 +7,7 @@ removing a source leaves the rest of the prompt as the user wrote it (ContextCit
 Whitespace before a word or a sentence belongs to it (" The" is one token in byte-level BPE
 vocabularies), so a source's tokens are the ones a tokenizer gives the text in context.
 
-Example:
+Examples:
     >>> [p.text for p in split_sources("Dr. Smith paid $3.14, e.g. for tea. Then he left!", "sentences")]
     ['Dr. Smith paid $3.14, e.g. for tea.', ' Then he left!']
     >>> [p.text for p in split_sources("a b\\n\\nc", "paragraphs")]
@@ -119,7 +119,7 @@ def split_sources(
     Raises:
         ExplainError: an unknown kind, bad spans, or no source found.
 
-    Example:
+    Examples:
         >>> [p.name for p in split_sources("x", {"context": "Sky is blue.", "q": "Colour?"}) if p.feature]
         ['context', 'q']
         >>> [p.text for p in split_sources("It rose 3.5% in the U.S. Prices fell.", "sentences")]
@@ -166,7 +166,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     Returns:
         half-open ``(start, end)`` character offsets, in order; ``[]`` for blank text.
 
-    Example:
+    Examples:
         >>> text = "Dr. Smith went home. He slept."
         >>> [text[a:b] for a, b in sentence_spans(text)]
         ['Dr. Smith went home.', ' He slept.']
@@ -185,7 +185,7 @@ def token_sentence_spans(tokens: Sequence[str]) -> list[tuple[int, int]]:
     Returns:
         list of (start, end) token indices covering all tokens in order.
 
-    Example:
+    Examples:
         >>> token_sentence_spans(["Paris", ".", " It", " is", " big", "."])
         [(0, 2), (2, 6)]
         >>> token_sentence_spans(["Dr", ".", " Smith", " left", "."])
@@ -230,7 +230,7 @@ def _spans(text: str, spans: Any) -> list[Piece]:
 def check_sources(sources: Any) -> Any:
     """Validate the ``sources=`` argument's type early. Returns: ``sources`` unchanged.
 
-    Example:
+    Examples:
         >>> check_sources("sentences")
         'sentences'
     """

@@ -1,6 +1,6 @@
 """Batch audits of datasets: resumable Parquet output, local / processes / Ray engines.
 
-Example:
+Examples:
     >>> from explain.audit import audit, AuditSummary                # doctest: +SKIP
     >>> s = audit("outputs.jsonl", lm, out="audit.parquet")          # doctest: +SKIP
 """

@@ -1,6 +1,6 @@
 """``audit()``: score a dataset of model outputs with signals and/or attributions, resumably.
 
-Example:
+Examples:
     >>> import tempfile
     >>> from explain import LanguageModel, audit
     >>> lm = LanguageModel.load()                                                # doctest: +SKIP
@@ -54,7 +54,7 @@ class AuditSummary(Result):
         notes: one line per repair made before the run (a damaged part moved aside, records that
             changed or left the input since the last run).
 
-    Example:
+    Examples:
         >>> s = AuditSummary(out="a.parquet", records=3, skipped=1, processed=2, errors=0,
         ...                  by_verdict={"supported": 2, "none": 1}, seconds=4.0, throughput=0.5)
         >>> AuditSummary.from_json(s.to_json()) == s
@@ -133,7 +133,7 @@ def risk_histogram(df: Any) -> Any:
     Returns:
         a ``plotly.graph_objects.Figure``.
 
-    Example:
+    Examples:
         >>> import pandas as pd
         >>> risk_histogram(pd.DataFrame({"risk": [0.1, 0.9, None]})).data[0].type
         'histogram'
@@ -253,7 +253,7 @@ def audit(
             audit, cannot be written or is being written by another run, a run over the budget, an
             unknown engine, Ray not installed, a calibration file that is missing or not a calibration.
 
-    Example:
+    Examples:
         >>> s = audit("outputs.jsonl", lm, out="audit.parquet", engine="processes", workers=2)  # doctest: +SKIP
         >>> pd.read_parquet("audit.parquet").columns[:3].tolist()                             # doctest: +SKIP
         ['id', 'prompt', 'response']
@@ -321,7 +321,7 @@ def input_hash(record: Mapping[str, Any]) -> str:
     Returns:
         16 hex digits (what :func:`explain.audit.records.record_id` hashes, without its ``r-``).
 
-    Example:
+    Examples:
         >>> input_hash({"id": "a", "prompt": "2+2="}) == input_hash({"id": "b", "prompt": "2+2="})
         True
     """

@@ -1,6 +1,6 @@
 """``whylm audit``: audit a JSONL / CSV / Parquet file of model outputs into a resumable Parquet folder.
 
-Example:
+Examples:
     $ whylm audit outputs.jsonl --out audit.parquet --engine processes --workers 2
 """
 

@@ -8,7 +8,7 @@ gets the same ids on every run (which is what lets a run resume).
 A file that cannot be parsed stops at once, naming the line; a record whose *content* is unusable
 (no prompt, a prompt that is not text) is kept and fails on its own row, so the run goes on.
 
-Example:
+Examples:
     >>> recs = read_records([{"prompt": "2 + 2 =", "response": " 4"}, {"id": 7, "prompt": "Hi"}])
     >>> [r["id"] for r in recs]
     ['r-bf720dda3af5ff30', '7']
@@ -39,7 +39,7 @@ def record_id(record: Mapping[str, Any]) -> str:
     Returns:
         the id (the same for the same prompt, response and context, on every machine and run).
 
-    Example:
+    Examples:
         >>> record_id({"prompt": "a"}) == record_id({"prompt": "a", "response": None})
         True
         >>> record_id({"prompt": "a"}) == record_id({"prompt": "b"})
@@ -63,7 +63,7 @@ def read_records(records: str | os.PathLike | Iterable[Mapping[str, Any]]) -> li
         ExplainError: a missing or unreadable file, a line that is not a JSON object (with its line
             number), an item that is not a dict, or the same id twice (naming it).
 
-    Example:
+    Examples:
         >>> read_records([{"id": "a", "prompt": "x"}, {"id": "a", "prompt": "y"}])
         Traceback (most recent call last):
         ...
@@ -98,7 +98,7 @@ def read_records(records: str | os.PathLike | Iterable[Mapping[str, Any]]) -> li
 def check_record(rec: Mapping[str, Any]) -> None:
     """Raise :class:`ExplainError` (one line) when a record's content cannot be audited.
 
-    Example:
+    Examples:
         >>> check_record({"prompt": None})
         Traceback (most recent call last):
         ...

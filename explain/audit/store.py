@@ -20,7 +20,7 @@ second run with one line naming the holder. Each row keeps ``input_hash``, a has
 content, so a run on an edited input re-audits the records that changed and moves aside the rows of
 records that left it (:meth:`PartStore.reconcile`).
 
-Example:
+Examples:
     >>> import tempfile, pandas as pd
     >>> s = PartStore(Path(tempfile.mkdtemp()) / "a.parquet")
     >>> s.open({"model": "m", "seed": 0}, score_names=["mean_neg_logprob"], resume=True)
@@ -70,7 +70,7 @@ def schema(score_names: Sequence[str]) -> pa.Schema:
     Returns:
         a ``pyarrow.Schema`` (the same for every part of a run, so the folder reads as one table).
 
-    Example:
+    Examples:
         >>> schema(["max_neg_logprob"]).names[5:9]
         ['risk', 'verdict', 'score.max_neg_logprob', 'top_features']
     """
@@ -371,7 +371,7 @@ def read_audit(path: str | os.PathLike) -> Any:
         ExplainError: ``path`` is a symbolic link or not an audit folder; a part is a link, empty or
             damaged (named, with what to do).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> read_audit(tempfile.mkdtemp())
         Traceback (most recent call last):

@@ -4,7 +4,7 @@ The row's values are exactly what :func:`explain.signals` and :func:`explain.att
 the same record and settings (scores copied as floats, reports as their JSON), so an audit row can
 be checked against a direct call. A record that fails gets its error in the row; the run goes on.
 
-Example:
+Examples:
     >>> from explain.audit.work import score_names
     >>> score_names()[:2]
     ['mean_neg_logprob', 'max_neg_logprob']
@@ -42,7 +42,7 @@ def make_settings(model: str, signals: bool, method: str | None, seed: int, chat
         a JSON-ready dict; every engine's workers get it as is (plain data, so processes and Ray
         actors can unpickle it).
 
-    Example:
+    Examples:
         >>> make_settings("tiny", True, None, 0)["method"] is None
         True
     """
@@ -68,7 +68,7 @@ def calibration_setting(spec: Any, model: str = "") -> tuple[dict[str, Any] | bo
     Raises:
         ExplainError: a missing or unreadable file, or one that is not a calibration (one line).
 
-    Example:
+    Examples:
         >>> calibration_setting(None), calibration_setting(False)
         ((None, None), (False, None))
         >>> calibration_setting("/no/such/cal.json")
@@ -120,7 +120,7 @@ def audit_record(lm: Any, rec: Mapping[str, Any], settings: Mapping[str, Any]) -
         ``n_unsupported_sentences`` (sentences no context sentence supports; ``None`` without a
         context) and ``attribution`` (the AttributionResult JSON).
 
-    Example:
+    Examples:
         >>> row = audit_record(lm, {"id": "a", "prompt": "2+2="}, settings)   # doctest: +SKIP
     """
     start = time.perf_counter()

@@ -9,7 +9,7 @@
 - :mod:`~explain.signals.evidence`: the context sentences each answer sentence rests on;
 - :mod:`~explain.signals.api`: :func:`signals`; :mod:`~explain.signals.report`: :class:`SignalReport`.
 
-Example:
+Examples:
     >>> sorted(SIGNALS)[:3]
     ['context_unused', 'entropy', 'neg_logprob']
     >>> "contradicted" in SCORE_DOCS

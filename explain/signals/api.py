@@ -9,7 +9,7 @@ Every registered token signal (:mod:`explain.signals.registry`) is computed from
 rolled up into sentence and answer scores; a :class:`~explain.signals.calibration.Calibration`
 for the model turns the scores into ``risk`` and a ``verdict``.
 
-Example:
+Examples:
     >>> from explain import LanguageModel, signals                               # doctest: +SKIP
     >>> lm = LanguageModel.load()                                                # doctest: +SKIP
     >>> rep = signals(lm, "Who wrote Hamlet?", context="Hamlet is a play by Shakespeare.",
@@ -102,7 +102,7 @@ def signals(
         ExplainError: empty prompt or response, a response longer than the context window,
             a negative ``n_samples``, a run over budget, an unreadable calibration file.
 
-    Example:
+    Examples:
         >>> rep = signals(lm, "What is the capital of France?", response="Paris.")   # doctest: +SKIP
         >>> rep.tokens, rep.verdict                                                 # doctest: +SKIP
         (['Paris', '.'], 'supported')
@@ -270,7 +270,7 @@ def answer_risk(answer: float | None, sentence_risks: Sequence[float | None]) ->
     Returns:
         the risk, or None when ``answer`` is None.
 
-    Example:
+    Examples:
         >>> answer_risk(0.2, [0.1, 0.8]), answer_risk(0.4, [0.1]), answer_risk(None, [0.9])
         (0.8, 0.4, None)
     """
@@ -291,7 +291,7 @@ def sampling_cost(lm: Any, n_prompt: int, n_samples: int, max_new_tokens: int,
     Returns:
         a :class:`explain.budget.Cost` whose ``cheaper`` names how many samples fit the budget.
 
-    Example:
+    Examples:
         >>> sampling_cost(lm, 20, 10**6, 64).seconds > 300          # doctest: +SKIP
         True
     """
@@ -336,7 +336,7 @@ def _normalise(prompt: str, context: str | None, response: str | None,
     Without a chat template the prompt is continued as written, so only its context and the
     response's trailing whitespace are dropped (a leading space of " blue." is part of its tokens).
 
-    Example:
+    Examples:
         >>> _normalise(" Q?\\n", "Ctx.\\n", "A.\\n", True)
         ('Q?', 'Ctx.', 'A.')
         >>> _normalise("The sky is", None, " blue.\\n", False)

@@ -15,7 +15,7 @@ calibration is valid only for the model (and prompt format) it was fitted on; on
 embedded SmolLM2-135M-Instruct (``explain/signals/calibration/``), and
 :func:`explain.calibrate_signals` / ``whylm signals calibrate`` fit one for any other model.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x = np.r_[rng.normal(0, 1, 200), rng.normal(2, 1, 200)]; y = np.r_[np.zeros(200), np.ones(200)]
@@ -70,7 +70,7 @@ def verdict(risk: float | None) -> str | None:
     Returns:
         ``"supported"``, ``"uncertain"``, ``"likely hallucinated"``, or None for no risk.
 
-    Example:
+    Examples:
         >>> [verdict(r) for r in (0.1, 0.5, 0.9, None)]
         ['supported', 'uncertain', 'likely hallucinated', None]
     """
@@ -83,7 +83,7 @@ def verdict(risk: float | None) -> str | None:
 def model_slug(name: str) -> str:
     """A file-name form of a model name: the last path part, lower case, ``[a-z0-9.-]`` only.
 
-    Example:
+    Examples:
         >>> model_slug("HuggingFaceTB/SmolLM2-135M-Instruct")
         'smollm2-135m-instruct'
     """
@@ -121,7 +121,7 @@ class Case:
     def predict(self, scores: Mapping[str, float]) -> float | None:
         """Returns: the risk for one score dict, or None when a feature is missing or not finite.
 
-        Example:
+        Examples:
             >>> c = Case(["s"], [2.0], 0.0, [0.0], [1.0])
             >>> round(c.predict({"s": 1.0}), 4), c.predict({})
             (0.8808, None)
@@ -180,7 +180,7 @@ class Calibration(Result):
     def case(self, has_context: bool) -> Case | None:
         """Returns: the case that applies, or None when this calibration has none for it.
 
-        Example:
+        Examples:
             >>> Calibration("m", {"context": Case(["s"], [1.0], 0.0, [0.0], [1.0])}).case(False) is None
             True
         """
@@ -204,7 +204,7 @@ class Calibration(Result):
             ExplainError: not a calibration, or a number a fitted model cannot hold (NaN, inf,
                 beyond :data:`MAX_WEIGHT`, a string, a scale <= 0), named in one line.
 
-        Example:
+        Examples:
             >>> case = {"features": ["s"], "coefficients": [float("nan")], "intercept": 0.0, "mean": [0.0], "scale": [1.0]}
             >>> Calibration.from_dict({"model": "m", "cases": {"context": case}})
             Traceback (most recent call last):
@@ -231,7 +231,7 @@ class Calibration(Result):
     def summary(self) -> str:
         """Returns: one sentence per case: features, data and dev metrics.
 
-        Example:
+        Examples:
             >>> Calibration("m", {}).summary()
             'Calibration for m.'
         """
@@ -264,7 +264,7 @@ def load_calibration(spec: Any, model_name: str = "") -> tuple[Calibration | Non
     Raises:
         ExplainError: a path that does not exist or is not a calibration file.
 
-    Example:
+    Examples:
         >>> load_calibration(False)
         (None, 'calibration=False: no risk computed')
         >>> load_calibration(None, "my-own-model")[1][:39]
@@ -309,7 +309,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2,
     Returns:
         (coefficients, intercept); the intercept is not penalised.
 
-    Example:
+    Examples:
         >>> x = np.array([[-2.0], [-1.0], [1.0], [2.0]]); y = np.array([0, 1, 0, 1])
         >>> w, b = fit_logistic(x, y)
         >>> bool(w[0] > 0), abs(round(b, 4))

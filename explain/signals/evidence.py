@@ -20,7 +20,7 @@ Three evidence scores per answer sentence (higher = more suspicious) join the si
 The answer's scores are the worst sentence's (the maximum), so the answer risk reflects its
 riskiest sentence.
 
-Example:
+Examples:
     >>> deltas = np.array([[2.0, 1.0, 0.0, 0.1], [0.1, -3.0, 0.0, 0.0]])   # (context sentences, answer tokens)
     >>> ev = sentence_evidence(deltas, [(0, 2), (2, 4)], "A b. C d.", [(0, 4), (4, 9)])
     >>> [(e.source, e.text, e.score) for e in ev[0]], ev[1]
@@ -88,7 +88,7 @@ class Evidence:
     def to_dict(self) -> dict[str, Any]:
         """Returns: a JSON-ready dict.
 
-        Example:
+        Examples:
             >>> Evidence(0, "A.", 0, 2, 1.5).to_dict()
             {'source': 0, 'text': 'A.', 'start': 0, 'end': 2, 'score': 1.5}
         """
@@ -109,7 +109,7 @@ def context_sentences(context: str) -> tuple[list[str], list[tuple[int, int]]]:
     Returns:
         (texts, spans).
 
-    Example:
+    Examples:
         >>> context_sentences("Paris is big. It is old.")
         (['Paris is big.', 'It is old.'], [(0, 13), (13, 24)])
     """
@@ -120,7 +120,7 @@ def context_sentences(context: str) -> tuple[list[str], list[tuple[int, int]]]:
 def removal_contexts(context: str, spans: Sequence[tuple[int, int]]) -> list[str | None]:
     """The context with each sentence removed (None where nothing would be left).
 
-    Example:
+    Examples:
         >>> removal_contexts("A b. C d.", [(0, 4), (4, 9)])
         [' C d.', 'A b.']
     """
@@ -147,7 +147,7 @@ def leave_one_out(lm: Any, prompt: str, context: str, spans: Sequence[tuple[int,
     Returns:
         float64 array (n sentences, m tokens): ``log p(token | full) - log p(token | sentence removed)``.
 
-    Example:
+    Examples:
         >>> leave_one_out(lm, "Q?", "A b. C d.", [(0, 4), (4, 9)], ids, lp, None, True).shape  # doctest: +SKIP
         (2, 3)
     """
@@ -182,7 +182,7 @@ def screened_leave_one_out(lm: Any, prompt: str, context: str, n_sentences: int,
         (n sentences, m) like :func:`leave_one_out`, NaN in the rows that were only screened; None
         (with a line in ``notes``) when the attribution's sources or tokens do not line up.
 
-    Example:
+    Examples:
         >>> screened_leave_one_out(lm, "Q?", long_text, 40, "A.", 2, True, []).shape  # doctest: +SKIP
         (40, 2)
     """
@@ -251,7 +251,7 @@ def names_and_numbers(text: str) -> list[str]:
     Returns:
         the words, lower-cased, without trailing punctuation.
 
-    Example:
+    Examples:
         >>> names_and_numbers("The treaty was signed by Mira Olsen in 1847.")
         ['mira', 'olsen', '1847']
         >>> names_and_numbers("Berlin."), names_and_numbers("Eight."), names_and_numbers("It has ten legs.")
@@ -306,7 +306,7 @@ def evidence_scores(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]], 
 def answer_scores(per_sentence: Sequence[Mapping[str, float]]) -> dict[str, float]:
     """The answer's evidence scores: the worst sentence's (maximum of each score).
 
-    Example:
+    Examples:
         >>> answer_scores([{"unsupported": 0.1, "contradicted": 2.0}, {"unsupported": 0.9, "contradicted": 0.0}])
         {'unsupported': 0.9, 'contradicted': 2.0}
     """

@@ -4,7 +4,7 @@ Users auditing their own model have labels (this answer was right, that one made
 them with :func:`explain.signals` and fitting a logistic model over the scores makes the risk
 theirs. ``whylm signals calibrate labelled.jsonl --out cal.json`` is the command-line form.
 
-Example:
+Examples:
     >>> examples = [{"prompt": "Q?", "response": "A.", "context": "A.", "label": 0}] * 8   # doctest: +SKIP
     >>> cal = calibrate_signals(lm, examples)                                            # doctest: +SKIP
 """
@@ -32,7 +32,7 @@ def read_examples(path: str | Path) -> list[dict[str, Any]]:
     Raises:
         ExplainError: a missing or unreadable file, a line that is not a JSON object.
 
-    Example:
+    Examples:
         >>> import tempfile, os
         >>> p = os.path.join(tempfile.mkdtemp(), "l.jsonl")
         >>> _ = open(p, "w").write('{"prompt": "Q?", "response": "A", "label": 1}\\n\\n')

@@ -4,7 +4,7 @@ The *context contrast* of a token is ``log p(token | context, prompt) - log p(to
 from one batched teacher-forced pass holding both rows; the *context share* is the share of
 leave-one-segment-out attribution that goes to the context. Both apply only when a context is given.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> grounding_scores(np.array([2.0, 0.0]), np.log([0.9, 0.9]))["ungrounded_fraction"]
     0.0
@@ -84,7 +84,7 @@ def grounding_scores(contrast: np.ndarray, logprob: np.ndarray) -> dict[str, flo
         and ``ungrounded_fraction`` (share of tokens neither raised by :data:`GROUNDED_NATS` nor
         likely with the context).
 
-    Example:
+    Examples:
         >>> grounding_scores(np.array([2.0, -1.0]), np.log([0.9, 0.1]))
         {'ungrounded': 0.5, 'ungrounded_max': 1.0, 'ungrounded_fraction': 0.5}
     """
@@ -101,7 +101,7 @@ def context_share(lm: Any, prompt: str, context: str, response: str, m: int, cha
     Returns:
         float32 array (m,) in [0, 1], or None (with a line in ``notes``) when attribution fails.
 
-    Example:
+    Examples:
         >>> context_share(lm, "Q?", "Passage.", "A.", 2, True, [])     # doctest: +SKIP
         array([0.61, 0.55], dtype=float32)
     """

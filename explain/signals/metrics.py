@@ -3,7 +3,7 @@
 Shared by :mod:`explain.signals.calibration` (dev metrics stored in a calibration file) and
 ``benchmarks/hallucination.py`` (test metrics).
 
-Example:
+Examples:
     >>> auroc([0.9, 0.8], [0.1, 0.8])
     0.875
     >>> brier([1.0, 0.0], [1, 0])
@@ -25,7 +25,7 @@ def auroc(pos: Sequence[float], neg: Sequence[float]) -> float:
     Returns:
         a float in [0, 1], NaN when either side is empty.
 
-    Example:
+    Examples:
         >>> auroc([3, 2], [1, 0])
         1.0
     """
@@ -49,7 +49,7 @@ def auroc(pos: Sequence[float], neg: Sequence[float]) -> float:
 def auroc_labels(score: Sequence[float], label: Sequence[int]) -> float:
     """AUROC of ``score`` for ``label == 1``.
 
-    Example:
+    Examples:
         >>> auroc_labels([0.2, 0.9, 0.4], [0, 1, 0])
         1.0
     """
@@ -82,7 +82,7 @@ def ece(prob: Sequence[float], label: Sequence[int], bins: int = 10) -> float:
 def accuracy(prob: Sequence[float], label: Sequence[int], threshold: float = 0.5) -> float:
     """Share of items where ``prob >= threshold`` equals the label.
 
-    Example:
+    Examples:
         >>> accuracy([0.7, 0.2, 0.6], [1, 0, 0])
         0.6666666666666666
     """

@@ -7,7 +7,7 @@ when it does not apply (e.g. a grounding signal without a context). :func:`expla
 computes every registered signal into ``SignalReport.token_signals[name]`` and rolls it up into
 sequence scores (``rep.scores``) and sentence scores by the signal's ``aggregate``.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> @register_signal("double_surprise", doc="twice the negative log-prob")
     ... def double_surprise(ctx):
@@ -130,7 +130,7 @@ def register_signal(
     Returns:
         the decorator; it returns the function unchanged. Registering a name again replaces it.
 
-    Example:
+    Examples:
         >>> @register_signal("length_one", doc="1 per token", aggregate="sum")
         ... def length_one(ctx):
         ...     return [1.0] * len(ctx.tokens)
@@ -167,7 +167,7 @@ def register_signal(
 def unregister_signal(name: str) -> None:
     """Remove a registered signal (no error if it is not registered).
 
-    Example:
+    Examples:
         >>> unregister_signal("no_such_signal")
     """
     SIGNALS.pop(name, None)
@@ -229,7 +229,7 @@ def aggregate(name: str, values: np.ndarray) -> dict[str, float]:
     Returns:
         score name -> value.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> aggregate("neg_logprob", np.array([1.0, 3.0]))
         {'mean_neg_logprob': 2.0, 'max_neg_logprob': 3.0}
@@ -252,7 +252,7 @@ def score_docs() -> dict[str, str]:
     Returns:
         score name -> doc string.
 
-    Example:
+    Examples:
         >>> "mean_neg_logprob" in score_docs(), "contradicted" in score_docs()
         (True, True)
     """

@@ -1,6 +1,6 @@
 """The result of :func:`explain.signals`: :class:`SignalReport`, with its sentences.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> rep = SignalReport(prompt="Q?", response="A.", tokens=["A", "."], token_ids=[5, 6],
     ...                    token_logprob=np.log(np.array([0.5, 0.9], dtype=np.float32)),
@@ -71,7 +71,7 @@ class SentenceSignals:
         Returns:
             one line.
 
-        Example:
+        Examples:
             >>> SentenceSignals("A.", 0, 2, evidence=[Evidence(1, "A is so.", 5, 14, 2.5)]).evidence_text()
             'best evidence: context sentence 2, "A is so." (2.50 nats)'
             >>> SentenceSignals("B.", 0, 2).evidence_text()
@@ -147,7 +147,7 @@ class SignalReport(Result):
     def to_dict(self) -> dict[str, Any]:
         """Returns: a JSON-ready dict (arrays as lists, NaN as None); inverse of :meth:`from_dict`.
 
-        Example:
+        Examples:
             >>> _demo().to_dict()["token_signals"]
             {'neg_logprob': [0.69, 0.1]}
         """
@@ -176,7 +176,7 @@ class SignalReport(Result):
         Returns:
             a :class:`SignalReport`.
 
-        Example:
+        Examples:
             >>> SignalReport.from_dict(_demo().to_dict()).risk
             0.8
         """
@@ -214,7 +214,7 @@ class SignalReport(Result):
         Returns:
             the text.
 
-        Example:
+        Examples:
             >>> _demo().summary().splitlines()[0]
             'Verdict: likely hallucinated (risk 0.80 that the answer is not supported; supported below 0.3, likely hallucinated from 0.7).'
         """
@@ -246,7 +246,7 @@ class SignalReport(Result):
             the calibration applied to each token alone when the report is calibrated, else
             1 - p(token) (with the context when one was given); float array (m,).
 
-        Example:
+        Examples:
             >>> _demo().token_risk().round(2).tolist()
             [0.5, 0.1]
         """
@@ -257,7 +257,7 @@ class SignalReport(Result):
     def views(self) -> list[str]:
         """Returns: the names :meth:`html` accepts for this report: ``"risk"`` then every token signal.
 
-        Example:
+        Examples:
             >>> _demo().views()
             ['risk', 'neg_logprob']
         """
@@ -283,7 +283,7 @@ class SignalReport(Result):
         Returns:
             an escaped ``<div>`` string.
 
-        Example:
+        Examples:
             >>> _demo().token_html("neg_logprob").count("whylm-tok")
             2
         """
@@ -310,7 +310,7 @@ class SignalReport(Result):
         Returns:
             an escaped ``<div>`` string safe to embed in a page.
 
-        Example:
+        Examples:
             >>> "likely hallucinated</b>: risk 0.80" in _demo().html()
             True
         """
@@ -345,7 +345,7 @@ class SignalReport(Result):
         Returns:
             a ``plotly.graph_objects.Figure``.
 
-        Example:
+        Examples:
             >>> _demo().figure().data[0].y
             ('risk', 'surprise (-log p)')
         """

@@ -6,7 +6,7 @@ signal; values are oriented so that higher = more suspicious. ``1 - top-1 probab
 suspicious than hallucinated ones (issue 10; AUROC below 0.5), so they are not shown as risk
 signals (``SignalReport.token_margin`` still holds the raw margin).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from explain.signals.registry import SignalContext
     >>> ctx = SignalContext(tokens=["a", "b"], token_ids=[1, 2], token_logprob=np.log([0.5, 0.25]),

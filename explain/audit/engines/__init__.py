@@ -5,7 +5,7 @@ lists of rows (in any order) as they finish; :func:`explain.audit.audit` commits
 part of the output. A thin registry maps the ``engine=`` name to its class; Ray is imported only
 when its engine is used.
 
-Example:
+Examples:
     >>> sorted(ENGINES)
     ['local', 'processes', 'ray']
 """
@@ -47,7 +47,7 @@ def make_engine(name: str, model: Any, workers: int | None = None, address: str 
     Raises:
         ExplainError: an unknown name, a bad worker count, or options the engine does not take.
 
-    Example:
+    Examples:
         >>> make_engine("gpu", None)
         Traceback (most recent call last):
         ...
@@ -83,7 +83,7 @@ def default_threads(workers: int) -> int:
     Returns:
         an int >= 1.
 
-    Example:
+    Examples:
         >>> 1 <= default_threads(1) <= (os.cpu_count() or 1)
         True
     """
@@ -100,7 +100,7 @@ def default_threads(workers: int) -> int:
 def chunks(records: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
     """``records`` cut into lists of at most ``size``.
 
-    Example:
+    Examples:
         >>> [len(c) for c in chunks([{}] * 5, 2)]
         [2, 2, 1]
     """

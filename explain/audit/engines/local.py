@@ -5,7 +5,7 @@ signals already batch its with- and without-context rows into one forward pass);
 yielded for commit as soon as it is done. Each chunk runs with ``threads_per_worker`` torch threads
 (default: :func:`explain.audit.engines.default_threads`), and torch's setting is put back after it.
 
-Example:
+Examples:
     >>> LocalEngine(None).workers
     1
 """

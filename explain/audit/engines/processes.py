@@ -10,7 +10,7 @@ A worker never outlives the run: on Linux it asks the kernel for SIGKILL when it
 (``prctl(PR_SET_PDEATHSIG)``), and on every OS a watchdog thread exits it within a second of its
 parent's pid going away, so a ``kill -9`` of ``whylm audit`` frees the workers' memory at once.
 
-Example:
+Examples:
     >>> ProcessEngine(None, workers=2).workers
     2
 """

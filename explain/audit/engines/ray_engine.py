@@ -7,7 +7,7 @@ a path (a model in memory is saved once to a temporary folder on a local Ray, ra
 to every actor through the object store), and audits batches of records; rows travel as JSON text so that columns that are all ``null`` in one
 batch never clash with another batch's types. Ray is optional: ``pip install 'whylm[ray]'``.
 
-Example:
+Examples:
     >>> RayEngine(None, workers=2, cpus_per_worker=1).workers   # doctest: +SKIP
     2
 """

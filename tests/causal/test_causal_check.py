@@ -367,7 +367,7 @@ def test_calibration_benchmark_runs_and_writes_json(tmp_path):
     import json
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "causal_check_calibration.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "causal_check_calibration.py"
     spec = importlib.util.spec_from_file_location("causal_check_calibration", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -37,7 +37,7 @@ def removal_logprobs(lm, inp, keep: torch.Tensor) -> np.ndarray:
 
 def removal_reference(lm, pieces: list[str], target: str, features: list[int] | None = None) -> np.ndarray:
     """Leave-one-out over ``pieces`` (each tokenised alone; ``features`` picks the ones that are
-    sources, default all), removing a source's tokens: the brute force of tests/reference.py."""
+    sources, default all), removing a source's tokens: the brute force of tests/support/reference.py."""
     ids, spans = piece_features(lm.tokenizer, pieces)
     chosen = [spans[i] for i in (range(len(pieces)) if features is None else features)]
     target_ids = list(lm.tokenizer(target, add_special_tokens=False)["input_ids"])

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard.store import AuditStore  # noqa: E402
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 CHECK_SUMMARY = "REJECTED by the Fisher-z test: 2/3 violated\nviolation rate 66.7%\n  violated: a _||_ c"
 
 

@@ -23,7 +23,7 @@ from explain import WhylmError
 from explain.audit.api import audit, summarise
 from explain.audit.store import read_audit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECS = [{"id": f"q{i}", "prompt": f"Question {i}: the capital of France is", "response": " Paris" + "." * (i % 3)}
         for i in range(10)]
 
@@ -58,7 +58,7 @@ audit({src!r}, make_tiny_lm(), out={out!r}, progress=False, max_new_tokens=4, on
 
 def start_holder(src: Path, out: Path) -> subprocess.Popen:
     """A real audit process that has locked ``out`` and sits in its estimate (until killed)."""
-    code = HOLDER.format(root=str(ROOT), tests=str(ROOT / "tests"), src=str(src), out=str(out))
+    code = HOLDER.format(root=str(ROOT), tests=str(ROOT / "tests" / "support"), src=str(src), out=str(out))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # blocks until the child holds the lock (or dies)
     assert line.strip() == "holding", proc.stderr.read()[-2000:]
@@ -262,7 +262,7 @@ def test_kill_9_of_a_processes_audit_leaves_no_worker_behind(tiny_dir, tmp_path)
     recs = [{"id": f"k{i}", "prompt": "The capital of France is" + " Paris" * (i % 5)} for i in range(400)]
     src = write_jsonl(tmp_path / "in.jsonl", recs)
     out = tmp_path / "out"
-    code = KILLED.format(root=str(ROOT), tests=str(ROOT / "tests"), src=str(src), model=tiny_dir, out=str(out))
+    code = KILLED.format(root=str(ROOT), tests=str(ROOT / "tests" / "support"), src=str(src), model=tiny_dir, out=str(out))
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 180

@@ -26,7 +26,7 @@ RECORDS = [
     {"id": "mayor", "prompt": "Who is the mayor?", "context": CONTEXT, "response": "Ann Oke."},
     {"id": "plain", "prompt": "The capital of France is", "response": " Paris"},
 ]
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The exact ablation engine against a brute-force loop (tests/reference.py: plain forwards, ids from
+"""The exact ablation engine against a brute-force loop (tests/support/reference.py: plain forwards, ids from
 the tokenizer alone) and captum's FeatureAblation."""
 
 from __future__ import annotations

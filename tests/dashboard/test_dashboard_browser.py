@@ -24,7 +24,7 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 XSS = "<img src=x onerror=alert(1)>"
 PROMPT = f"The capital of France is Paris. {XSS} What is the capital of France?"
 CHROMIUM_ARGS = [

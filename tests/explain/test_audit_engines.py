@@ -17,7 +17,7 @@ import pytest
 from explain import WhylmError
 from explain.audit.api import audit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECORDS = [
     {"id": f"r{i}", "prompt": p, "response": r, **({"context": c} if c else {})}
     for i, (p, r, c) in enumerate([
@@ -50,7 +50,7 @@ def test_sigkill_mid_run_then_the_same_call_completes_only_missing_ids(tiny_lm, 
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     out = tmp_path / "killed.parquet"
-    code = CHILD.format(root=str(ROOT), tests=str(ROOT / "tests"), src=str(src), out=str(out))
+    code = CHILD.format(root=str(ROOT), tests=str(ROOT / "tests" / "support"), src=str(src), out=str(out))
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120

@@ -18,7 +18,7 @@ from causal import estimate_effect
 from causal.effect import EffectEstimate
 from causal.sensitivity import ols_sensitivity, robustness_value, sensitivity_sentence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 from causal_pipeline import TRUE_GRAPH, simulated_data  # noqa: E402
 
 

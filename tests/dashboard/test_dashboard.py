@@ -120,7 +120,7 @@ def test_store_rejects_unknown_kind(tmp_path):
 
 # ------------------------------------------------------------------------- app shell
 def test_app_navigation_has_every_page(data_dir):
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"),
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py"),
                            default_timeout=TIMEOUT).run()
     no_traceback(at)
     assert at.title[0].value == "Explain"
@@ -445,7 +445,7 @@ def test_history_lists_searches_reopens_deletes(data_dir):
                    {"results": [res]}, model="tiny", method="ablation")
     store.save("signals", {"prompt": "who wrote Faust?", "model": None}, {}, model="tiny")
 
-    app = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+    app = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
     at = AppTest.from_file(app, default_timeout=TIMEOUT).run()
     at.switch_page("pages/history_page.py").run()
     no_traceback(at)
