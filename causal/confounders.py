@@ -57,8 +57,53 @@ def direction(p: np.ndarray) -> float:
     return float(p[0]) / total if total > 0 else 0.5
 
 
+@dataclass(kw_only=True)
+class JudgedResult(Result):
+    """The fields and plumbing every result of judged questions shares (:class:`ConfounderSuggestions`,
+    :class:`causal.critique.GraphCritique`): the judge used, why nothing was reported, and the run's
+    questions, backend, bar and wall time.
+
+    Examples:
+        >>> r = JudgedResult(reason="the judge is at chance", queries=4, llm="replay:dict")
+        >>> r._head("a -> b")
+        ['a -> b (replay:dict, 4 LLM questions):', "  (uncalibrated: the judge's accuracy was not measured; these are the model's own probabilities)"]
+    """
+
+    judge: Any = None
+    reason: str = ""
+    queries: int = 0
+    llm: str = ""
+    threshold: float = COMMIT_THRESHOLD
+    seconds: float = 0.0
+
+    def _head(self, title: str) -> list[str]:
+        """The summary's first lines: ``title`` with the run's size, then a note when uncalibrated."""
+        lines = [f"{title} ({self.llm}, {self.queries} LLM questions):"]
+        if self.judge is None:
+            lines.append("  (uncalibrated: the judge's accuracy was not measured; these are the model's own probabilities)")
+        return lines
+
+    def _judged_dict(self) -> dict[str, Any]:
+        """The shared fields for ``to_dict`` (the judge as its own dict)."""
+        return {"judge": self.judge.to_dict() if self.judge is not None else None, "reason": self.reason,
+                "queries": self.queries, "llm": self.llm, "threshold": self.threshold, "seconds": self.seconds}
+
+    @classmethod
+    def _rebuild(cls, d: Mapping[str, Any], what: str, own: Callable[[], dict[str, Any]]) -> Any:
+        """``cls`` from a ``to_dict`` output: ``own()`` gives the subclass's fields; a malformed dict
+        raises a one-line :class:`causal.errors.CausalError` naming ``what`` it is not."""
+        try:
+            return cls(
+                **own(), judge=JudgeResult.from_dict(d["judge"]) if d.get("judge") else None,
+                reason=str(d.get("reason", "")), queries=int(d.get("queries", 0)), llm=str(d.get("llm", "")),
+                threshold=float(d.get("threshold") or COMMIT_THRESHOLD), seconds=float(d.get("seconds") or 0.0),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CausalError(f"not a {what} dict: {type(exc).__name__} {exc}") from None
+
+
 @dataclass
-class ConfounderSuggestions(Result):
+class ConfounderSuggestions(JudgedResult):
     """What :func:`suggest_confounders` found.
 
     Attributes:
@@ -82,12 +127,6 @@ class ConfounderSuggestions(Result):
     confounders: list[dict] = field(default_factory=list)
     undecided: list[dict] = field(default_factory=list)
     others: list[dict] = field(default_factory=list)
-    judge: Any = None
-    reason: str = ""
-    queries: int = 0
-    llm: str = ""
-    threshold: float = COMMIT_THRESHOLD
-    seconds: float = 0.0
 
     def summary(self) -> str:
         """Plain lines: the suggestions, or why there are none; then the undecided and the others.
@@ -95,10 +134,7 @@ class ConfounderSuggestions(Result):
         Returns:
             text.
         """
-        head = f"confounders of {self.treatment} -> {self.outcome} ({self.llm}, {self.queries} LLM questions):"
-        lines = [head]
-        if self.judge is None:
-            lines.append("  (uncalibrated: the judge's accuracy was not measured; these are the model's own probabilities)")
+        lines = self._head(f"confounders of {self.treatment} -> {self.outcome}")
         for c in self.confounders:
             lines.append(f"  {c['name']}: causes both, calibrated P {c['confidence']:.2f} -> adjust for it")
         if not self.confounders:
@@ -115,26 +151,18 @@ class ConfounderSuggestions(Result):
         """Every field as plain JSON (the judge without its per-pair answers). Returns: a dict."""
         return jsonable({
             "treatment": self.treatment, "outcome": self.outcome, "confounders": self.confounders,
-            "undecided": self.undecided, "others": self.others,
-            "judge": self.judge.to_dict() if self.judge is not None else None, "reason": self.reason,
-            "queries": self.queries, "llm": self.llm, "threshold": self.threshold, "seconds": self.seconds,
+            "undecided": self.undecided, "others": self.others, **self._judged_dict(),
         })
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ConfounderSuggestions":
         """Rebuild from :meth:`to_dict` output. Returns: the result."""
-        try:
-            return cls(
-                treatment=str(d["treatment"]), outcome=str(d["outcome"]),
-                confounders=[dict(c) for c in d.get("confounders") or []],
-                undecided=[dict(c) for c in d.get("undecided") or []],
-                others=[dict(c) for c in d.get("others") or []],
-                judge=JudgeResult.from_dict(d["judge"]) if d.get("judge") else None,
-                reason=str(d.get("reason", "")), queries=int(d.get("queries", 0)), llm=str(d.get("llm", "")),
-                threshold=float(d.get("threshold") or COMMIT_THRESHOLD), seconds=float(d.get("seconds") or 0.0),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CausalError(f"not a confounder-suggestions dict: {type(exc).__name__} {exc}") from None
+        return cls._rebuild(d, "confounder-suggestions", lambda: dict(
+            treatment=str(d["treatment"]), outcome=str(d["outcome"]),
+            confounders=[dict(c) for c in d.get("confounders") or []],
+            undecided=[dict(c) for c in d.get("undecided") or []],
+            others=[dict(c) for c in d.get("others") or []],
+        ))
 
 
 def abstention_reason(judge: JudgeResult | None) -> str:
@@ -150,6 +178,68 @@ def abstention_reason(judge: JudgeResult | None) -> str:
     if judge is not None and judge.is_guessing:
         return f"the judge is at chance ({judge.in_words()})"
     return ""
+
+
+def check_threshold(threshold: Any) -> None:
+    """Refuse a bar that is not a probability in (0.5, 1] (a bool too), in one line.
+
+    Examples:
+        >>> check_threshold(0.4)
+        Traceback (most recent call last):
+        causal.errors.CausalError: threshold must be a probability in (0.5, 1], got 0.4
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.5 < threshold <= 1:
+        raise CausalError(f"threshold must be a probability in (0.5, 1], got {threshold!r}")
+
+
+@dataclass
+class JudgedRun:
+    """One run of judged questions: the backend, the judge's record (measured now when needed),
+    the calibration it gives and the :class:`causal.ask.Asker` that counts the questions.
+
+    Examples:
+        >>> from causal.llm import ReplayBackend
+        >>> run = JudgedRun.start(ReplayBackend({}), False, None, lambda b, jq: confounder_cost(1, b, jq))
+        >>> run.record is None, run.calibrate(0.8), run.result_fields("", 0.75)["llm"]
+        (True, 0.8, 'replay:dict')
+    """
+
+    backend: Any
+    record: JudgeResult | None
+    show: bool
+    asker: Asker
+    t0: float
+
+    @classmethod
+    def start(cls, llm: Any, judge: Any, descriptions: Mapping[str, str] | None,
+              cost_of: Callable[[Any, int], Cost], max_seconds: float | None = None,
+              on_estimate: Callable[[Cost], Any] | None = None, progress: bool | None = None,
+              t0: float | None = None) -> "JudgedRun":
+        """Resolve the backend and judge, refuse or announce the predicted cost (``cost_of(backend,
+        judge questions)``), then measure the judge when it has no record.
+
+        Returns:
+            the run, ready to ask.
+        """
+        backend = get_backend(llm)
+        record, measure = resolve_judge(backend, judge)
+        cost = check_budget(cost_of(backend, judge_cost(backend).passes if measure else 0), max_seconds)
+        if on_estimate is not None:
+            on_estimate(cost)
+        show = want_progress(progress, cost.seconds)
+        if measure:
+            record = measure_judge(backend, show, max_seconds)
+        return cls(backend, record, show, Asker(backend, descriptions), time.perf_counter() if t0 is None else t0)
+
+    def calibrate(self, p: float) -> float:
+        """``p`` calibrated by the judge's record (unchanged when uncalibrated). Returns: a probability."""
+        return self.record.calibrate(p) if self.record is not None else float(p)
+
+    def result_fields(self, reason: str, threshold: float) -> dict[str, Any]:
+        """The :class:`JudgedResult` fields of this run, to pass to the result's constructor."""
+        return dict(judge=replace(self.record, answers=[]) if self.record is not None else None, reason=reason,
+                    queries=self.asker.queries, llm=backend_label(self.backend), threshold=float(threshold),
+                    seconds=time.perf_counter() - self.t0)
 
 
 def names(values: Any, what: str) -> list[str]:
@@ -250,21 +340,12 @@ def suggest_confounders(
     if treatment == outcome:
         raise CausalError("treatment and outcome must differ")
     cands = _candidates(treatment, outcome, candidates, descriptions)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.5 < threshold <= 1:
-        raise CausalError(f"threshold must be a probability in (0.5, 1], got {threshold!r}")
-    backend = get_backend(llm)
-    record, measure = resolve_judge(backend, judge)
-    cost = check_budget(confounder_cost(len(cands), backend, judge_cost(backend).passes if measure else 0),
-                        max_seconds)
-    if on_estimate is not None:
-        on_estimate(cost)
-    show = want_progress(progress, cost.seconds)
-    if measure:
-        record = measure_judge(backend, show, max_seconds)
-    calibrate = record.calibrate if record is not None else float
-    asker = Asker(backend, descriptions)
+    check_threshold(threshold)
+    run = JudgedRun.start(llm, judge, descriptions, lambda b, jq: confounder_cost(len(cands), b, jq),
+                          max_seconds, on_estimate, progress, t0)
+    calibrate, asker = run.calibrate, run.asker
     found, undecided, others = [], [], []
-    with bar(len(cands), "candidates", show) as pbar:
+    with bar(len(cands), "candidates", run.show) as pbar:
         for c in cands:
             p_t, p_o = asker.pair(c, treatment, none_option=True), asker.pair(c, outcome, none_option=True)
             pbar.update(1)
@@ -286,12 +367,8 @@ def suggest_confounders(
     found.sort(key=lambda c: -c["confidence"])
     reason = ""
     if not found:
-        reason = abstention_reason(record) or (
+        reason = abstention_reason(run.record) or (
             f"no candidate is linked to both {treatment} and {outcome} by the model" if not undecided else
             f"the judge is not confident that any candidate causes both {treatment} and {outcome}")
-    return ConfounderSuggestions(
-        treatment=treatment, outcome=outcome, confounders=found, undecided=undecided, others=others,
-        judge=replace(record, answers=[]) if record is not None else None, reason=reason,
-        queries=asker.queries, llm=backend_label(backend), threshold=float(threshold),
-        seconds=time.perf_counter() - t0,
-    )
+    return ConfounderSuggestions(treatment=treatment, outcome=outcome, confounders=found, undecided=undecided,
+                                 others=others, **run.result_fields(reason, threshold))

@@ -8,7 +8,9 @@ ends of an edge without the graph drawing both arrows (a missing confounder). A 
 reports nothing and says why.
 
 Examples:
+    >>> import networkx as nx
     >>> from causal.ask import pair_prompt
+    >>> from causal.judge import JudgeResult
     >>> from causal.llm import ReplayBackend
     >>> causes = lambda x, y: {pair_prompt(x, y, none_option=True): "A", pair_prompt(y, x, none_option=True): "B"}
     >>> llm = ReplayBackend({**causes("genes", "smoking"), **causes("genes", "cancer"), **causes("cancer", "smoking")})
@@ -22,25 +24,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Mapping, Sequence
 
-import networkx as nx
-
-from causal.ask import Asker
-from causal.confounders import COMMIT_THRESHOLD, abstention_reason, direction, linked, names
+from causal.confounders import (COMMIT_THRESHOLD, JudgedResult, JudgedRun, abstention_reason, check_threshold,
+                                 direction, linked, names)
 from causal.errors import CausalError
 from causal.graph import as_digraph
-from causal.judge import JudgeResult, judge_cost, measure_judge, resolve_judge, seconds_per_question
-from causal.llm import backend_label, get_backend
-from explain.budget import Cost, check_budget
-from explain.progress import bar, want_progress
-from explain.serialize import Result, jsonable
+from causal.judge import seconds_per_question
+from causal.llm import get_backend
+from explain.budget import Cost
+from explain.progress import bar
+from explain.serialize import jsonable
 
 
 @dataclass
-class GraphCritique(Result):
+class GraphCritique(JudgedResult):
     """What :func:`critique_graph` found.
 
     Attributes:
@@ -55,12 +55,6 @@ class GraphCritique(Result):
 
     doubtful: list[dict] = field(default_factory=list)
     missing_confounders: list[dict] = field(default_factory=list)
-    judge: Any = None
-    reason: str = ""
-    queries: int = 0
-    llm: str = ""
-    threshold: float = COMMIT_THRESHOLD
-    seconds: float = 0.0
 
     def summary(self) -> str:
         """Plain lines: doubtful edges and missing confounders, or why there are none.
@@ -68,9 +62,7 @@ class GraphCritique(Result):
         Returns:
             text.
         """
-        lines = [f"critique of the graph ({self.llm}, {self.queries} LLM questions):"]
-        if self.judge is None:
-            lines.append("  (uncalibrated: the judge's accuracy was not measured; these are the model's own probabilities)")
+        lines = self._head("critique of the graph")
         for d in self.doubtful:
             u, v = d["edge"]
             lines.append(f"  doubtful {u} -> {v}: the judge says {v} -> {u} (calibrated P {d['confidence']:.2f})")
@@ -85,24 +77,16 @@ class GraphCritique(Result):
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON. Returns: a dict for :meth:`from_dict`."""
         return jsonable({
-            "doubtful": self.doubtful, "missing_confounders": self.missing_confounders,
-            "judge": self.judge.to_dict() if self.judge is not None else None, "reason": self.reason,
-            "queries": self.queries, "llm": self.llm, "threshold": self.threshold, "seconds": self.seconds,
+            "doubtful": self.doubtful, "missing_confounders": self.missing_confounders, **self._judged_dict(),
         })
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "GraphCritique":
         """Rebuild from :meth:`to_dict` output. Returns: the result."""
-        try:
-            return cls(
-                doubtful=[dict(x) for x in d.get("doubtful") or []],
-                missing_confounders=[dict(x) for x in d.get("missing_confounders") or []],
-                judge=JudgeResult.from_dict(d["judge"]) if d.get("judge") else None,
-                reason=str(d.get("reason", "")), queries=int(d.get("queries", 0)), llm=str(d.get("llm", "")),
-                threshold=float(d.get("threshold") or COMMIT_THRESHOLD), seconds=float(d.get("seconds") or 0.0),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CausalError(f"not a graph-critique dict: {type(exc).__name__} {exc}") from None
+        return cls._rebuild(d, "graph-critique", lambda: dict(
+            doubtful=[dict(x) for x in d.get("doubtful") or []],
+            missing_confounders=[dict(x) for x in d.get("missing_confounders") or []],
+        ))
 
 
 def critique_cost(n_variables: int, llm: Any = None, judge_questions: int = 0) -> Cost:
@@ -156,22 +140,13 @@ def critique_graph(
     variables = list(g.nodes) + [n for n in names(nodes, "nodes") if n not in g]
     if len(variables) < 2:
         raise CausalError("the graph needs at least two variables to critique")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.5 < threshold <= 1:
-        raise CausalError(f"threshold must be a probability in (0.5, 1], got {threshold!r}")
-    backend = get_backend(llm)
-    record, measure = resolve_judge(backend, judge)
-    cost = check_budget(critique_cost(len(variables), backend, judge_cost(backend).passes if measure else 0),
-                        max_seconds)
-    if on_estimate is not None:
-        on_estimate(cost)
-    show = want_progress(progress, cost.seconds)
-    if measure:
-        record = measure_judge(backend, show, max_seconds)
-    calibrate = record.calibrate if record is not None else float
-    asker = Asker(backend, descriptions)
+    check_threshold(threshold)
+    run = JudgedRun.start(llm, judge, descriptions, lambda b, jq: critique_cost(len(variables), b, jq),
+                          max_seconds, on_estimate, progress, t0)
+    calibrate, asker = run.calibrate, run.asker
     p_cause: dict[tuple[str, str], float] = {}  # calibrated P(a -> b) for linked pairs
     pairs = list(combinations(variables, 2))
-    with bar(len(pairs), "pairs", show) as pbar:
+    with bar(len(pairs), "pairs", run.show) as pbar:
         for a, b in pairs:
             p = asker.pair(a, b, none_option=True)
             pbar.update(1)
@@ -191,10 +166,5 @@ def critique_graph(
                 missing.append({"name": c, "edge": [u, v], "confidence": conf})
     reason = ""
     if not doubtful and not missing:
-        reason = abstention_reason(record) or "the judge doubts no edge and names no missing confounder"
-    return GraphCritique(
-        doubtful=doubtful, missing_confounders=missing,
-        judge=replace(record, answers=[]) if record is not None else None, reason=reason,
-        queries=asker.queries, llm=backend_label(backend), threshold=float(threshold),
-        seconds=time.perf_counter() - t0,
-    )
+        reason = abstention_reason(run.record) or "the judge doubts no edge and names no missing confounder"
+    return GraphCritique(doubtful=doubtful, missing_confounders=missing, **run.result_fields(reason, threshold))
