@@ -292,6 +292,22 @@ def read_proposal(path: str) -> Any:
     return ProposedGraph(g, strategy="file", llm="")
 
 
+def _report(args: argparse.Namespace, res: Any, payload: dict | None = None) -> None:
+    """Write ``payload`` (default ``res.to_dict()``) to ``--json`` and print the summary unless the
+    JSON goes to stdout."""
+    _write_json(args.json, res.to_dict() if payload is None else payload)
+    if args.json != "-":
+        print(res.summary())
+
+
+def _judged_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments every judged-question command passes from its flags (descriptions,
+    judge, threshold, time limit, cost announcement, progress). Returns: a dict."""
+    return dict(descriptions=read_descriptions(args.descriptions), judge=False if args.no_judge else None,
+                threshold=args.threshold, max_seconds=args.max_seconds, on_estimate=_announce,
+                progress=False if args.no_progress else None)
+
+
 def run_propose(args: argparse.Namespace) -> int:
     """Handle ``whylm causal propose``. Returns: exit code 0."""
     from causal.data import load_csv
@@ -320,9 +336,7 @@ def run_judge(args: argparse.Namespace) -> int:
     res = evaluate_judge(llm_from_args(args), n_pairs=args.n_pairs, seed=args.seed,
                          progress=False if args.no_progress else None, max_seconds=args.max_seconds,
                          use_cache=not args.no_cache)
-    _write_json(args.json, res.to_dict())
-    if args.json != "-":
-        print(res.summary())
+    _report(args, res)
     return 0
 
 
@@ -338,9 +352,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     res = check_graph(load_graph(args.graph), load_csv(args.data), test=args.test, alpha=args.alpha,
                       permutation_test=not getattr(args, "no_permutation", False))
-    _write_json(args.json, json.loads(res.to_json()))
-    if args.json != "-":
-        print(res.summary())
+    _report(args, res, json.loads(res.to_json()))
     return 1 if res.falsified else 0
 
 
@@ -352,9 +364,7 @@ def run_effect(args: argparse.Namespace) -> int:
 
     res = estimate_effect(load_graph(args.graph), load_csv(args.data), args.treatment, args.outcome,
                           method=args.method)
-    _write_json(args.json, json.loads(res.to_json()))
-    if args.json != "-":
-        print(res.summary())
+    _report(args, res, json.loads(res.to_json()))
     return 0
 
 
@@ -364,9 +374,7 @@ def run_edit(args: argparse.Namespace) -> int:
         raise CausalError("nothing to edit: give --add, --remove or --reverse \"a -> b\"")
     res = read_proposal(args.graph).with_edges(add=args.add, remove=args.remove, reverse=args.reverse)
     _write_graph(args.out, res)
-    _write_json(args.json, res.to_dict())
-    if args.json != "-":
-        print(res.summary())
+    _report(args, res)
     return 0
 
 
@@ -375,13 +383,8 @@ def run_confounders(args: argparse.Namespace) -> int:
     from causal.confounders import suggest_confounders
 
     res = suggest_confounders(args.treatment, args.outcome, candidates=args.candidates, llm=llm_from_args(args),
-                              descriptions=read_descriptions(args.descriptions),
-                              judge=False if args.no_judge else None, threshold=args.threshold,
-                              max_seconds=args.max_seconds, on_estimate=_announce,
-                              progress=False if args.no_progress else None)
-    _write_json(args.json, res.to_dict())
-    if args.json != "-":
-        print(res.summary())
+                              **_judged_options(args))
+    _report(args, res)
     return 0
 
 
@@ -391,11 +394,6 @@ def run_critique(args: argparse.Namespace) -> int:
     from causal.graph import load_graph
 
     res = critique_graph(load_graph(args.graph), llm=llm_from_args(args), nodes=args.nodes,
-                         descriptions=read_descriptions(args.descriptions),
-                         judge=False if args.no_judge else None, threshold=args.threshold,
-                         max_seconds=args.max_seconds, on_estimate=_announce,
-                         progress=False if args.no_progress else None)
-    _write_json(args.json, res.to_dict())
-    if args.json != "-":
-        print(res.summary())
+                         **_judged_options(args))
+    _report(args, res)
     return 0
