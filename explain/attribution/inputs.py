@@ -143,6 +143,23 @@ def split_context_prompt(prompt: Any, context: Any, sources: Any) -> tuple[Any, 
     return prompt, context
 
 
+def _add_pieces(lm: LanguageModel, pieces: Sequence[Piece], content_offset: int, body: list[int],
+                features: list[list[int]], names: list[str], spans: list[tuple[int, int]],
+                no_span: Piece | None = None) -> None:
+    """Tokenise each piece alone (so a source boundary is a token boundary) onto ``body``; for each
+    feature piece with tokens, append its positions (after ``content_offset``), its name and, unless
+    it is ``no_span``, its character span. Returns: None (the lists grow in place)."""
+    for piece in pieces:
+        piece_ids = lm.encode(piece.text, special=False)
+        if piece.feature and piece_ids:
+            at = content_offset + len(body)
+            features.append(list(range(at, at + len(piece_ids))))
+            names.append(piece.name)
+            if piece is not no_span:
+                spans.append((piece.start, piece.end))
+        body += piece_ids
+
+
 def _context_features(lm: LanguageModel, prompt: str, context: str, chat: bool, sources: Any) -> PromptFeatures:
     """Features over ``with_context(prompt, context)``: the context's sources (or tokens), then the
     whole question as one last feature. Each piece is tokenised alone (a boundary is a token boundary)."""
@@ -176,15 +193,7 @@ def _context_features(lm: LanguageModel, prompt: str, context: str, chat: bool, 
         names = lm.tokens(ctx_ids)
         body = pre + ctx_ids
         pieces = pieces[len(ctx_pieces) + (1 if c_at else 0):]
-    for piece in pieces:
-        piece_ids = lm.encode(piece.text, special=False)
-        if piece.feature and piece_ids:
-            at = content_offset + len(body)
-            features.append(list(range(at, at + len(piece_ids))))
-            names.append(piece.name)
-            if piece is not question:
-                spans.append((piece.start, piece.end))
-        body += piece_ids
+    _add_pieces(lm, pieces, content_offset, body, features, names, spans, no_span=question)
     if len(features) < 2:
         raise ExplainError("the context has no source to attribute to")
     ids = ids[:content_offset] + body + ids[end:]
@@ -235,19 +244,11 @@ def prompt_features(
         names = lm.tokens([ids[p] for p in range(content_offset, end)])
         return PromptFeatures(ids, features, names, False, kind, [])
     pieces: list[Piece] = split_sources(text, dict(segments) if segments else sources)
-    # Tokenise each piece alone so that a source boundary is a token boundary.
     body: list[int] = []
     features: list[list[int]] = []
     names: list[str] = []
     spans: list[tuple[int, int]] = []
-    for piece in pieces:
-        piece_ids = lm.encode(piece.text, special=False)
-        if piece.feature and piece_ids:
-            at = content_offset + len(body)
-            features.append(list(range(at, at + len(piece_ids))))
-            names.append(piece.name)
-            spans.append((piece.start, piece.end))
-        body += piece_ids
+    _add_pieces(lm, pieces, content_offset, body, features, names, spans)
     if not features:
         raise ExplainError("the prompt has no source to attribute to")
     ids = ids[:content_offset] + body + ids[end:]
