@@ -35,7 +35,6 @@ Examples:
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import dataclass, field

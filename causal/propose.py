@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from causal.ask import Asker, pair_prompt, parents_prompt
+from causal.ask import Asker, parents_prompt
 from causal.citests import TESTS, is_discrete
 from causal.data import match_columns, validate_data
 from causal.errors import CausalError, did_you_mean
@@ -217,7 +217,7 @@ def propose_cost(n_variables: int, llm: Any = None, strategy: str = "pairwise", 
     what = f"proposing a graph over {n_variables} variables ({strategy}"
     if strategy == "hybrid" and adjacent is None:
         what += "; at most: only the pairs the data leave unoriented are asked"
-    what += f", plus measuring the judge on Tübingen pairs)" if judge_questions else ")"
+    what += ", plus measuring the judge on Tübingen pairs)" if judge_questions else ")"
     cheaper = ""
     if strategy == "pairwise" and n_variables > 3:
         cheaper = f'use strategy="ordering" ({count_questions(n_variables, "ordering"):,} questions)'
@@ -284,6 +284,7 @@ def propose_graph(
         orient it, leave it undecidable (Markov-equivalent graphs disagree) or find it not adjacent.
 
     Examples:
+        >>> from causal.ask import pair_prompt
         >>> from causal.judge import JudgeResult
         >>> from causal.llm import ReplayBackend
         >>> llm = ReplayBackend({pair_prompt("rain", "wet", none_option=True): "A",

@@ -38,7 +38,7 @@ from explain.attribution.batched_forward import (
     row_cap,
     rows_that_fit,
 )
-from explain.attribution.inputs import PromptFeatures, prompt_features, target_ids_of
+from explain.attribution.inputs import prompt_features, target_ids_of
 from explain.attribution.registry import METHODS, PlanInput, Work
 from explain.budget import Cost, speed
 from explain.errors import ExplainError
@@ -131,6 +131,7 @@ def random_halves(p: PlanInput, samples: int) -> tuple[np.ndarray, float]:
     long prompts. Returns: (dropped (R, n), real rows per simulated row).
 
     Examples:
+        >>> from explain.attribution.inputs import PromptFeatures
         >>> pf = PromptFeatures([1, 2, 3, 4], [[0], [1], [2], [3]], list("abcd"), False, "tokens", [])
         >>> dropped, scale = random_halves(PlanInput(None, pf, 1, {}), 10)
         >>> dropped.shape, scale

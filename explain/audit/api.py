@@ -13,7 +13,6 @@ Examples:
 from __future__ import annotations
 
 import html as _html
-import json
 import os
 import sys
 import time

@@ -62,7 +62,7 @@ def test_check_and_effect(files, capsys):
 
 def test_propose_with_replay_backend(files, capsys):
     tmp, csv, _, _ = files
-    from causal.propose import pair_prompt
+    from causal.ask import pair_prompt
 
     answers = {}
     for a, b in [("x", "y"), ("x", "z"), ("y", "z")]:

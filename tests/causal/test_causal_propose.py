@@ -13,7 +13,7 @@ import pytest
 from causal import CausalError, ProposedGraph, orient_pair, propose_graph
 from causal.graph import to_dag
 from causal.judge import JudgeResult
-from causal.propose import pair_prompt
+from causal.ask import pair_prompt
 
 PAIR = re.compile(r"^A\. changing (.+) causes a change in (.+)\.$", re.M)
 TARGET = re.compile(r"is a direct cause of (.+?)\? ")
