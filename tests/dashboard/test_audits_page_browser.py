@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from test_audit_evidence import RECORDS, XSS  # noqa: F401  (the same records as the AppTest checks)
-from test_dashboard_browser import (  # noqa: F401
-    Server, _screenshot_dirs, browser, free_port, goto, nav, shot, wait_idle,
-)
+from test_audit_evidence import RECORDS  # noqa: F401  (the same records as the AppTest checks)
+from test_dashboard_browser import Server, free_port, goto, nav, shot, wait_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

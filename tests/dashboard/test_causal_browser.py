@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_dashboard_browser import Server, browser, free_port, goto, nav, shot, wait_idle  # noqa: F401
-from test_dashboard_browser import _screenshot_dirs  # noqa: F401  (autouse: where shot() saves)
+from test_dashboard_browser import Server, free_port, goto, nav, shot, wait_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

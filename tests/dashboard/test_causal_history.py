@@ -15,15 +15,10 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard.store import AuditStore  # noqa: E402
+from test_causal_page_edit import _page, check_csv, open_graph  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 TIMEOUT = 60
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("WHYLM_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
 
 
 def _csv() -> bytes:
@@ -48,16 +43,10 @@ def test_history_reopens_a_causal_check_with_colours_and_summary(data_dir):
 
     # the data are a chain a -> b -> c: the edge a -> c is not supported given b
     pg = ProposedGraph(graph=nx.DiGraph([("a", "b"), ("b", "c"), ("a", "c")]), strategy="pairwise", llm="replay")
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page("pages/causal_page.py").run()
-    at.session_state["cz_state"] = {"inputs": {"variables_text": "a\nb\nc", "variables": ["a", "b", "c"],
-                                                "backend_choice": "OpenAI", "strategy": "pairwise"},
-                                     "graph": pg.to_json(), "run_id": None, "check": None,
-                                     "check_dict": None, "effect_dict": None}
-    at.run()
-    at.file_uploader(key="cz_csv").set_value(("chain.csv", _csv(), "text/csv"))
-    at.run()
-    at.button(key="cz_check").click().run()
+    at = _page()
+    open_graph(at, {"variables_text": "a\nb\nc", "variables": ["a", "b", "c"], "backend_choice": "OpenAI",
+                    "strategy": "pairwise"}, pg)
+    check_csv(at, _csv())
     assert not at.exception, [e.value for e in at.exception]
     first_verdict = at.success[0].value
     assert first_verdict.startswith("Graph not rejected, but not tested either")

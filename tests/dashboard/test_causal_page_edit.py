@@ -22,12 +22,6 @@ TIMEOUT = 60
 VARS = "smoking\ntar\ncancer"
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("WHYLM_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
 def _csv(n: int = 500) -> bytes:
     """smoking -> tar -> cancer."""
     rng = np.random.default_rng(0)
@@ -45,6 +39,20 @@ def _page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page("pages/causal_page.py").run()
     return at
+
+
+def open_graph(at: AppTest, inputs: dict, pg) -> None:
+    """Put the proposed graph ``pg`` on the Causal page as if proposed from ``inputs``, and rerun."""
+    at.session_state["cz_state"] = {"inputs": inputs, "graph": pg.to_json(), "run_id": None, "check": None,
+                                     "check_dict": None, "effect_dict": None}
+    at.run()
+
+
+def check_csv(at: AppTest, csv: bytes) -> None:
+    """Upload ``csv`` as the data and click Check."""
+    at.file_uploader(key="cz_csv").set_value(("chain.csv", csv, "text/csv"))
+    at.run()
+    at.button(key="cz_check").click().run()
 
 
 def _plain(text: str) -> str:
@@ -95,9 +103,7 @@ def test_draw_edit_check_estimate_and_reopen(data_dir):
     assert "user" in _table_text(at)
 
     # check the edited graph: it is the truth, so it is not rejected, and the verdict is said once
-    at.file_uploader(key="cz_csv").set_value(("chain.csv", _csv(), "text/csv"))
-    at.run()
-    at.button(key="cz_check").click().run()
+    check_csv(at, _csv())
     _ok(at)
     assert not at.error and len(at.success) == 1
     assert at.success[0].value.startswith("Graph not rejected")
@@ -147,13 +153,8 @@ def test_rejected_graph_says_it_once_and_tables_are_readable(data_dir):
     # the fork smoking -> {tar, cancer} contradicts the chain data
     pg = ProposedGraph(graph=nx.DiGraph([("smoking", "tar"), ("smoking", "cancer")]), llm="replay")
     at = _page()
-    at.session_state["cz_state"] = {"inputs": {"variables_text": VARS, "variables": VARS.split()},
-                                     "graph": pg.to_json(), "run_id": None, "check": None,
-                                     "check_dict": None, "effect_dict": None}
-    at.run()
-    at.file_uploader(key="cz_csv").set_value(("chain.csv", _csv(), "text/csv"))
-    at.run()
-    at.button(key="cz_check").click().run()
+    open_graph(at, {"variables_text": VARS, "variables": VARS.split()}, pg)
+    check_csv(at, _csv())
     _ok(at)
     rejected = [e.value for e in at.error] + [c.value for c in at.code] + [m.value for m in at.markdown]
     assert sum("REJECTED" in t for t in rejected) == 1, rejected
@@ -173,10 +174,7 @@ def test_undecided_pair_becomes_an_arrow(data_dir):
     pg = ProposedGraph(graph=nx.DiGraph([("smoking", "tar")]), undecided=[("tar", "cancer", {"p": 0.5, "p_raw": 0.6})],
                        llm="replay")
     at = _page()
-    at.session_state["cz_state"] = {"inputs": {"variables_text": VARS, "variables": VARS.split()},
-                                     "graph": pg.to_json(), "run_id": None, "check": None,
-                                     "check_dict": None, "effect_dict": None}
-    at.run()
+    open_graph(at, {"variables_text": VARS, "variables": VARS.split()}, pg)
     _ok(at)
     box = at.selectbox(key="cz_edit_undecided")
     assert set(box.options) == {"tar → cancer", "cancer → tar"}

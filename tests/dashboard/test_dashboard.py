@@ -30,13 +30,6 @@ def page(module: str) -> AppTest:
     )
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    """A fresh audit store folder per test."""
-    monkeypatch.setenv("WHYLM_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
 def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
 
@@ -47,14 +40,6 @@ def no_traceback(at: AppTest) -> None:
 
 def htmls(at: AppTest) -> list[str]:
     return [h.proto.body for h in at.get("html")]
-
-
-@pytest.fixture
-def models(tiny_dir, monkeypatch) -> str:
-    """The dashboard started with ``--model-dir TINY``: the tiny model's resolved folder."""
-    monkeypatch.setenv("WHYLM_MODEL_DIRS", tiny_dir)
-    monkeypatch.delenv("WHYLM_MODEL", raising=False)
-    return str(Path(tiny_dir).resolve())
 
 
 def plotly_array(value) -> np.ndarray:

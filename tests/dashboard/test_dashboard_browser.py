@@ -11,14 +11,12 @@ server and finds the run in History. Screenshots of every page go to a temporary
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -27,11 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 XSS = "<img src=x onerror=alert(1)>"
 PROMPT = f"The capital of France is Paris. {XSS} What is the capital of France?"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-SHOT_DIRS: list[Path] = []  # filled by the _screenshot_dirs fixture
+SHOT_DIRS: list[Path] = []  # filled by the screenshot_folders fixture (conftest.py) that browser uses
 
 
 def screenshot_dirs(tmp: Path, environ: dict[str, str]) -> list[Path]:
@@ -43,13 +37,6 @@ def screenshot_dirs(tmp: Path, environ: dict[str, str]) -> list[Path]:
     if environ.get("WHYLM_UPDATE_SCREENSHOTS") == "1":
         dirs.append(ROOT / "docs" / "screenshots")
     return dirs
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _screenshot_dirs(tmp_path_factory) -> Iterator[list[Path]]:
-    SHOT_DIRS[:] = screenshot_dirs(tmp_path_factory.mktemp("screenshots"), dict(os.environ))
-    yield SHOT_DIRS
-    SHOT_DIRS.clear()
 
 
 def free_port() -> int:
@@ -99,18 +86,6 @@ class Server:
                 self.proc.wait(5)
         if getattr(self, "_log", None):
             self._log.close()
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    chromium = shutil.which("chromium")
-    if not chromium:
-        pytest.skip("Debian chromium not installed (apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def shot(page, name: str) -> None:

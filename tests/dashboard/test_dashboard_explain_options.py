@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
-from test_dashboard import data_dir, errors, models, no_traceback, page, use_local_model  # noqa: E402,F401
+from test_dashboard import errors, no_traceback, page, use_local_model  # noqa: E402
 
 from dashboard.store import AuditStore  # noqa: E402
 from explain.attribution import METHODS, register, unregister  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("streamlit")
-from test_dashboard import data_dir, errors, htmls, models, no_traceback, page, use_local_model  # noqa: E402,F401
+from test_dashboard import errors, htmls, no_traceback, page, use_local_model  # noqa: E402,F401
 
 PROMPT = "Sky is <b>blue</b>. Grass is green. The sun is hot."
 

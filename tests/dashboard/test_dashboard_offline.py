@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from test_dashboard_browser import Server, browser, free_port, goto, nav  # noqa: F401 - browser is a fixture
+from test_dashboard_browser import Server, free_port, goto, nav
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -21,12 +21,6 @@ signals_page.render()
 """
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("WHYLM_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
 def test_custom_signal_is_a_view_and_verdict_comes_first(data_dir, tiny_dir, monkeypatch):
     from pathlib import Path
 
