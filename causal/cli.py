@@ -72,6 +72,16 @@ CRITIQUE_EXAMPLE = """example:
   (edges the judge confidently reverses, and variables it says cause both ends of an edge)"""
 
 
+def _add_judge_flags(p: argparse.ArgumentParser, needs: str, run: str) -> None:
+    """Add --threshold, --no-judge and --max-seconds, read back by :func:`_judged_options`."""
+    p.add_argument("--threshold", type=float, default=0.75,
+                   help=f"calibrated probability {needs} (default 0.75)")
+    p.add_argument("--no-judge", action="store_true",
+                   help="use the model's own, uncalibrated probabilities (the output says so)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help=f"refuse {run} predicted to take longer (default 600)")
+
+
 def add_parser(subparsers: Any) -> None:
     """Register ``causal`` with its ``propose``, ``check``, ``effect`` and ``judge`` subcommands.
 
@@ -99,12 +109,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--strategy", default="auto", choices=["auto", "pairwise", "ordering", "hybrid"])
     p.add_argument("--out", default=None, metavar="graph.gml|json", help="write the graph")
     p.add_argument("--json", default=None, metavar="OUT", help="write the full result as JSON")
-    p.add_argument("--threshold", type=float, default=0.75,
-                   help="calibrated probability an arrow needs; other pairs stay undecided (default 0.75)")
-    p.add_argument("--no-judge", action="store_true",
-                   help="use the model's own, uncalibrated probabilities (the output says so)")
-    p.add_argument("--max-seconds", type=float, default=None,
-                   help="refuse a proposal predicted to take longer (default 600)")
+    _add_judge_flags(p, "an arrow needs; other pairs stay undecided", "a proposal")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_propose)
 
@@ -170,12 +175,7 @@ def add_parser(subparsers: Any) -> None:
             q.set_defaults(func=run_critique)
         add_llm_arguments(q)
         q.add_argument("--descriptions", default=None, metavar="F", help="JSON file {variable: description}")
-        q.add_argument("--threshold", type=float, default=0.75,
-                       help="calibrated probability a finding needs (default 0.75)")
-        q.add_argument("--no-judge", action="store_true",
-                       help="use the model's own, uncalibrated probabilities (the output says so)")
-        q.add_argument("--max-seconds", type=float, default=None,
-                       help="refuse a run predicted to take longer (default 600)")
+        _add_judge_flags(q, "a finding needs", "a run")
         q.add_argument("--json", default=None, metavar="OUT", help="write the result as JSON")
         q.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
