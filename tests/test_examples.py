@@ -137,7 +137,7 @@ def test_evaluation_loop_audits_and_resumes(tmp_path, capsys) -> None:
     rows = pd.read_parquet(out).set_index("id")
     assert sorted(rows.index) == ["bad", "capital-fr", "capital-it", "water"]
     assert rows.loc["bad", "error"].startswith("prompt is empty")
-    assert rows.loc["capital-it", "response"] == " Rome" and rows.loc["capital-it", "score.mean_neg_logprob"] > 0
+    assert rows.loc["capital-it", "response"] == "Rome" and rows.loc["capital-it", "score.mean_neg_logprob"] > 0
     assert module["main"]([str(pairs), str(out)]) == 0  # a second run resumes: nothing left to do
     assert "0 audited now (4 already done)" in capsys.readouterr().out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,7 +70,7 @@ def test_unknown_hub_id_fails_in_one_line_without_the_network(tmp_path) -> None:
             "try:\n    LanguageModel.load('nobody-here/no-such-model-xyz')\n"
             "except Exception as e:\n    print(type(e).__name__, '|', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
-                         cwd=os.path.dirname(os.path.dirname(__file__)))
+                         cwd=Path(__file__).resolve().parents[2])  # the repo root
     line = out.stdout.strip()
     assert line.startswith("ExplainError | cannot load model 'nobody-here/no-such-model-xyz'"), out
     assert "WHYLM_ALLOW_DOWNLOADS=1" in line and "\n" not in line
