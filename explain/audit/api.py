@@ -24,7 +24,7 @@ from explain.audit.engines import make_engine
 from explain.audit.records import read_records, record_id
 from explain.audit.store import PartStore, read_audit
 from explain.audit.work import calibration_setting, make_settings, score_names
-from explain.budget import Cost, check_budget, format_seconds, seconds_per_position
+from explain.budget import Cost, check_budget, format_seconds, record_run, speed
 from explain.errors import ExplainError
 from explain.progress import bar, want_progress
 from explain.serialize import Result
@@ -152,38 +152,52 @@ def risk_histogram(df: Any) -> Any:
 
 
 def estimate(lm: Any, records: list[dict[str, Any]], settings: Mapping[str, Any], workers: int) -> Cost:
-    """The predicted cost of auditing ``records`` with ``workers`` workers, from the token counts and
-    the measured speed of a forward pass of ``lm`` here (an estimate: generation and sampling
-    methods are counted roughly).
+    """The predicted cost of auditing ``records`` with ``workers`` workers: each record's forward
+    passes (signals with and without the context, the evidence pass over the context's sentences,
+    the attribution), their token positions and attention pairs, timed by the machine's speed model
+    (:func:`explain.budget.speed`: its per-pass overhead, its re-check of the current load and the
+    range it states); generation and sampling methods are counted roughly.
 
     Returns:
         a :class:`explain.Cost` in records (``passes`` counts the records).
     """
     from explain.attribution import METHODS
+    from explain.attribution.sources import sentence_spans
 
     method = settings.get("method")
     new = int(settings.get("max_new_tokens", 64))
-    positions = 0
+    positions = pairs = passes = 0.0
+
+    def run(rows: float, length: float, steps: float = 1) -> None:
+        nonlocal positions, pairs, passes
+        positions += rows * length
+        pairs += rows * length * (length + 1) / 2
+        passes += steps
+
     for rec in records:
         n = TEMPLATE_TOKENS + sum(len(lm.encode(rec[k], special=False)) for k in ("prompt", "context")
                                   if isinstance(rec.get(k), str))
         m = len(lm.encode(rec["response"], special=False)) if isinstance(rec.get("response"), str) else new
-        generate = not isinstance(rec.get("response"), str)
+        context = rec.get("context") if isinstance(rec.get("context"), str) else None
+        if not isinstance(rec.get("response"), str):  # greedy generation first: one cached step per token
+            run(1, n)
+            positions += m * DECODE_STEP_POSITIONS
+            passes += m
         if settings.get("signals", True):
-            rows = 2 if rec.get("context") else 1
-            positions += rows * (n + m) + (m * DECODE_STEP_POSITIONS if generate else 0)
-            positions += 3 * (n + m) if rec.get("context") else 0  # context share: leave-one-segment-out
-            generate = False
+            run(2 if context else 1, n + m)                 # with and without the context, one pass
+            if context:                                     # evidence: one row per removed sentence
+                run(len(sentence_spans(context)), n + m)
         if method:
-            features = 2 if rec.get("context") else n
+            features = 2 if context else n
             family = getattr(METHODS.get(method), "family", "")
-            passes = features + 1 if method == "ablation" else (3 if family == "gradient" else 2 * (features + 1))
-            positions += passes * (n + m) + (m * DECODE_STEP_POSITIONS if generate else 0)
-    # One sequence of 128 tokens is what an audit runs (and a quarter of the default measurement's cost).
-    seconds = positions * seconds_per_position(lm, length=128, batch=1) / max(1, workers) if records else 0.0
+            rows = features + 1 if method == "ablation" else (3 if family == "gradient" else 2 * (features + 1))
+            run(rows, n + m, 3 if family == "gradient" else 1)
+    pace = speed(lm)
+    seconds = pace.seconds(positions, pairs, passes, method="audit") / max(1, workers) if records else 0.0
     what = f"audit of {len(records):,} records" + (f" with {method} attribution" if method else "")
-    return Cost(what, seconds=seconds, passes=len(records), positions=positions, unit="records",
-                cheaper="audit fewer records, use more workers, or drop attribute=")
+    return Cost(what, seconds=seconds, passes=len(records), positions=int(positions), unit="records",
+                cheaper="audit fewer records, use more workers, or drop attribute=", spread=pace.spread,
+                note=pace.note)
 
 
 def audit(
@@ -308,6 +322,8 @@ def _run(store: PartStore, recs: list[dict[str, Any]], eng: Any, lm: Any, attrib
             processed += len(rows)
             pbar.update(len(rows))
     seconds = time.perf_counter() - start
+    if engine == "local" and processed == len(todo):  # a timed run corrects the audit's own factor
+        record_run(local_lm, "audit", predicted=cost.seconds, measured=seconds)
     summary = _summarise(store, len(recs), len(recs) - len(todo), processed, seconds, eng, settings, cost)
     summary.notes = list(store.notes)
     return summary
