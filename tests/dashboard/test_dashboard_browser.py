@@ -163,9 +163,11 @@ def test_dashboard_in_browser(browser, tmp_path):
 
         # Signals page
         nav(page, "Signals")
-        page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France?")
+        page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France, and its river?")
+        page.get_by_role("textbox", name="Context (optional)", exact=True).fill(
+            "Paris is the capital and largest city of France. The Seine flows through Paris.")
         page.get_by_role("textbox", name="Response to check (optional)", exact=True).fill(
-            " The capital of France is Marseille.")
+            " The capital of France is Marseille. The Seine flows through it.")
         page.get_by_role("textbox", name="Response to check (optional)", exact=True).press(
             "Control+Enter")
         wait_idle(page)
@@ -173,6 +175,7 @@ def test_dashboard_in_browser(browser, tmp_path):
         page.get_by_text("Answer-level scores").wait_for(timeout=400_000)
         wait_idle(page)
         assert page.locator("[data-testid='stException']").count() == 0
+        assert page.get_by_text("No context was given").count() == 0  # the answer was checked against it
         shot(page, "signals")
 
         # Causal page (embedded model proposes; a CSV checks the graph)
