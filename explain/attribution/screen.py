@@ -21,11 +21,14 @@ Screens (``screen=``):
   screen that put both needles of a two-needle haystack in the exact top 5 (key first) within 8
   plain-forward equivalents in ``benchmarks/context_attribution.py`` (1k tokens: 7.0 equivalents;
   attention 3.0 but missed the linking needle; gradient 8.6 and missed it).
+- ``block_attention``: one whole pass (its cache serves everything after), leave-one-out over about
+  sqrt(n)/2 large blocks, each block's drop shared among its features by the attention the target
+  pays them; only the K best are then computed exactly (cost about 1 + blocks/2 + K/2 passes).
 
 Estimates of ``attention`` are attention mass, put on the nats scale by a least-squares factor
 fitted on the exact features of the same run (``info["estimate_scale"]``); ``gradient`` estimates
 are a first-order Taylor estimate in nats; ``hierarchical`` gives a block's drop shared evenly
-among its features.
+among its features; ``block_attention`` gives its block's drop shared in proportion to attention.
 
 Examples:
     >>> res = attribute(lm, "Question: what is the code?\\nAnswer:", context=ctx, target=" 4417",
@@ -65,6 +68,8 @@ class ScreenOutput:
         passes: forward-pass equivalents the screen ran (a backward counts as two).
         scaled: whether ``estimate`` must be put on the nats scale from the exact features.
         info: screen-specific details.
+        engine: the exact engine the screen built, or None.
+        rank: the screen's order of the candidates, or None for the order of ``estimate``.
     """
 
     estimate: np.ndarray
@@ -74,6 +79,7 @@ class ScreenOutput:
     scaled: bool = False
     info: dict[str, Any] = field(default_factory=dict)
     engine: BatchedForward | None = None
+    rank: list[int] | None = None
 
 
 ScreenFn = Callable[..., ScreenOutput]
@@ -238,17 +244,19 @@ def hierarchical_screen(lm: LanguageModel, inp: AttributionInput, *, engine: Bat
 
 @register_screen("block_attention", cost="1 forward pass + leave-one-out over ~sqrt(n)/2 large blocks")
 def block_attention_screen(lm: LanguageModel, inp: AttributionInput, *, candidates: list[int],
-                           make_engine: Callable[..., BatchedForward], block: int | None = None,
-                           progress: bool = False, **_: Any) -> ScreenOutput:
+                           make_engine: Callable[..., BatchedForward], top_k: int,
+                           block: int | None = None, progress: bool = False, **_: Any) -> ScreenOutput:
     """Exact leave-one-out over a few large blocks, each block's drop shared among its features in
     proportion to the attention the target pays them.
 
     One whole pass (its cache serves the block rows and the exact part) and its attention weights
     rank features inside a block; the block rows say which blocks matter, so a feature the target
-    attends to little (a linking fact) still ranks high when its block's removal costs much.
+    attends to little (a linking fact) still ranks high when its block's removal costs much: the
+    order takes the ceil(K/2) most attended features of the best block, then of the next, and so on
+    (the K exact rows thus span at least two blocks), then the rest by estimate.
 
     Args:
-        candidates: the features to rank; make_engine: ``prepared -> BatchedForward`` (the exact
+        candidates: the features to rank; top_k: how many the exact part computes; make_engine: ``prepared -> BatchedForward`` (the exact
             engine, built on this screen's whole pass); block: features per block (default: about
             2 sqrt(len(candidates)), so about sqrt(n)/2 blocks).
 
@@ -274,7 +282,12 @@ def block_attention_screen(lm: LanguageModel, inp: AttributionInput, *, candidat
     for b, members in enumerate(blocks):
         w = np.clip(weight[members], 0.0, None) + 1e-12
         estimate[:, members] = drops[b][:, None] * (w / w.sum())[None, :]
-    return ScreenOutput(estimate, prepared=(original, cache), passes=0.0, engine=engine,
+    per = max(1, math.ceil(top_k / 2))
+    rank = [f for b in np.argsort(-drops.sum(1), kind="stable")
+            for f in sorted(blocks[b], key=lambda f: (-weight[f], f))[:per]]
+    score = estimate.sum(0)
+    rank += sorted((f for f in candidates if f not in set(rank)), key=lambda f: (-score[f], f))
+    return ScreenOutput(estimate, prepared=(original, cache), passes=0.0, engine=engine, rank=rank,
                         info={"block": size, "blocks": len(blocks), "attention": att is not None})
 
 
@@ -317,7 +330,7 @@ def screened_ablation(
         out = info_s.fn(lm, inp, engine=engine, candidates=candidates, top_k=k, progress=progress,
                         **screen_options)
     elif screen == "block_attention":
-        out = info_s.fn(lm, inp, candidates=candidates, progress=progress, **screen_options,
+        out = info_s.fn(lm, inp, candidates=candidates, top_k=k, progress=progress, **screen_options,
                         make_engine=lambda prepared: BatchedForward(
                             lm, inp, baseline=baseline, batch_tokens=batch_tokens, max_rows=max_rows,
                             prepared=prepared))
@@ -326,7 +339,7 @@ def screened_ablation(
         out = info_s.fn(lm, inp, **screen_options)
     t_screen = time.perf_counter() - t0
     score = out.estimate.sum(0)
-    rank = sorted(candidates, key=lambda f: (-score[f], f))
+    rank = out.rank or sorted(candidates, key=lambda f: (-score[f], f))
     exact = dict(out.exact)
     if screen == "hierarchical":  # its exact features are the ones it searched; keep the K best
         chosen = sorted(exact, key=lambda f: -float(exact[f].sum()))[:k]

@@ -149,5 +149,7 @@ def test_cost_predicts_the_block_attention_screen(tiny_lm) -> None:
     n_seq = len(inp.sequence)
     measured_positions = res.info["token_positions"] + n_seq + (n_seq - len(inp.prompt_ids) + 1)
     assert res.info["screen_blocks"] >= 2
-    assert 0.75 <= cost.positions / measured_positions <= 1.33
+    # the plan places the K exact rows evenly (their sources are unknown before the run); without
+    # the block rows it would predict about half of the measured positions
+    assert 0.6 <= cost.positions / measured_positions <= 1.5
     assert abs(cost.passes - (res.info["forward_passes"] + 2)) <= 1
