@@ -253,11 +253,12 @@ def block_attention_screen(lm: LanguageModel, inp: AttributionInput, *, candidat
     rank features inside a block; the block rows say which blocks matter, so a feature the target
     attends to little (a linking fact) still ranks high when its block's removal costs much: the
     order takes the ceil(K/2) most attended features of the best block, then of the next, and so on
-    (the K exact rows thus span at least two blocks), then the rest by estimate.
+    (for K >= 2 the exact rows span at least two blocks), then the rest by estimate.
 
     Args:
-        candidates: the features to rank; top_k: how many the exact part computes; make_engine: ``prepared -> BatchedForward`` (the exact
-            engine, built on this screen's whole pass); block: features per block (default: about
+        candidates: the features to rank; top_k: how many the exact part computes;
+            make_engine: ``prepared -> BatchedForward`` (the exact engine, built on this screen's
+            whole pass); block: features per block (default: about
             2 sqrt(len(candidates)), so about sqrt(n)/2 blocks).
 
     Returns:
