@@ -252,7 +252,7 @@ def block_attention_screen(lm: LanguageModel, inp: AttributionInput, *, candidat
     One whole pass (its cache serves the block rows and the exact part) and its attention weights
     rank features inside a block; the block rows say which blocks matter, so a feature the target
     attends to little (a linking fact) still ranks high when its block's removal costs much: the
-    order takes the ceil(K/2) most attended features of the best block, then of the next, and so on
+    order takes the floor(K/2) most attended features of the best block, then ceil(K/2) of each next
     (for K >= 2 the exact rows span at least two blocks), then the rest by estimate.
 
     Args:
@@ -283,9 +283,11 @@ def block_attention_screen(lm: LanguageModel, inp: AttributionInput, *, candidat
     for b, members in enumerate(blocks):
         w = np.clip(weight[members], 0.0, None) + 1e-12
         estimate[:, members] = drops[b][:, None] * (w / w.sum())[None, :]
-    per = max(1, math.ceil(top_k / 2))
-    rank = [f for b in np.argsort(-drops.sum(1), kind="stable")
-            for f in sorted(blocks[b], key=lambda f: (-weight[f], f))[:per]]
+    # the key fact is what the target attends to most: its block needs fewer slots than the next,
+    # where a linking fact may rank third by attention
+    order = np.argsort(-drops.sum(1), kind="stable")
+    quota = [max(1, top_k // 2) if j == 0 else max(1, math.ceil(top_k / 2)) for j in range(len(order))]
+    rank = [f for j, b in enumerate(order) for f in sorted(blocks[b], key=lambda f: (-weight[f], f))[:quota[j]]]
     score = estimate.sum(0)
     rank += sorted((f for f in candidates if f not in set(rank)), key=lambda f: (-score[f], f))
     return ScreenOutput(estimate, prepared=(original, cache), passes=0.0, engine=engine, rank=rank,
