@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--kinds", nargs="+", default=["one", "two", "multi"], choices=["one", "two", "multi"])
     p.add_argument("--haystacks", type=int, default=1, help="development haystacks per kind and length")
     p.add_argument("--held-out", type=int, default=1, help="held-out haystacks per kind and length")
-    p.add_argument("--screens", nargs="+", default=["attention", "gradient", "hierarchical"])
+    p.add_argument("--screens", nargs="+", default=["attention", "gradient", "hierarchical", "block_attention"])
     p.add_argument("--top-k", type=int, nargs="+", default=[5])
     p.add_argument("--exact-max", type=int, default=2048, help="longest context with a measured exact run")
     p.add_argument("--captum-max", type=int, default=0, help="longest context with a measured captum run")

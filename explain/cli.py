@@ -67,7 +67,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--top-k", type=int, default=None, metavar="K",
                    help="a screen ranks every source, exact leave-one-out for the K best only "
                         "(method ablation; the rest are marked as estimates)")
-    p.add_argument("--screen", default=None, choices=["hierarchical", "attention", "gradient"],
+    p.add_argument("--screen", default=None, choices=["hierarchical", "attention", "gradient", "block_attention"],
                    help="the screen for --top-k (default: hierarchical)")
     p.add_argument("--max-seconds", type=float, default=None, metavar="S",
                    help="refuse a run estimated to take longer (default 600)")

@@ -108,7 +108,7 @@ def attribute(
         top_k: rank every source with a cheap screen, then exact leave-one-out for the ``top_k``
             best only (``method="ablation"``); ``info["exact"]`` marks them, the rest hold the
             screen's estimate (:mod:`explain.attribution.screen`).
-        screen: the screen for ``top_k``: ``hierarchical`` (default), ``attention`` or ``gradient``.
+        screen: the screen for ``top_k``: ``hierarchical`` (default), ``attention``, ``gradient`` or ``block_attention``.
         threads: torch CPU threads for this run and its estimate (restored after; default:
             torch's setting; one per worker on a busy machine, see :mod:`explain.threads`).
         **kwargs: the method's options (e.g. ``n_samples``, ``seed``, ``n_steps``, ``batch_tokens``;

@@ -136,3 +136,20 @@ def test_cli_context_file_and_top_k(tiny_dir, tmp_path, capsys) -> None:
     assert main(["explain", QUESTION, "--model", tiny_dir, "--screen", "gradient"]) == 2
     assert "--screen needs --top-k" in capsys.readouterr().err
     assert main(["explain", QUESTION, "--model", tiny_dir, "--context-file", str(tmp_path / "nope.txt")]) == 2
+
+
+def test_cost_predicts_the_block_attention_screen(tiny_lm) -> None:
+    # measured: the engine's counted rows + the screen's whole pass + its short attention pass
+    ctx = " ".join([CONTEXT] * 3)
+    cost = estimate_cost(tiny_lm, QUESTION, " Paris", context=ctx, sources="sentences", top_k=3,
+                         screen="block_attention")
+    res = attribute(tiny_lm, QUESTION, " Paris", context=ctx, sources="sentences", top_k=3,
+                    screen="block_attention")
+    inp = build_input(tiny_lm, QUESTION, " Paris", sources="sentences", context=ctx)
+    n_seq = len(inp.sequence)
+    measured_positions = res.info["token_positions"] + n_seq + (n_seq - len(inp.prompt_ids) + 1)
+    assert res.info["screen_blocks"] >= 2
+    # the plan places the K exact rows evenly (their sources are unknown before the run); without
+    # the block rows it would predict about half of the measured positions
+    assert 0.6 <= cost.positions / measured_positions <= 1.5
+    assert abs(cost.passes - (res.info["forward_passes"] + 2)) <= 1
