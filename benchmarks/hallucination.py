@@ -189,6 +189,16 @@ def evaluate(name: str, res: dict[str, Any], len_fn: Any, args: argparse.Namespa
     return out
 
 
+def with_ci(value: float, ci: Any = None) -> str:
+    """A figure with its 95% interval, as every table here prints it.
+
+    Examples:
+        >>> with_ci(0.9, [0.8, 0.95]), with_ci(0.9)
+        ('0.900 [0.800, 0.950]', '0.900')
+    """
+    return f"{value:.3f}" if ci is None else f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def markdown(title: str, ev: dict[str, Any]) -> str:
     """A markdown table of one evaluation."""
     lines = [f"#### {title}", "",
@@ -198,7 +208,7 @@ def markdown(title: str, ev: dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|"]
     for key, r in ev["rows"].items():
         subset, label = key.split("|")
-        cell = lambda k: f"{r[k]:.3f} [{r[k + '_ci'][0]:.3f}, {r[k + '_ci'][1]:.3f}]"  # noqa: E731
+        cell = lambda k: with_ci(r[k], r[k + "_ci"])  # noqa: E731
         verdict = (f"{r['coverage']:.2f} / {r['accuracy_decided']:.3f}" if "coverage" in r else "")
         lines.append(f"| {subset} | {label} | {cell('auroc')} | {cell('brier')} | {cell('ece')} | "
                      f"{cell('accuracy')} | {verdict} |")
@@ -435,7 +445,7 @@ def evidence_markdown(ev: dict[str, Any]) -> str:
     lines = ["| measure | value [95% CI] | n |", "|---|---|---|"]
     for key, r in ev.items():
         if isinstance(r, dict):
-            lines.append(f"| {key.replace('_', ' ')} | {r['value']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['n']} |")
+            lines.append(f"| {key.replace('_', ' ')} | {with_ci(r['value'], r['ci'])} | {r['n']} |")
     lines.append(f"\n{ev['answers_aligned']} answers aligned sentence by sentence ({ev['answers_misaligned']} split differently, left out).")
     return "\n".join(lines)
 
@@ -448,7 +458,7 @@ def grounded_markdown(name: str, ev: dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|"]
     for key, r in ev["rows"].items():
         subset, label = key.split("|")
-        cell = lambda k: f"{r[k]:.3f} [{r[k + '_ci'][0]:.3f}, {r[k + '_ci'][1]:.3f}]"  # noqa: E731
+        cell = lambda k: with_ci(r[k], r[k + "_ci"])  # noqa: E731
         verdict = f"{r['coverage']:.2f} / {r['accuracy_decided']:.3f}" if "coverage" in r else ""
         lines.append(f"| {subset} ({r['n']}) | {label} | {cell('auroc')} | {cell('brier')} | {cell('ece')} | "
                      f"{cell('accuracy')} | {verdict} |")
@@ -465,7 +475,7 @@ def report_tables(out: dict[str, Any]) -> list[dict[str, Any]]:
         [['all', 'whylm risk', 10, '0.900 [0.800, 0.950]', '0.100 [0.050, 0.200]']]
     """
     def ci(r: dict[str, Any], k: str) -> str:
-        return f"{r[k]:.3f} [{r[k + '_ci'][0]:.3f}, {r[k + '_ci'][1]:.3f}]" if k + "_ci" in r else f"{r[k]:.3f}"
+        return with_ci(r[k], r.get(k + "_ci"))
 
     tables = []
     for name, ev in out.get("results", {}).items():
@@ -477,7 +487,7 @@ def report_tables(out: dict[str, Any]) -> list[dict[str, Any]]:
             tables.append({"title": f"{name}: held-out test half", "rows": rows,
                            "columns": ["subset", "predictor", "answers", "AUROC [95% CI]", "Brier [95% CI]"]})
     for name, ev in out.get("evidence", {}).items():
-        rows = [[k.replace("_", " "), f"{r['value']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]", r["n"]]
+        rows = [[k.replace("_", " "), with_ci(r["value"], r["ci"]), r["n"]]
                 for k, r in ev.items() if isinstance(r, dict)]
         tables.append({"title": f"Evidence and localisation: {name}", "rows": rows,
                        "columns": ["measure", "value [95% CI]", "n"]})
@@ -601,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| score | AUROC [95% CI] |\n|---|---|")
         for key in ("inconsistency_embedding", "semantic_entropy", "discrete_semantic_entropy"):
             r = res[key]
-            print(f"| {key} | {r['auroc']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] |")
+            print(f"| {key} | {with_ci(r['auroc'], r['ci'])} |")
         print()
     out["seconds_total"] = time.perf_counter() - started
     out["command"] = "python benchmarks/hallucination.py " + " ".join(argv if argv is not None else sys.argv[1:])
