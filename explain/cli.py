@@ -1,4 +1,4 @@
-"""`whylm explain` and `whylm signals`: the command-line face of :mod:`explain`.
+"""`whylm explain`, `whylm signals` and `whylm fit-screen`: the command-line face of :mod:`explain`.
 
 Examples:
     $ whylm explain "The capital of France is" --target " Paris" --json out.json
@@ -39,10 +39,23 @@ and the context sentence that supports it best, or "nothing in the context suppo
 (prompt, response, context, label: 1 = hallucinated / not supported, 0 = supported).
 """
 
+FIT_SCREEN_EXAMPLE = """examples:
+  whylm fit-screen --out heads.json --cases 24
+  whylm fit-screen --model ./my-llama --out my-llama.heads.json --tokens 256 512
+  whylm explain "Question: who built it? Answer:" --context-file ctx.txt --target " Ada" \\
+      --sources sentences --top-k 5 --screen fitted_attention --head-weights heads.json
+
+Fits one weight per attention head (two profiles: attention from the answer's positions and from
+the question's) so that the fitted_attention screen ranks context sentences as exact leave-one-out
+does (AT2-style). The cases are generated haystacks of invented facts; each needs one exact
+leave-one-out run, so the cost is stated first. A quarter of the cases are held out and the recall
+of their exact top 3 in the screen's top 5 is printed beside plain attention's.
+"""
+
 
 def add_parsers(subparsers: Any) -> None:
     """Register ``explain`` and ``signals`` on an argparse subparsers object."""
-    from explain.attribution import METHODS
+    from explain.attribution import DEFAULT_SCREEN, METHODS, SCREENS
 
     p = subparsers.add_parser(
         "explain",
@@ -67,8 +80,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--top-k", type=int, default=None, metavar="K",
                    help="a screen ranks every source, exact leave-one-out for the K best only "
                         "(method ablation; the rest are marked as estimates)")
-    p.add_argument("--screen", default=None, choices=["hierarchical", "attention", "gradient", "block_attention"],
-                   help="the screen for --top-k (default: hierarchical)")
+    p.add_argument("--screen", default=None, choices=sorted(SCREENS),
+                   help=f"the screen for --top-k (default: fitted_attention where head weights ship for the "
+                        f"model, else {DEFAULT_SCREEN})")
+    p.add_argument("--head-weights", type=Path, default=None, metavar="FILE",
+                   help="head weights for --screen fitted_attention (default: the file shipped for the model; "
+                        "`whylm fit-screen` makes one)")
     p.add_argument("--max-seconds", type=float, default=None, metavar="S",
                    help="refuse a run estimated to take longer (default 600)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="generation length without --target")
@@ -96,6 +113,28 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     _add_output_flags(s)
     s.set_defaults(func=run_signals)
+
+    f = subparsers.add_parser(
+        "fit-screen",
+        help="fit the fitted_attention screen's head weights for a model",
+        description="Fit per-head weights so that attention ranks context sentences as leave-one-out does.",
+        epilog=FIT_SCREEN_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    f.add_argument("--out", type=Path, required=True, help="where to write the head-weights JSON")
+    f.add_argument("--model", help="local model folder or cached hub id (default: embedded model)")
+    f.add_argument("--cases", type=int, default=24, help="generated haystacks to fit on (default 24)")
+    f.add_argument("--tokens", type=int, nargs="+", default=[256, 512], metavar="N",
+                   help="context lengths of the haystacks, in turn (default: 256 512)")
+    f.add_argument("--seed", type=int, default=0, help="first haystack seed (default 0)")
+    f.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="folder keeping each case's leave-one-out, so a stopped fit resumes "
+                        "(default: whylm's cache folder)")
+    f.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="refuse a fit estimated to take longer (default 600)")
+    f.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    f.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads")
+    f.set_defaults(func=run_fit_screen)
 
 
 def _add_output_flags(p: argparse.ArgumentParser) -> None:
@@ -133,6 +172,8 @@ def run_explain(args: argparse.Namespace) -> int:
         raise ExplainError(f"--top-k must be 1 or more, got {args.top_k}")
     if args.screen is not None and args.top_k is None:
         raise ExplainError("--screen needs --top-k (how many sources to compute exactly)")
+    if args.head_weights is not None and args.screen != "fitted_attention":
+        raise ExplainError("--head-weights is for --screen fitted_attention")
     lm = _load(args.model)
     cost = estimate_cost(lm, args.prompt, args.target, method=args.method, sources=args.sources,
                          chat=args.chat, max_new_tokens=args.max_new_tokens, context=context,
@@ -154,6 +195,7 @@ def run_explain(args: argparse.Namespace) -> int:
         context=context,
         top_k=args.top_k,
         screen=args.screen,
+        **({"head_weights": args.head_weights} if args.head_weights else {}),
     )
     if args.json != "-":
         unit = {"tokens": "input tokens", "words": "words", "sentences": "sentences",
@@ -249,5 +291,38 @@ def run_calibrate(args: argparse.Namespace) -> int:
                             description=f"{len(examples)} labelled answers from {args.labelled.name}")
     cal.save(out)
     print(cal.summary())
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def run_fit_screen(args: argparse.Namespace) -> int:
+    """Handler of ``whylm fit-screen``: states the cost, fits, writes the JSON. Returns: the exit code."""
+    from explain.attribution.head_weights import fit_cost, fit_head_weights, haystack_cases
+    from explain.budget import check_budget
+    from explain.model import cache_dir
+    from explain.threads import threads
+
+    check_threads(args.threads)
+    if args.cases < 2:
+        raise ExplainError(f"--cases must be 2 or more, got {args.cases}")
+    if any(t < 32 for t in args.tokens):
+        raise ExplainError(f"--tokens must be 32 or more, got {min(args.tokens)}")
+    out = args.out
+    if out.is_dir() or not out.parent.exists():
+        raise ExplainError(f"cannot write the head weights to '{out}': not a file in an existing folder")
+    lm = _load(args.model)
+    with threads(args.threads):
+        cases = haystack_cases(lm, args.cases, tuple(args.tokens), args.seed)
+        folder = args.cache or cache_dir() / "head-weights"
+        cost = fit_cost(lm, cases, folder)
+        print(f"estimate: {cost.summary()}", file=sys.stderr, flush=True)
+        check_budget(cost, args.max_seconds)
+        hw = fit_head_weights(lm, cases, cache=folder, progress=False if args.no_progress else None)
+    hw.fitted_on = f"`whylm fit-screen --cases {args.cases} --tokens {' '.join(map(str, args.tokens))}` ({hw.fitted_on})"
+    hw.save(out)
+    m = hw.metrics
+    if "recall3_top5_fitted" in m:
+        print(f"held-out recall of the exact top 3 in the screen's top 5 ({m['held_out']} cases): "
+              f"fitted {m['recall3_top5_fitted']:.2f}, plain attention {m['recall3_top5_plain']:.2f}")
     print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -26,9 +26,10 @@ from dashboard.common import (
     escaped_text, json_download, md_escape, progress_bar, run_safely, save_run, show_html, take_reopen,
 )
 from dashboard.models import load_model, model_label, model_picker
-from explain.attribution import DEFAULT_SCREEN, METHODS, SCREENS
+from explain.attribution import METHODS, SCREENS, default_screen
 from explain.budget import DEFAULT_MAX_SECONDS
 from explain.errors import WhylmError
+from explain.model import EMBEDDED_NAME
 
 KIND = "explain"
 STATE = "ex_state"
@@ -223,7 +224,8 @@ def render() -> None:
                           help="auto: over long prompts with word/sentence/paragraph sources, a screen "
                                f"ranks every source and exact leave-one-out runs for the {AUTO_TOP_K} best; "
                                "all: every source exact. Only for the ablation method.")
-    screens = [DEFAULT_SCREEN, *(name for name in SCREENS if name != DEFAULT_SCREEN)]  # the registry's
+    first = default_screen(spec or EMBEDDED_NAME)
+    screens = [first, *(name for name in SCREENS if name != first)]  # the registry's, the model's default first
     screen = c5.selectbox("Screen", screens, key="ex_screen",
                           help="How the sources are ranked before the exact part (top_k runs).")
     st.session_state.setdefault("ex_max_seconds", int(DEFAULT_MAX_SECONDS))

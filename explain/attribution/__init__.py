@@ -35,7 +35,8 @@ for _module in ("ablation", "perturbation_sampling", "gradient", "attention", "s
             raise
 
 # After the methods, so that METHODS keeps their order (a screen imports the modules it reuses).
-from explain.attribution.screen import DEFAULT_SCREEN, SCREENS, check_top_k, screened_ablation, split_question  # noqa: E402
+from explain.attribution.screen import (DEFAULT_SCREEN, SCREENS, check_top_k, default_screen, screened_ablation,  # noqa: E402
+                                        split_question)
 
 # Above this many perturbed sequences a progress bar is shown (unless progress=False).
 PROGRESS_THRESHOLD = 64
@@ -136,7 +137,7 @@ def attribute(
         raise ExplainError(f"target must be a string, not {type(target).__name__}")
     baseline_id, baseline_rule = check_baseline(lm, baseline)
     prompt, context = split_context_prompt(prompt, context, sources)
-    top_k, screen, screen_options = check_top_k(method, top_k, screen, kwargs)
+    top_k, screen, screen_options = check_top_k(method, top_k, screen, kwargs, lm)
     options = info.options(kwargs)
     if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))):
         raise ExplainError(f"max_seconds must be a number of seconds, got {max_seconds!r}")
@@ -195,6 +196,6 @@ def attribute(
 
 
 __all__ = [
-    "DEFAULT_SCREEN", "METHODS", "SCREENS", "AttributionInput", "MethodInfo", "PlanInput", "Work", "attribute", "build_input",
+    "DEFAULT_SCREEN", "METHODS", "default_screen", "SCREENS", "AttributionInput", "MethodInfo", "PlanInput", "Work", "attribute", "build_input",
     "check_baseline", "default_baseline", "estimate_cost", "register", "split_sources", "unregister",
 ]

@@ -188,7 +188,9 @@ def estimate_cost(
     plan_input = PlanInput(lm=lm, prompt=pf, m=m, options=options)
     note = ""
     if top_k is not None:
-        screen = screen or "hierarchical"
+        from explain.attribution.screen import default_screen  # the screens register their plans here
+
+        screen = screen or default_screen(lm)
         if screen not in SCREEN_PLANS:
             raise ExplainError(f"unknown screen '{screen}': choose one of {', '.join(SCREEN_PLANS)}")
         plan_input = PlanInput(lm=lm, prompt=pf, m=m, options={**options, **screen_options})

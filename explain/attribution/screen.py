@@ -10,11 +10,14 @@ screen's estimate.
 
 Screens (``screen=``):
 
-- ``attention`` (AT2-style): one ordinary pass over the whole input, whose key/value cache
-  the exact part then reuses, plus a short pass over the m target-predicting positions with
-  attention weights kept: a feature's score is the attention those positions pay to its tokens,
-  averaged over layers and heads (the first position, the attention sink, left out), or weighted by
-  per-head weights fitted to leave-one-out for the model (:mod:`explain.attribution.screen_weights`).
+- ``attention``: one ordinary pass over the whole input, whose key/value cache the exact part
+  then reuses, plus a short pass over the m target-predicting positions with attention weights
+  kept: a feature's score is the attention those positions pay to its tokens, averaged over layers
+  and heads (the first position, the attention sink, left out).
+- ``fitted_attention`` (AT2-style): the same passes, the question's positions included, with one
+  weight per head and profile fitted to leave-one-out for the model
+  (:mod:`explain.attribution.head_weights`; shipped for the embedded model, ``whylm fit-screen``
+  fits them for yours).
 - ``gradient``: input x gradient of the target's log-prob, one forward and one backward pass.
 - ``hierarchical`` (default; AttriBoT): leave-one-out over blocks of adjacent features, then over
   the features inside the best blocks (all of those are exact). The default because it is the one
@@ -51,6 +54,7 @@ from explain.attribution.attention import eager_attention
 from explain.attribution.batched_forward import BatchedForward, as_numpy
 from explain.attribution.cost import SCREEN_PLANS
 from explain.attribution.gradient import _EmbeddingGradients
+from explain.attribution.head_weights import attention_profiles, load_head_weights, score_sources, shipped_path
 from explain.attribution.inputs import AttributionInput
 from explain.attribution.registry import PlanInput, Work
 from explain.errors import ExplainError
@@ -96,6 +100,22 @@ class ScreenInfo:
 
 SCREENS: dict[str, ScreenInfo] = {}
 DEFAULT_SCREEN = "hierarchical"
+"""The screen for a model without fitted head weights (:func:`default_screen`)."""
+
+
+def default_screen(lm: Any = None) -> str:
+    """The screen ``top_k`` uses when none is named for ``lm`` (a model or its name):
+    ``fitted_attention`` where head weights ship for the model (the embedded one; ``whylm fit-screen``
+    fits them for yours, passed as ``head_weights=``), else :data:`DEFAULT_SCREEN`.
+
+    Examples:
+        >>> default_screen("my-own-model")
+        'hierarchical'
+    """
+    name = lm if isinstance(lm, str) else getattr(lm, "name", None)
+    if name and shipped_path(name).is_file():
+        return "fitted_attention"
+    return DEFAULT_SCREEN
 
 
 def register_screen(name: str, cost: str) -> Callable[[ScreenFn], ScreenFn]:
@@ -164,12 +184,8 @@ def target_attention(lm: LanguageModel, inp: AttributionInput, cache: Any) -> to
 
 
 @register_screen("attention", cost="1 forward pass (its cache is reused by the exact part) + m positions")
-def attention_screen(lm: LanguageModel, inp: AttributionInput, *, head_weights: Any = None,
-                     **_: Any) -> ScreenOutput:
-    """Attention paid by the target-predicting positions to each feature.
-
-    Args:
-        head_weights: (layers, heads) weights, or None for the plain mean over layers and heads.
+def attention_screen(lm: LanguageModel, inp: AttributionInput, **_: Any) -> ScreenOutput:
+    """Attention paid by the target-predicting positions to each feature, averaged over layers and heads.
 
     Returns:
         a :class:`ScreenOutput` (``scaled``: the estimate is attention mass, not nats).
@@ -181,16 +197,45 @@ def attention_screen(lm: LanguageModel, inp: AttributionInput, *, head_weights: 
         out.info["fallback"] = "attention weights unavailable; gradient screen used"
         return out
     att[..., 0] = 0.0  # the attention sink
-    if head_weights is not None:
-        w = torch.as_tensor(np.asarray(head_weights, dtype=np.float32))
-        if w.shape != att.shape[:2]:
-            raise ExplainError(f"head weights have shape {tuple(w.shape)}, the model has {tuple(att.shape[:2])}")
-        rows = torch.einsum("lhmp,lh->mp", att, w)
-    else:
-        rows = att.mean((0, 1))
-    return ScreenOutput(_per_feature(rows, inp), prepared=(original, cache),
-                        passes=1.0 + inp.m / max(1, len(inp.sequence)), scaled=True,
-                        info={"head_weights": head_weights is not None})
+    return ScreenOutput(_per_feature(att.mean((0, 1)), inp), prepared=(original, cache),
+                        passes=1.0 + inp.m / max(1, len(inp.sequence)), scaled=True)
+
+
+@register_screen("fitted_attention", cost="1 forward pass (reused by the exact part) + the question and m positions")
+def fitted_attention_screen(lm: LanguageModel, inp: AttributionInput, *, candidates: list[int],
+                            head_weights: Any = None, **_: Any) -> ScreenOutput:
+    """Attention from the target's and the question's positions, weighted per head by weights fitted
+    to leave-one-out for the model (AT2-style, :mod:`explain.attribution.head_weights`).
+
+    Args:
+        candidates: the features to rank.
+        head_weights: a path, dict or :class:`~explain.attribution.head_weights.HeadWeights`; None
+            for the file shipped for the model (``whylm fit-screen`` writes one for your model).
+
+    Returns:
+        a :class:`ScreenOutput` (``scaled``: scores, put on the nats scale from the exact features).
+
+    Raises:
+        ExplainError: no weights ship for the model and none were given, or they do not fit it.
+    """
+    weights = load_head_weights(head_weights, lm)
+    if weights is None:
+        raise ExplainError(f"no fitted head weights ship for model {lm.name}: fit them with "
+                           "`whylm fit-screen --model ... --out heads.json` and pass head_weights=, "
+                           "or use screen='hierarchical'")
+    original, cache = whole_pass(lm, inp)
+    profiles = attention_profiles(lm, inp, cache, candidates)
+    if profiles is None:
+        raise ExplainError(f"model {lm.name} gives no attention weights here (or its cache cannot be cut): "
+                           "use screen='hierarchical'")
+    score = score_sources(profiles, weights.weights)
+    score = np.exp(score - score.max())  # a positive estimate; the order is the fitted score's
+    estimate = np.zeros((inp.m, inp.n))
+    estimate[:, candidates] = score[None, :] / inp.m
+    first = min(inp.features[inp.question]) if inp.question is not None else len(inp.prompt_ids) - 1
+    rows = len(inp.sequence) - first
+    return ScreenOutput(estimate, prepared=(original, cache), passes=1.0 + rows / max(1, len(inp.sequence)),
+                        scaled=True, info={"head_weights": weights.model or "given"})
 
 
 @register_screen("gradient", cost="1 forward + 1 backward pass (about 3 forwards)")
@@ -299,7 +344,7 @@ def screened_ablation(
     inp: AttributionInput,
     *,
     top_k: int,
-    screen: str = DEFAULT_SCREEN,
+    screen: str,
     baseline: int,
     progress: bool,
     batch_tokens: int = 4096,
@@ -319,7 +364,8 @@ def screened_ablation(
         ExplainError: unknown screen or a bad ``top_k``.
 
     Examples:
-        >>> attr, info = screened_ablation(lm, inp, top_k=3, baseline=0, progress=False)   # doctest: +SKIP
+        >>> attr, info = screened_ablation(lm, inp, top_k=3, screen="hierarchical", baseline=0,
+        ...                                  progress=False)   # doctest: +SKIP
     """
     info_s = SCREENS.get(screen)
     if info_s is None:
@@ -339,7 +385,7 @@ def screened_ablation(
                             prepared=prepared))
         engine = out.engine
     else:
-        out = info_s.fn(lm, inp, **screen_options)
+        out = info_s.fn(lm, inp, candidates=candidates, **screen_options)
     t_screen = time.perf_counter() - t0
     score = out.estimate.sum(0)
     rank = out.rank or sorted(candidates, key=lambda f: (-score[f], f))
@@ -392,8 +438,10 @@ def screened_ablation(
 SCREEN_OPTIONS = ("block", "head_weights")
 
 
-def check_top_k(method: str, top_k: Any, screen: Any, kwargs: dict[str, Any]) -> tuple[int | None, str, dict[str, Any]]:
-    """Validate ``top_k``/``screen`` and take the screens' options out of ``kwargs``.
+def check_top_k(method: str, top_k: Any, screen: Any, kwargs: dict[str, Any],
+                lm: Any = None) -> tuple[int | None, str, dict[str, Any]]:
+    """Validate ``top_k``/``screen`` (None: :func:`default_screen` for ``lm``) and take the screens'
+    options out of ``kwargs``.
 
     Returns:
         (top_k or None, the screen's name, the screen's options).
@@ -419,9 +467,11 @@ def check_top_k(method: str, top_k: Any, screen: Any, kwargs: dict[str, Any]) ->
     if method != "ablation":
         raise ExplainError(f'top_k computes exact leave-one-out for the best sources: it needs method="ablation", '
                            f"not {method!r}")
-    screen = DEFAULT_SCREEN if screen is None else screen
+    screen = default_screen(lm) if screen is None else screen
     if screen not in SCREENS:
         raise ExplainError(f"unknown screen {screen!r}: choose one of {', '.join(SCREENS)}")
+    if "head_weights" in options and screen != "fitted_attention":
+        raise ExplainError(f"head_weights is an option of screen='fitted_attention', not of {screen!r}")
     block = options.get("block")
     if block is not None and (isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1):
         raise ExplainError(f"block must be an integer >= 1, got {block!r}")
@@ -506,7 +556,8 @@ def screen_plan(screen: str, p: PlanInput, top_k: int, rows_work: Callable[..., 
                     max(work.peak_bytes, rows.peak_bytes), work.cheaper)
     if screen == "gradient":  # a forward with the graph kept and a backward (about two forwards)
         extra = Work.forwards(3, n_seq)
-    else:  # attention, block_attention: the whole pass is the exact part's cache pass; then m positions, eager
-        extra = Work(1.0, float(p.m), p.m * (n_seq - p.m / 2))
+    else:  # the whole pass is the exact part's cache pass; then m positions (and the question's), eager
+        rows = p.m + (len(p.prompt.features[question]) if screen == "fitted_attention" and question is not None else 0)
+        extra = Work(1.0, float(rows), rows * (n_seq - rows / 2))
     return Work(work.passes + extra.passes, work.positions + extra.positions, work.pairs + extra.pairs,
                 work.peak_bytes, work.cheaper)

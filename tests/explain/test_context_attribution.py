@@ -20,6 +20,14 @@ CONTEXT = ("The sky is blue. The capital of France is Paris. Smoking causes tar 
 QUESTION = "Question: what is the capital of France? Answer:"
 
 
+def screen_options(lm, screen: str) -> dict:
+    """Random head weights for the fitted screen (no weights ship for a tiny model)."""
+    if screen != "fitted_attention":
+        return {}
+    cfg = lm.model.config
+    return {"head_weights": np.random.default_rng(0).normal(size=(2, cfg.num_hidden_layers, cfg.num_attention_heads))}
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_exact_part_equals_full_leave_one_out_on_every_architecture(arch: str) -> None:
     lm = make_tiny_lm(arch)
@@ -30,7 +38,8 @@ def test_exact_part_equals_full_leave_one_out_on_every_architecture(arch: str) -
     np.testing.assert_allclose(full.token_attr, ref[:, :-1], atol=1e-4)
     assert full.info["question"]["value"] == pytest.approx(float(ref[:, -1].sum()), abs=1e-4)
     for screen in SCREENS:
-        res = attribute(lm, QUESTION, " Paris", context=CONTEXT, sources="sentences", top_k=2, screen=screen)
+        res = attribute(lm, QUESTION, " Paris", context=CONTEXT, sources="sentences", top_k=2, screen=screen,
+                        **screen_options(lm, screen))
         exact = res.exact
         assert exact.sum() >= 2 and exact[res.info["screen_rank"][:2]].all()
         np.testing.assert_allclose(res.token_attr[:, exact], ref[:, :-1][:, exact], atol=1e-4)
