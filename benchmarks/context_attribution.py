@@ -102,6 +102,8 @@ def run_haystack(lm: Any, h: dict[str, Any], args: argparse.Namespace, n_tokens:
                    "fp_equiv": secs / fwd, "peak_gb": peak / 1e9, "sources": len(res.input_tokens),
                    "screen_s": res.info.get("screen_seconds"),
                    "estimated_s": res.info.get("estimated_seconds")}
+            if row["estimated_s"]:
+                row["estimate_ratio"] = row["estimated_s"] / secs
             row["needles_top5"], row["key_first"] = needle_check(res, h, 5)
             if top3 is not None:
                 row["recall3"] = len(top3 & set(chosen)) / 3
@@ -117,19 +119,19 @@ def run_haystack(lm: Any, h: dict[str, Any], args: argparse.Namespace, n_tokens:
 
 def summarise(rows: list[dict[str, Any]]) -> list[list[Any]]:
     """One line per (length, method, K): means over haystacks. Returns: table rows."""
-    keys = sorted({(r["tokens"], r["method"], r["K"] if r["method"].startswith("screen") else -1) for r in rows},
-                  key=lambda t: (t[0], t[1], t[2]))
+    keys = sorted({(r["tokens"], r["method"], r["K"] if r["method"].startswith("screen") else -1, r["held_out"])
+                   for r in rows}, key=lambda t: (t[0], t[3], t[1], t[2]))
     out = []
-    for tokens, method, k in keys:
+    for tokens, method, k, held in keys:
         rs = [r for r in rows if r["tokens"] == tokens and r["method"] == method
-              and (k == -1 or r["K"] == k)]
+              and (k == -1 or r["K"] == k) and r["held_out"] == held]
         mean = lambda key: (float(np.mean([r[key] for r in rs if r.get(key) is not None]))  # noqa: E731
                             if any(r.get(key) is not None for r in rs) else None)
         frac = lambda key: (f"{sum(bool(r[key]) for r in rs if key in r)}/{sum(key in r for r in rs)}"  # noqa: E731
                             if any(key in r for r in rs) else None)
-        out.append([tokens, method, None if k == -1 else k, len(rs), mean("seconds"),
+        out.append([tokens, "held-out" if held else "dev", method, None if k == -1 else k, len(rs), mean("seconds"),
                     mean("fp_equiv"), mean("peak_gb"), mean("recall3"), mean("recall_material"), mean("spearman"),
-                    frac("needles_top5"), frac("key_first"),
+                    frac("needles_top5"), frac("key_first"), mean("estimate_ratio"),
                     "measured" if all(r["measured"] for r in rs) else "estimated"])
     return out
 
@@ -165,8 +167,9 @@ def main(argv: list[str] | None = None) -> None:
                 rows += run_haystack(lm, h, args, n_tokens)
                 if args.json:
                     write_json(args.json, {"settings": vars(args), "rows": rows})
-    header = ["context tokens", "method", "K", "haystacks", "seconds", "full-pass equiv.", "peak RSS GB",
-              "recall exact top-3 in top-K", "recall of sources >= 10% of the top", "Spearman vs exact", "needles in exact top-5", "key first", "time"]
+    header = ["context tokens", "haystacks' seeds", "method", "K", "haystacks", "seconds", "full-pass equiv.", "peak RSS GB",
+              "recall exact top-3 in top-K", "recall of sources >= 10% of the top", "Spearman vs exact", "needles in exact top-5", "key first",
+              "cost estimate / measured", "time"]
     table = summarise(rows)
     print(markdown_table(header, table))
     if args.json:

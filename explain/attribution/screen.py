@@ -418,6 +418,7 @@ def screened_ablation(
     for f, col in exact.items():
         attr[:, f] = col
         mask[f] = True
+    floor = cap_estimates(attr, mask, [f for f in chosen if f in exact])
     details: dict[str, Any] = {
         "exact": mask.tolist(),
         "top_k": k,
@@ -426,12 +427,40 @@ def screened_ablation(
         "screen_seconds": round(t_screen, 4),
         "screen_passes": out.passes,
         "estimate_scale": scale,
+        "estimate_cap": floor,
         "target_logprobs": as_numpy(original),
         **{f"screen_{key}": v for key, v in out.info.items()},
     }
     if engine is not None:
         details.update(engine.info)
     return attr, details
+
+
+def cap_estimates(attr: np.ndarray, exact: np.ndarray, chosen: list[int]) -> float | None:
+    """Keep every estimate at or below the smallest exact value of the sources the screen chose.
+
+    The screen ranked an estimated source below the K it sent to the exact part, so its estimate
+    must not outrank them (a scaled attention score can: its scale is fitted on the K, the top one
+    dominating). ``attr`` (m, n) is changed in place; a capped column keeps its shape over the target
+    tokens (or is spread evenly when the cap is not positive).
+
+    Returns:
+        the cap (a sum over target tokens), or None when nothing was chosen.
+
+    Examples:
+        >>> a = np.array([[3.0, 0.2, 1.0, 0.5]])
+        >>> cap_estimates(a, np.array([True, True, False, False]), [0, 1]), a.tolist()
+        (0.2, [[3.0, 0.2, 0.2, 0.2]])
+    """
+    if not chosen:
+        return None
+    floor = float(min(attr[:, f].sum() for f in chosen))
+    m = attr.shape[0]
+    for f in np.flatnonzero(~exact):
+        total = float(attr[:, f].sum())
+        if total > floor:
+            attr[:, f] = attr[:, f] * (floor / total) if floor > 0 and total > 0 else floor / m
+    return floor
 
 
 # Options of the screens, taken out of attribute()'s **kwargs before the method's own are checked.

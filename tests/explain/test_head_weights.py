@@ -116,3 +116,41 @@ def test_fit_head_weights_end_to_end_and_cli(tiny_lm, tiny_dir, tmp_path, capsys
     assert load_head_weights(out, tiny_lm).weights.shape == shape(tiny_lm)
     assert main(["fit-screen", "--model", tiny_dir, "--out", str(tmp_path / "no" / "h.json")]) == 2
     assert "not a file in an existing folder" in capsys.readouterr().err
+
+
+# A haystack written by hand in another style than explain.attribution.haystacks (which the shipped
+# weights were fitted on): a harbour, a link (captain -> ship) and a key (ship -> pier), distractors.
+FILLER = [
+    "The morning fog lifted slowly over the grey water.", "Gulls argued loudly above the fish market.",
+    "A cold wind came in from the north after lunch.", "The harbour master counted the crates twice.",
+    "Two fishermen mended their nets on the quay.", "The lighthouse keeper painted the railings white.",
+    "Rain fell for most of the afternoon.", "A small boy sold newspapers near the customs house.",
+    "The tide turned shortly before six o'clock.", "Tourists photographed the old stone bridge.",
+    "The bakery on the corner ran out of bread early.", "An old dog slept in the shade of a barrel.",
+    "The church bells rang at noon as usual.", "A delivery van blocked the narrow street for an hour.",
+    "The ferry left on time despite the swell.", "Children played football on the empty beach.",
+    "The café owner swept the terrace again.", "A crane lifted new masts onto the dock.",
+    "The sky cleared in the evening.", "Lamps were lit along the promenade at dusk.",
+]
+LINK = "Captain Orla Venn commands the ship called the Grey Heron."
+KEY = "The Grey Heron is moored at pier 47."
+HARBOUR = " ".join(FILLER[:6] + [LINK] + FILLER[6:11] + ["Captain Ivo Marr commands the ship called the Salt Finch."]
+                   + FILLER[11:15] + [KEY] + FILLER[15:18] + ["The Salt Finch is moored at pier 12."] + FILLER[18:])
+PIER_QUESTION = "Question: At which pier is the ship commanded by Captain Orla Venn moored?\nAnswer: Pier"
+
+
+@pytest.mark.slow
+def test_embedded_model_defaults_to_the_fitted_screen_and_finds_both_needles(embedded_lm) -> None:
+    from reference import leave_one_out
+
+    res = attribute(embedded_lm, PIER_QUESTION, " 47", context=HARBOUR, sources="sentences", top_k=5, progress=False)
+    assert res.info["screen"] == "fitted_attention"
+    top = [name for name, _ in res.top_features(5)]
+    assert top[0] == KEY and LINK in top and res.exact[res.input_tokens.index(LINK)]
+    # every value marked exact is the brute-force removal of that sentence (one plain pass each)
+    inp = build_input(embedded_lm, PIER_QUESTION, " 47", sources="sentences", context=HARBOUR)
+    exact = np.flatnonzero(res.exact)
+    ref = leave_one_out(embedded_lm.model, inp.prompt_ids, inp.target_ids, [inp.features[f] for f in exact])
+    np.testing.assert_allclose(res.token_attr[:, exact], ref, atol=1e-4)
+    # and no estimate outranks a source computed exactly
+    assert res.seq_attr[~res.exact].max() <= res.seq_attr[res.info["screen_rank"][:5]].min() + 1e-9
