@@ -42,12 +42,14 @@ and the context sentence that supports it best, or "nothing in the context suppo
 FIT_SCREEN_EXAMPLE = """examples:
   whylm fit-screen --out heads.json --cases 24
   whylm fit-screen --model ./my-llama --out my-llama.heads.json --tokens 256 512
+  whylm fit-screen --model ./my-llama --out my-llama.heads.json --cases-file my_cases.jsonl
   whylm explain "Question: who built it? Answer:" --context-file ctx.txt --target " Ada" \\
       --sources sentences --top-k 5 --screen fitted_attention --head-weights heads.json
 
 Fits one weight per attention head (two profiles: attention from the answer's positions and from
 the question's) so that the fitted_attention screen ranks context sentences as exact leave-one-out
-does (AT2-style). The cases are generated haystacks of invented facts; each needs one exact
+does (AT2-style). The cases are generated haystacks of invented facts, or yours (--cases-file:
+JSON lines with question, context, answer); each needs one exact
 leave-one-out run, so the cost is stated first. A quarter of the cases are held out and the recall
 of their exact top 3 in the screen's top 5 is printed beside plain attention's.
 """
@@ -124,6 +126,8 @@ def add_parsers(subparsers: Any) -> None:
     f.add_argument("--out", type=Path, required=True, help="where to write the head-weights JSON")
     f.add_argument("--model", help="local model folder or cached hub id (default: embedded model)")
     f.add_argument("--cases", type=int, default=24, help="generated haystacks to fit on (default 24)")
+    f.add_argument("--cases-file", type=Path, default=None, metavar="FILE",
+                   help="fit on your own cases instead: JSON lines with question, context and answer")
     f.add_argument("--tokens", type=int, nargs="+", default=[256, 512], metavar="N",
                    help="context lengths of the haystacks, in turn (default: 256 512)")
     f.add_argument("--seed", type=int, default=0, help="first haystack seed (default 0)")
@@ -297,7 +301,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def run_fit_screen(args: argparse.Namespace) -> int:
     """Handler of ``whylm fit-screen``: states the cost, fits, writes the JSON. Returns: the exit code."""
-    from explain.attribution.head_weights import fit_cost, fit_head_weights, haystack_cases
+    from explain.attribution.head_weights import fit_cost, fit_head_weights, haystack_cases, read_cases
     from explain.budget import check_budget
     from explain.model import cache_dir
     from explain.threads import threads
@@ -312,13 +316,18 @@ def run_fit_screen(args: argparse.Namespace) -> int:
         raise ExplainError(f"cannot write the head weights to '{out}': not a file in an existing folder")
     lm = _load(args.model)
     with threads(args.threads):
-        cases = haystack_cases(lm, args.cases, tuple(args.tokens), args.seed)
+        cases = (read_cases(args.cases_file) if args.cases_file
+                 else haystack_cases(lm, args.cases, tuple(args.tokens), args.seed))
+        if len(cases) < 2:
+            raise ExplainError(f"fitting head weights needs at least 2 cases, {args.cases_file} has {len(cases)}")
         folder = args.cache or cache_dir() / "head-weights"
         cost = fit_cost(lm, cases, folder)
         print(f"estimate: {cost.summary()}", file=sys.stderr, flush=True)
         check_budget(cost, args.max_seconds)
         hw = fit_head_weights(lm, cases, cache=folder, progress=False if args.no_progress else None)
-    hw.fitted_on = f"`whylm fit-screen --cases {args.cases} --tokens {' '.join(map(str, args.tokens))}` ({hw.fitted_on})"
+    how = (f"--cases-file {args.cases_file.name}" if args.cases_file
+           else f"--cases {args.cases} --tokens {' '.join(map(str, args.tokens))}")
+    hw.fitted_on = f"`whylm fit-screen {how}` ({hw.fitted_on})"
     hw.save(out)
     m = hw.metrics
     if "recall3_top5_fitted" in m:

@@ -21,6 +21,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -184,3 +185,39 @@ def read_text_file(path: str | Path, what: str) -> str:
         raise WhylmError(f"{what} '{path}' is not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise WhylmError(f"cannot read {what} '{path}': {exc.strerror or exc}") from None
+
+
+def read_json_lines(path: str | Path, what: str, fields: str) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, one per non-empty line.
+
+    Args:
+        path: the file; what: how errors name it (``"labelled file"``); fields: the fields a line
+            holds, in words, for the error on a line that is not an object.
+
+    Returns:
+        the rows as dicts.
+
+    Raises:
+        WhylmError: a missing or unreadable file, a line that is not a JSON object.
+
+    Examples:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "l.jsonl")
+        >>> _ = open(p, "w").write('{"q": 1}\\n\\n[2]\\n')
+        >>> read_json_lines(p, "cases file", "q")
+        Traceback (most recent call last):
+        ...
+        explain.errors.WhylmError: cases file '...l.jsonl', line 3: expected a JSON object with q
+    """
+    rows = []
+    for k, line in enumerate(read_text_file(path, what).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            raise WhylmError(f"{what} '{path}', line {k}: not valid JSON") from None
+        if not isinstance(row, dict):
+            raise WhylmError(f"{what} '{path}', line {k}: expected a JSON object with {fields}")
+        rows.append(row)
+    return rows

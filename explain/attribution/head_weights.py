@@ -293,6 +293,33 @@ def haystack_cases(lm: LanguageModel, n: int, tokens: Sequence[int] = (256, 512)
     return out
 
 
+def read_cases(path: str | Path) -> list[dict[str, str]]:
+    """Cases to fit head weights on, from a JSON-lines file: ``question``, ``context``, ``answer``.
+
+    Returns:
+        the cases.
+
+    Raises:
+        ExplainError: a missing or unreadable file, a line without those three strings.
+
+    Examples:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "cases.jsonl")
+        >>> _ = open(p, "w").write('{"question": "Q?", "context": "A. B.", "answer": " A"}\\n{"question": "Q?"}\\n')
+        >>> read_cases(p)
+        Traceback (most recent call last):
+        ...
+        explain.errors.ExplainError: cases file '...cases.jsonl', line 2: needs question, context and answer as text
+    """
+    from explain.cli_io import read_json_lines
+
+    rows = read_json_lines(path, "cases file", "question, context, answer")
+    for k, row in enumerate(rows, 1):
+        if not all(isinstance(row.get(key), str) and row[key].strip() for key in ("question", "context", "answer")):
+            raise ExplainError(f"cases file '{path}', line {k}: needs question, context and answer as text")
+    return [{key: row[key] for key in ("question", "context", "answer")} for row in rows]
+
+
 def fit_cost(lm: LanguageModel, cases: Sequence[Mapping[str, str]], cache: str | Path | None = None) -> Any:
     """What :func:`fit_head_weights` on ``cases`` will cost (exact leave-one-out per case dominates;
     a case kept in ``cache`` costs nothing).

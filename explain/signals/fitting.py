@@ -11,7 +11,6 @@ Examples:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -39,25 +38,9 @@ def read_examples(path: str | Path) -> list[dict[str, Any]]:
         >>> read_examples(p)
         [{'prompt': 'Q?', 'response': 'A', 'label': 1}]
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ExplainError(f"labelled file '{path}' does not exist or is not a file")
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExplainError(f"cannot read '{path}': {type(exc).__name__}") from None
-    for k, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise ExplainError(f"{path}, line {k}: not valid JSON") from None
-        if not isinstance(row, dict):
-            raise ExplainError(f"{path}, line {k}: expected a JSON object with prompt, response, context, label")
-        rows.append(row)
-    return rows
+    from explain.cli_io import read_json_lines
+
+    return read_json_lines(path, "labelled file", "prompt, response, context, label")
 
 
 def _label(row: Mapping[str, Any], k: int) -> int:

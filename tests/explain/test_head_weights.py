@@ -116,6 +116,14 @@ def test_fit_head_weights_end_to_end_and_cli(tiny_lm, tiny_dir, tmp_path, capsys
     assert load_head_weights(out, tiny_lm).weights.shape == shape(tiny_lm)
     assert main(["fit-screen", "--model", tiny_dir, "--out", str(tmp_path / "no" / "h.json")]) == 2
     assert "not a file in an existing folder" in capsys.readouterr().err
+    own = tmp_path / "cases.jsonl"
+    own.write_text("\n".join(json.dumps(c) for c in cases[:3]) + "\n", encoding="utf-8")
+    assert main(["fit-screen", "--model", tiny_dir, "--out", str(out), "--cases-file", str(own), "--no-progress",
+                 "--cache", str(tmp_path / "kept")]) == 0
+    assert "--cases-file cases.jsonl" in json.loads(out.read_text(encoding="utf-8"))["fitted_on"]
+    own.write_text('{"question": "Q?", "context": "A."}\n', encoding="utf-8")
+    assert main(["fit-screen", "--model", tiny_dir, "--out", str(out), "--cases-file", str(own)]) == 2
+    assert "line 1: needs question, context and answer as text" in capsys.readouterr().err
 
 
 # A haystack written by hand in another style than explain.attribution.haystacks (which the shipped
