@@ -13,6 +13,7 @@ lengths their time is the cost model's estimate, and the row says so.
     python benchmarks/context_attribution.py --threads 2 --json benchmarks/results/context_attribution.json
     python benchmarks/context_attribution.py --quick
     python benchmarks/context_attribution.py --lengths 8192 --kinds two --haystacks 1 --exact-max 0 --screens attention
+    python benchmarks/context_attribution.py --merge results/a.json results/b.json --json results/c.json
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import load_model, markdown_table, write_json
+from _common import load_model, markdown_table, write_json, write_report
 from long_context import captum_run, measured
 from scipy.stats import spearmanr
 
@@ -151,7 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="512 tokens, one haystack per kind, attention screen")
     p.add_argument("--json", default=str(Path(__file__).parent / "results" / "context_attribution.json"))
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="only merge the rows of earlier runs into --json")
     args = p.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.json)
     if args.quick:
         args.lengths, args.haystacks, args.held_out, args.screens = [512], 1, 0, ["attention"]
     lm = load_model(args.threads)
@@ -167,14 +171,43 @@ def main(argv: list[str] | None = None) -> None:
                 rows += run_haystack(lm, h, args, n_tokens)
                 if args.json:
                     write_json(args.json, {"settings": vars(args), "rows": rows})
-    header = ["context tokens", "haystacks' seeds", "method", "K", "haystacks", "seconds", "full-pass equiv.", "peak RSS GB",
-              "recall exact top-3 in top-K", "recall of sources >= 10% of the top", "Spearman vs exact", "needles in exact top-5", "key first",
-              "cost estimate / measured", "time"]
+    report(rows, args.json, machine=f"{args.threads} torch threads, {lm.device}")
+
+
+HEADER = ["context tokens", "haystacks' seeds", "method", "K", "haystacks", "seconds", "full-pass equiv.",
+          "peak RSS GB", "recall exact top-3 in top-K", "recall of sources >= 10% of the top", "Spearman vs exact",
+          "needles in exact top-5", "key first", "cost estimate / measured", "time"]
+PER_HAYSTACK = ["tokens", "kind", "seed", "held_out", "method", "K", "seconds", "fp_equiv", "peak_gb", "recall3",
+                "recall_material", "needles_top5", "key_first", "estimate_ratio"]
+
+
+def report(rows: list[dict[str, Any]], path: str | None, command: str | None = None,
+           machine: str | None = None) -> None:
+    """Print the summary and write the report JSON (summary and per-haystack tables, raw rows)."""
     table = summarise(rows)
-    print(markdown_table(header, table))
-    if args.json:
-        write_json(args.json, {"settings": vars(args), "rows": rows, "header": header, "table": table,
-                               "machine": {"threads": args.threads, "device": str(lm.device)}})
+    print(markdown_table(HEADER, table))
+    per = [[r.get(c) for c in PER_HAYSTACK] for r in rows]
+    write_report(path, command, [{"title": "Means per context length, seed set, screen and K",
+                                  "columns": HEADER, "rows": table},
+                                 {"title": "Per haystack", "columns": PER_HAYSTACK, "rows": per}],
+                 machine=machine, rows=rows)
+
+
+def merge(paths: list[str], out: str) -> None:
+    """One report from the raw rows of several runs (each run's command is kept). Returns: None."""
+    import json
+    import shlex
+
+    rows, commands = [], []
+    for path in paths:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        rows += data["rows"]
+        settings = data.get("settings")
+        commands.append(data.get("command") or "python benchmarks/context_attribution.py " + " ".join(
+            f"--{k.replace('_', '-')} " + " ".join(shlex.quote(str(x)) for x in (v if isinstance(v, list) else [v]))
+            for k, v in (settings or {}).items() if k not in ("json", "quick") and v is not None))
+    report(rows, out, command=" ; ".join(commands) + " ; python benchmarks/context_attribution.py --merge "
+           + " ".join(paths) + f" --json {out}")
 
 
 if __name__ == "__main__":
