@@ -162,3 +162,19 @@ def test_embedded_model_defaults_to_the_fitted_screen_and_finds_both_needles(emb
     np.testing.assert_allclose(res.token_attr[:, exact], ref, atol=1e-4)
     # and no estimate outranks a source computed exactly
     assert res.seq_attr[~res.exact].max() <= res.seq_attr[res.info["screen_rank"][:5]].min() + 1e-9
+
+
+def test_fitted_screen_without_a_question_ranks_by_the_answer_positions(tiny_lm) -> None:
+    """A plain prompt split into sentences (no context=): no question profile; exact part still exact."""
+    from reference import leave_one_out
+
+    prompt = CONTEXT + " The capital of France is"
+    w = np.random.default_rng(1).normal(size=shape(tiny_lm))
+    res = attribute(tiny_lm, prompt, " Paris", sources="sentences", top_k=2, screen="fitted_attention", head_weights=w)
+    inp = build_input(tiny_lm, prompt, " Paris", sources="sentences")
+    ref = leave_one_out(tiny_lm.model, inp.prompt_ids, inp.target_ids, inp.features)
+    np.testing.assert_allclose(res.token_attr[:, res.exact], ref[:, res.exact], atol=1e-4)
+    _, cache = whole_pass(tiny_lm, inp)
+    prof = attention_profiles(tiny_lm, inp, cache, list(range(inp.n)))
+    assert not prof[1].any()  # no question: its profile is empty
+    assert res.info["screen_rank"][:2] == list(np.argsort(-score_sources(prof, w), kind="stable")[:2])
