@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--answer", default=ANSWER, help="the answer to explain (mind its leading space)")
     parser.add_argument("--top", type=int, default=3, help="how many sentences to print")
     parser.add_argument("--top-k", type=int, default=5, help="sentences computed exactly (the screen ranks the rest)")
-    parser.add_argument("--screen", default=None, help="hierarchical (default), attention or gradient")
+    parser.add_argument("--screen", default=None, help="fitted_attention (default where head weights ship for the model, "
+                        "else hierarchical), hierarchical, block_attention, attention or gradient")
     parser.add_argument("--html", help="write the highlighted context here")
     parser.add_argument("--max-seconds", type=float, default=None, help="refuse a longer run (default 600)")
     parser.add_argument("--model", default=None, help="model folder (default: the embedded model)")
