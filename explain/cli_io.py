@@ -221,3 +221,33 @@ def read_json_lines(path: str | Path, what: str, fields: str) -> list[dict[str, 
             raise WhylmError(f"{what} '{path}', line {k}: expected a JSON object with {fields}")
         rows.append(row)
     return rows
+
+
+def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
+    """The JSON object in a file (a calibration, head weights).
+
+    Args:
+        path: the file; what: how errors name it, e.g. ``"calibration file"``.
+
+    Returns:
+        the object as a dict.
+
+    Raises:
+        WhylmError: missing, not valid JSON, or not an object.
+
+    Examples:
+        >>> read_json_object("nowhere.json", "head weights file")
+        Traceback (most recent call last):
+        ...
+        explain.errors.WhylmError: head weights file 'nowhere.json' does not exist
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WhylmError(f"{what} '{path}' does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise WhylmError(f"{what} '{path}' is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise WhylmError(f"{what} '{path}' holds no JSON object")
+    return data

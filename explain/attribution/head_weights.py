@@ -120,7 +120,7 @@ def load_head_weights(spec: Any, lm: LanguageModel | None = None) -> HeadWeights
         True
         >>> load_head_weights("nowhere.json")
         Traceback (most recent call last):
-        explain.errors.ExplainError: head weights file 'nowhere.json' does not exist
+        explain.errors.WhylmError: head weights file 'nowhere.json' does not exist
     """
     if spec is None:
         if lm is None or not shipped_path(lm.name).is_file():
@@ -131,16 +131,9 @@ def load_head_weights(spec: Any, lm: LanguageModel | None = None) -> HeadWeights
     elif isinstance(spec, Mapping):
         hw = HeadWeights.from_dict(spec)
     elif isinstance(spec, (str, Path)):
-        path = Path(spec)
-        if not path.is_file():
-            raise ExplainError(f"head weights file '{path}' does not exist")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise ExplainError(f"head weights file '{path}' is not valid JSON ({type(exc).__name__})") from None
-        if not isinstance(data, Mapping):
-            raise ExplainError(f"head weights file '{path}' is not a whylm head-weights file")
-        hw = HeadWeights.from_dict(data)
+        from explain.cli_io import read_json_object
+
+        hw = HeadWeights.from_dict(read_json_object(spec, "head weights file"))
     else:
         hw = HeadWeights.from_dict({"weights": spec})
     if lm is not None:
