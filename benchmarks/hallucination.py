@@ -274,12 +274,7 @@ def scored(lm: Any, sets: dict[str, list[dict[str, Any]]], split: str, args: arg
         if lm is None:
             from score_cache import example_key
 
-            have = {}
-            if path.is_file():
-                for line in path.read_text(encoding="utf-8").splitlines():
-                    if line.strip():
-                        r = json.loads(line)
-                        have[r["key"]] = r
+            have = {r["key"]: r for r in _read_cache(path)}
             pairs = [(ex, have.get(example_key(ex))) for ex in rows]
             pairs = [(ex, r) for ex, r in pairs if r is not None]
         else:
@@ -500,6 +495,40 @@ def report_tables(out: dict[str, Any]) -> list[dict[str, Any]]:
     return tables
 
 
+def score_only(lm: Any, args: argparse.Namespace) -> int:
+    """Score the named sets of ``args.split`` into the cache (resuming it), printing the cost first."""
+    sets = grounded_sets(args.split, args)
+    order = [n.strip() for n in args.score_only.split(",") if n.strip()]
+    unknown = [n for n in order if n not in sets]
+    if unknown:
+        print(f"error: --score-only: unknown set(s) {', '.join(unknown)}; known: {', '.join(sets)}", file=sys.stderr)
+        return 2
+    from score_cache import example_key
+
+    for name in order:
+        path = CACHE / f"{'halueval' if name == 'halueval' else 'grounded'}-{args.split}.jsonl"
+        have = {r["key"] for r in _read_cache(path)}
+        missing = sum(example_key(ex) not in have for ex in sets[name])
+        print(f"{name} {args.split}: {len(sets[name])} answers, {missing} to score "
+              f"(about {missing * 25 / 60:.0f} min at ~25 s per answer on one thread)", flush=True)
+        t = time.perf_counter()
+        cached_reports(lm, sets[name], path, progress=args.progress, desc=f"{name} {args.split}")
+        print(f"{name} {args.split}: done in {time.perf_counter() - t:.0f} s", flush=True)
+    return 0
+
+
+def _read_cache(path: Path) -> list[dict[str, Any]]:
+    """The cache's rows; a last line still being written by a running scorer is skipped."""
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -513,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-calibration", metavar="OUT", default=None,
                         help="fit the context calibration on the dev halves (HaluEval + grounded cases), write OUT, stop")
     parser.add_argument("--calibration", default=None, help="calibration file to evaluate (default: the shipped one)")
+    parser.add_argument("--score-only", metavar="SETS", default=None,
+                        help="only score these sets of --split into the cache, in this order, and stop "
+                             "(e.g. multi,halueval,short: a long run that later runs read with --cached-only)")
     parser.add_argument("--consistency", type=int, default=0, metavar="N",
                         help="also measure sample consistency (5 samples) on N HaluEval items")
     parser.add_argument("--sample-tokens", type=int, default=32, help="max tokens of a sampled answer")
@@ -536,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     needs_model = not args.cached_only or any(n in names for n in ("halueval-nocontext", "truthfulqa")) or args.consistency
     lm = LanguageModel.load() if needs_model else None
     started = time.perf_counter()
+    if args.score_only:
+        return score_only(lm, args)
     dev_sets = {k: v for k, v in grounded_sets("dev", args).items()
                 if (k == "halueval" and "halueval" in names) or (k != "halueval" and "grounded" in names)}
     dev = scored(None if args.cached_only else lm, dev_sets, "dev", args)
