@@ -507,10 +507,12 @@ def score_only(lm: Any, args: argparse.Namespace) -> int:
 
     for name in order:
         path = CACHE / f"{'halueval' if name == 'halueval' else 'grounded'}-{args.split}.jsonl"
-        have = {r["key"] for r in _read_cache(path)}
+        rows = _read_cache(path)
+        have = {r["key"] for r in rows}
         missing = sum(example_key(ex) not in have for ex in sets[name])
+        per = float(np.median([r["seconds"] for r in rows])) if rows else 25.0  # this machine's recent pace
         print(f"{name} {args.split}: {len(sets[name])} answers, {missing} to score "
-              f"(about {missing * 25 / 60:.0f} min at ~25 s per answer on one thread)", flush=True)
+              f"(about {missing * per / 60:.0f} min at {per:.1f} s per answer, the cache's median)", flush=True)
         t = time.perf_counter()
         cached_reports(lm, sets[name], path, progress=args.progress, desc=f"{name} {args.split}")
         print(f"{name} {args.split}: done in {time.perf_counter() - t:.0f} s", flush=True)
