@@ -12,9 +12,10 @@ half: the *dev* half is what the shipped calibration was fitted on (``--fit-cali
 - **Grounded cases** (``grounded_cases.py``): fictional towns, so the model cannot know the facts;
   short answers, copied sentences, paraphrases, a user's plain one-sentence answers, and
   multi-sentence answers with one swapped name/number/date in half of them. Besides the answer
-  metrics: *evidence top-1* (is the best evidence of each correct answer sentence the passage
-  sentence it was built from?) and *localisation* (is the swapped sentence the riskiest of its
-  answer, and not called "supported"?).
+  metrics: *evidence top-1* (is the best evidence of each correct answer sentence, as ``signals``
+  lists it, the passage sentence it was built from?), *localisation* (is the swapped sentence the
+  riskiest of its answer, and not called "supported"?) and *conflicts* (share of wrong sentences
+  that name the passage sentence they contradict, and of correct ones wrongly said to).
 - **Transfer**: the calibration is refitted on the dev data without one distribution and measured
   on that distribution's test half, beside the calibration fitted on everything.
 
@@ -374,24 +375,30 @@ def evaluate_rows(name: str, rows: list[dict[str, Any]], cal: Any, dev_rows: lis
 def evidence_metrics(rows: list[dict[str, Any]], cal: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Evidence top-1 on correct sentences and localisation of the swapped sentence (grounded cases)."""
     from explain.signals import verdict
-    from explain.signals.evidence import context_sentences, sentence_evidence
+    from explain.signals.evidence import context_sentences, sentence_conflicts, sentence_evidence
 
     rng = np.random.default_rng(args.seed)
     hits, aligned, misaligned = [], 0, 0
     local, not_supported = [], []
+    clash_wrong, clash_right = [], []
     _, sent_risks = risks(cal, rows)
     for r, srisk in zip(rows, sent_risks):
         rep = r["rep"]
         _, ctx_spans = context_sentences(r["context"])
         deltas = np.asarray(rep["token_evidence"], dtype=float).reshape(len(ctx_spans), len(rep["tokens"]))
-        ev = sentence_evidence(deltas, r["spans"], r["context"], ctx_spans)
+        # as signals() lists it: leave-one-out and words, conflicting sentences left out
+        ev = sentence_evidence(deltas, r["spans"], r["context"], ctx_spans, rep["tokens"])
+        clashes = sentence_conflicts(deltas, r["spans"], rep["tokens"], r["context"], ctx_spans)
         if len(ev) != len(r["sentences"]):
             misaligned += 1
             continue
         aligned += 1
-        for truth, found in zip(r["sentences"], ev):
+        for truth, found, clash in zip(r["sentences"], ev, clashes):
             if not truth["wrong"]:
                 hits.append(bool(found) and found[0].source == truth["source"])
+                clash_right.append(bool(clash))
+            else:
+                clash_wrong.append(bool(clash))
         wrong = [k for k, t in enumerate(r["sentences"]) if t["wrong"]]
         if wrong and len(r["sentences"]) > 1 and all(v is not None for v in srisk):
             k = wrong[0]
@@ -408,6 +415,8 @@ def evidence_metrics(rows: list[dict[str, Any]], cal: Any, args: argparse.Namesp
     both = [a and b for a, b in zip(local, not_supported)]
     return {"evidence_top1_correct_sentences": share(hits), "swapped_riskiest": share(local),
             "swapped_not_supported": share(not_supported), "swapped_riskiest_and_not_supported": share(both),
+            "conflict_found_in_wrong_sentences": share(clash_wrong),
+            "conflict_claimed_in_correct_sentences": share(clash_right),
             "answers_aligned": aligned, "answers_misaligned": misaligned}
 
 
