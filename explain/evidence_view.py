@@ -22,6 +22,7 @@ from typing import Any, Sequence
 from explain.plots import escape
 from explain.signals import SCORE_DOCS, SIGNALS
 from explain.signals.evidence import LABELS as EVIDENCE_LABELS
+from explain.signals.evidence import words_note
 from explain.signals.registry import score_docs
 
 NOTHING = "nothing in the context supports this"
@@ -251,7 +252,7 @@ def evidence_words(s: Any) -> str:
         'conflicts with: "Built in 1874." (context sentence 1; it does not say 1847)'
         >>> w = NS(source=0, text="Paris is the capital.", score=0.1, basis="words")
         >>> evidence_words(NS(evidence=[w], conflicts=[], verdict="supported"))
-        'evidence: "Paris is the capital." (context sentence 1, states it in the same words; removing it changes little, 0.10 nats)'
+        'evidence: "Paris is the capital." (context sentence 1, states it in the same words; removing it changes the answer little (0.10 nats): the model may know it already)'
         >>> evidence_words(NS(evidence=[w], conflicts=[], verdict="likely hallucinated"))
         'not supported; closest: "Paris is the capital." (context sentence 1, 0.10 nats)'
     """
@@ -267,8 +268,7 @@ def evidence_words(s: Any) -> str:
     if s.verdict == "likely hallucinated":
         return f"not supported; closest: \"{e.text.strip()}\" ({where}, {float(e.score):.2f} nats)"
     if getattr(e, "basis", "removal") == "words":
-        return (f"evidence: \"{e.text.strip()}\" ({where}, states it in the same words; removing it changes little, "
-                f"{float(e.score):.2f} nats)")
+        return f"evidence: \"{e.text.strip()}\" ({where}, {words_note(float(e.score))})"
     return f"evidence: \"{e.text.strip()}\" ({where}, support {float(e.score):.2f} nats)"
 
 
@@ -392,7 +392,7 @@ def context_html(rep: Any, selected: int) -> str:
             cls, colour = "whylm-evidence", f"rgba(26, 127, 55, {alpha})"
             tip = f"evidence {rank + 1}: context sentence {int(e.source) + 1}, support {float(e.score):.2f} nats"
             if getattr(e, "basis", "removal") == "words":
-                tip += " (states it in the same words; removing it changes little)"
+                tip += f" ({words_note(float(e.score))})"
         pieces.append(escape(context[pos:start]))
         pieces.append(f'<mark class="{cls}" title="{escape(tip)}" '
                       f'style="background:{colour};border-radius:3px">'

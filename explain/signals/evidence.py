@@ -254,7 +254,8 @@ def sentence_evidence(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]]
     answer sentence conflicts with (:func:`conflicts`) is left out, and one that holds the
     sentence's names, numbers and at least :data:`WORDS_SHARE` of its content words is listed
     after the removal evidence with ``basis="words"`` (its ``score`` is still its removal support;
-    only sentences whose removal was computed are listed).
+    only sentences whose removal was computed are listed); and the evidence sentences that state
+    the answer sentence this way come first.
 
     Args:
         deltas: (n context sentences, m tokens) from :func:`leave_one_out`.
@@ -286,9 +287,27 @@ def sentence_evidence(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]]
                         and holds(sentence, texts[k])]
             order += [int(k) for k in by_words]
             basis.update({int(k): "words" for k in by_words})
+            # a context sentence that states the answer sentence comes first ("Eight." -> "... has eight legs")
+            order.sort(key=lambda k: not holds(sentence, texts[k]))
         out.append([Evidence(k, texts[k], spans[k][0], spans[k][1], float(support[k]), basis[k])
                     for k in order[:MAX_EVIDENCE]])
     return out
+
+
+def words_note(score: float) -> str:
+    """How evidence listed by its words (``basis="words"``) reads: it states the sentence, and what
+    removing it does.
+
+    Examples:
+        >>> words_note(0.1)
+        'states it in the same words; removing it changes the answer little (0.10 nats): the model may know it already'
+        >>> words_note(-3.0)
+        'states it in the same words, though the model finds the answer less likely with it (-3.00 nats)'
+    """
+    if score >= -EVIDENCE_NATS:
+        return (f"states it in the same words; removing it changes the answer little ({score:.2f} nats): "
+                "the model may know it already")
+    return f"states it in the same words, though the model finds the answer less likely with it ({score:.2f} nats)"
 
 
 def sentence_conflicts(deltas: np.ndarray | None, token_spans: Sequence[tuple[int, int]], tokens: Sequence[str],
@@ -423,11 +442,11 @@ def conflicts(sentence: str, texts: Sequence[str], support: np.ndarray | None = 
     number, a name for a name) that ``sentence`` lacks.
 
     Returns:
-        ``(index into texts, the sentence's differing names/numbers)``, or None.
+        ``(index into texts, the sentence's differing names/numbers as it spells them)``, or None.
 
     Examples:
         >>> conflicts("Its mayor, Nadia Olsen, was elected in 2015.", ["Its mayor, Petra Moreau, was elected in 2015."])
-        (0, ['nadia', 'olsen'])
+        (0, ['Nadia', 'Olsen'])
         >>> conflicts("Mira Olsen founded it.", ["It was founded by Mira Olsen in 1544."]) is None
         True
     """
@@ -445,7 +464,8 @@ def conflicts(sentence: str, texts: Sequence[str], support: np.ndarray | None = 
     missing = [n for n in names if n not in present]
     others = [n for n in theirs if n not in names]
     is_number = lambda w: any(c.isdigit() for c in w) or w in NUMBER_WORDS  # noqa: E731
-    differs = [n for n in missing if any(is_number(o) == is_number(n) for o in others)]
+    spelled = {w.rstrip(".'’-").lower(): w.rstrip(".'’-") for w in _NAME.findall(sentence)}
+    differs = [spelled.get(n, n) for n in missing if any(is_number(o) == is_number(n) for o in others)]
     anchor = (words & set(content_words(texts[best]))) - {m if m.isdigit() else m[:STEM] for m in missing}
     return (best, differs) if differs and anchor else None
 
@@ -518,4 +538,4 @@ def answer_scores(per_sentence: Sequence[Mapping[str, float]]) -> dict[str, floa
 __all__ = ["EVIDENCE_NATS", "LONG_CONTEXT_TOKENS", "NUMBER_WORDS", "STEM", "STOP_WORDS", "TOP_K", "WORDS_SHARE",
            "Evidence", "screened_leave_one_out", "LABELS", "SCORE_DOCS", "answer_scores", "conflicts",
            "content_words", "context_sentences", "evidence_scores", "holds", "leave_one_out", "names_and_numbers",
-           "removal_contexts", "sentence_conflicts", "sentence_evidence", "word_share"]
+           "removal_contexts", "sentence_conflicts", "sentence_evidence", "word_share", "words_note"]

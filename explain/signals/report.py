@@ -27,7 +27,7 @@ from explain.plots import axis_labels, escape, highlight_html
 from explain.serialize import Result, from_jsonable_array, jsonable
 from explain.signals.calibration import DECISION_THRESHOLD, VERDICT_THRESHOLDS
 from explain.signals.evidence import SCORE_DOCS as EVIDENCE_DOCS
-from explain.signals.evidence import Evidence
+from explain.signals.evidence import Evidence, words_note
 from explain.signals.registry import SIGNALS, score_docs
 
 @dataclass
@@ -86,7 +86,7 @@ class SentenceSignals:
             >>> SentenceSignals("B.", 0, 2).evidence_text()
             'nothing in the context supports this'
             >>> SentenceSignals("Paris.", 0, 2, evidence=[Evidence(0, "Paris is the capital.", 0, 21, 0.1, "words")]).evidence_text()
-            'best evidence: context sentence 1, "Paris is the capital." (states it in the same words; removing it changes the answer little, 0.10 nats: the model may know it already)'
+            'best evidence: context sentence 1, "Paris is the capital." (states it in the same words; removing it changes the answer little (0.10 nats): the model may know it already)'
             >>> SentenceSignals("In 1847.", 0, 2, conflicts=[Evidence(0, "Built in 1874.", 0, 14, 1.0, "conflict", ["1847"])]).evidence_text()
             'conflicts with context sentence 1, "Built in 1874." (it does not say 1847)'
             >>> SentenceSignals("X.", 0, 2, verdict="likely hallucinated", evidence=[Evidence(1, "A is so.", 5, 14, 0.6)]).evidence_text()
@@ -103,8 +103,7 @@ class SentenceSignals:
             return (f'not supported by the context (closest: context sentence {best.source + 1}, '
                     f'"{best.text}", {best.score:.2f} nats)')
         if best.basis == "words":
-            return (f'best evidence: context sentence {best.source + 1}, "{best.text}" (states it in the same words; '
-                    f'removing it changes the answer little, {best.score:.2f} nats: the model may know it already)')
+            return f'best evidence: context sentence {best.source + 1}, "{best.text}" ({words_note(best.score)})'
         return f'best evidence: context sentence {best.source + 1}, "{best.text}" ({best.score:.2f} nats)'
 
 

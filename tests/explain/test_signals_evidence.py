@@ -145,7 +145,7 @@ CONFLICT_CONTEXT = "The town lies on the Anos river. The bridge was built in 187
     # a number swapped inside the same statement: 1 of its 1 names/numbers differs
     ("The bridge was built in 1847.", (1, ["1847"], 1.0)),
     # another person in the same statement: 2 of its 3 names/numbers differ
-    ("Tomas Brandt built the bridge in 1874.", (1, ["tomas", "brandt"], 2 / 3)),
+    ("Tomas Brandt built the bridge in 1874.", (1, ["Tomas", "Brandt"], 2 / 3)),
     # the same facts in other words, and a fact from the other sentence: no conflict
     ("Mira Olsen built it in 1874.", None),
     ("It lies on the Anos.", None),
@@ -189,6 +189,11 @@ def test_evidence_by_words_when_removal_changes_little():
     # a name the context does not hold is never evidence by words; without tokens only removal counts
     assert sentence_evidence(flat, [(0, 1)], ctx, spans, ["Berlin."]) == [[]]
     assert sentence_evidence(flat, [(0, 1)], ctx, spans) == [[]]
+    # the sentence that states the answer's number comes before one whose removal costs more
+    legs = "Spiders are not insects. A spider has eight legs."
+    _, leg_spans = context_sentences(legs)
+    [eight] = sentence_evidence(np.array([[2.7], [-3.0]]), [(0, 1)], legs, leg_spans, ["Eight."])
+    assert [(e.source, e.basis) for e in eight] == [(1, "words"), (0, "removal")]
     # a conflicting sentence is not evidence even when its removal costs a lot
     strong = np.array([[3.0], [0.0]])
     [swapped] = sentence_evidence(strong, [(0, 1)], ctx, spans, ["Lyon is the capital of France."])
