@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=("dev", "test"), default="test")
     parser.add_argument("--n", type=int, default=None, help="HaluEval items per split (default: the whole half)")
-    parser.add_argument("--per-kind", type=int, default=16, help="grounded cases per kind and label")
+    parser.add_argument("--per-kind", type=int, default=32, help="grounded cases per kind and label")
     parser.add_argument("--datasets", default="halueval,grounded",
                         help="halueval, grounded (cached, evidence-based), halueval-nocontext, truthfulqa")
     parser.add_argument("--cached-only", action="store_true",
