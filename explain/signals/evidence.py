@@ -8,7 +8,7 @@ every context sentence at once in one batched pass (:func:`leave_one_out`). Summ
 of an answer sentence it is that sentence's support from ``k`` (nats); the sentences with support
 of at least :data:`EVIDENCE_NATS` are its :class:`Evidence`, best first.
 
-Three evidence scores per answer sentence (higher = more suspicious) join the signal scores:
+Five evidence scores per answer sentence (higher = more suspicious) join the signal scores:
 
 - ``unsupported``: ``exp(-max(0, best support))`` in (0, 1]: 1 when no context sentence makes the
   sentence more likely, near 0 when one clearly does;
