@@ -435,8 +435,9 @@ def _name_words(text: str) -> list[str]:
 def conflicts(sentence: str, texts: Sequence[str], support: np.ndarray | None = None) -> tuple[int, list[str]] | None:
     """The context sentence ``sentence`` conflicts with, and the names/numbers that differ.
 
-    The closest context sentence is the one sharing most content words with ``sentence`` (ties: the
-    higher leave-one-out ``support``, then the first). They conflict when, besides the differing
+    The closest context sentence is the one sharing most of the sentence's content words other
+    than its names and numbers (what it says about them: "founded", "mayor"), then most content
+    words, then the higher leave-one-out ``support``, then the first. They conflict when, besides the differing
     names/numbers, they share a content word, and a name or number of ``sentence`` that the
     context sentence lacks stands where it has another one of the same kind (a number for a
     number, a name for a name) that ``sentence`` lacks.
@@ -454,9 +455,12 @@ def conflicts(sentence: str, texts: Sequence[str], support: np.ndarray | None = 
     words = set(content_words(sentence))
     if not names or not texts:
         return None
+    # what the sentence says about its names ("founded", "mayor") picks the closest sentence first
+    plain = words - {n if n.isdigit() else n[:STEM] for n in names}
+    shared_plain = [len(plain & set(content_words(t))) for t in texts]
     shared = [len(words & set(content_words(t))) for t in texts]
     tie = np.zeros(len(texts)) if support is None else np.nan_to_num(np.asarray(support, float), nan=-np.inf)
-    best = max(range(len(texts)), key=lambda k: (shared[k], tie[k], -k))
+    best = max(range(len(texts)), key=lambda k: (shared_plain[k], shared[k], tie[k], -k))
     if not shared[best]:
         return None
     theirs = list(dict.fromkeys(names_and_numbers(texts[best])))

@@ -211,3 +211,11 @@ def test_old_evidence_dicts_still_load():
     sent = SentenceSignals.from_dict(old)
     assert sent.conflicts == [] and sent.evidence[0].basis == "removal" and sent.evidence[0].differs == []
     assert SentenceSignals.from_dict(sent.to_dict()) == sent
+
+
+def test_conflict_is_found_by_what_the_sentence_says_about_its_names():
+    # "founded" picks the founding sentence, not the mayor's sentence that shares both names
+    texts = ["Its mayor, Nadia Ferrant, was elected in 2001.", "Tirwenos was founded in 1300 by Greta Olsen."]
+    assert conflicts("Nadia Ferrant founded the town.", texts) == (1, ["Nadia", "Ferrant"])
+    assert conflicts("Nadia Ferrant is the mayor.", texts) is None
+    assert conflicts("Greta Olsen founded the town.", texts) is None
