@@ -49,7 +49,7 @@ def test_wrong_sentence_is_the_riskiest_of_its_answer(embedded_lm):
 
 
 @pytest.mark.xfail(strict=True, reason="known shortfall, measured: the 135M model finds 'Eight.' 3.3 nats less likely "
-                   "after a passage ending in 'six' than without it, so the right answer reads 'uncertain' (0.43)")
+                   "after a passage ending in 'six' than without it, so the right answer reads 'uncertain' (0.40)")
 def test_everyday_fact(embedded_lm):
     context = "Spiders are not insects. A spider has eight legs, while an insect has six."
     right = signals(embedded_lm, "How many legs does a spider have?", response="Eight.", context=context,
