@@ -26,8 +26,9 @@ distribution's dev half). Every answer's signals are cached (``--cache``; ``scor
 refits and reruns do not run the model again.
 
 Usage:
-    python benchmarks/hallucination.py --threads 1 --fit-calibration explain/signals/calibration/smollm2-135m-instruct.json
-    python benchmarks/hallucination.py --threads 1 --json benchmarks/results/hallucination.json
+    python benchmarks/hallucination.py --threads 1 --split test --score-only multi,halueval,short   # fill the cache
+    python benchmarks/hallucination.py --threads 1 --cached-only --fit-calibration explain/signals/calibration/smollm2-135m-instruct.json
+    python benchmarks/hallucination.py --threads 1 --cached-only --json benchmarks/results/hallucination.json
 """
 
 from __future__ import annotations
@@ -575,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     from explain import LanguageModel
     from explain.signals.calibration import load_calibration
 
+    if args.score_only and args.cached_only:
+        print("error: --score-only scores answers with the model; it cannot run --cached-only", file=sys.stderr)
+        return 2
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     needs_model = not args.cached_only or any(n in names for n in ("halueval-nocontext", "truthfulqa")) or args.consistency
     lm = LanguageModel.load() if needs_model else None
