@@ -12,7 +12,8 @@ Five kinds, the answers people actually check:
 - ``plain``: one-sentence answers written the way a user would ("Mira Olsen built it in 1874.").
 
 Seeded and deterministic: ``make_cases("dev")`` and ``make_cases("test")`` draw from disjoint
-name pools and seeds, so the test half shares no name with the dev half.
+name pools and seeds, so the test half shares no name with the dev half; each kind has its own
+generator, so a larger ``per_kind`` keeps the smaller one's cases and only adds to them.
 
 Usage:
     python benchmarks/grounded_cases.py --split dev --out /tmp/dev.jsonl   # write the cases as JSON lines
@@ -123,13 +124,15 @@ def make_cases(split: str, per_kind: int = 20, seed: int = 0) -> list[dict[str, 
         >>> cases = make_cases("dev", per_kind=2)
         >>> sorted({c["kind"] for c in cases}) == sorted(KINDS), make_cases("dev", per_kind=2) == cases
         (True, True)
+        >>> all(c in make_cases("dev", per_kind=3) for c in cases)   # more per kind only adds cases
+        True
     """
-    rng = random.Random(f"{split}-{seed}")
     cases: list[dict[str, Any]] = []
-    item = 0
-    for kind in KINDS:
+    for n_kind, kind in enumerate(KINDS):
+        # one generator per kind: a larger per_kind only adds cases (the cached answers stay valid)
+        rng = random.Random(f"{split}-{seed}-{kind}")
         for k in range(2 * per_kind if kind == "multi" else per_kind):
-            item += 1
+            item = 1000 * (n_kind + 1) + k
             w = _world(rng, split)
             order = rng.sample(range(len(FACTS)), 5)
             context = " ".join(FACTS[f]["sentence"].format(**w) for f in order)

@@ -12,9 +12,10 @@ half: the *dev* half is what the shipped calibration was fitted on (``--fit-cali
 - **Grounded cases** (``grounded_cases.py``): fictional towns, so the model cannot know the facts;
   short answers, copied sentences, paraphrases, a user's plain one-sentence answers, and
   multi-sentence answers with one swapped name/number/date in half of them. Besides the answer
-  metrics: *evidence top-1* (is the best evidence of each correct answer sentence the passage
-  sentence it was built from?) and *localisation* (is the swapped sentence the riskiest of its
-  answer, and not called "supported"?).
+  metrics: *evidence top-1* (is the best evidence of each correct answer sentence, as ``signals``
+  lists it, the passage sentence it was built from?), *localisation* (is the swapped sentence the
+  riskiest of its answer, and not called "supported"?) and *conflicts* (share of wrong sentences
+  that name the passage sentence they contradict, and of correct ones wrongly said to).
 - **Transfer**: the calibration is refitted on the dev data without one distribution and measured
   on that distribution's test half, beside the calibration fitted on everything.
 
@@ -25,8 +26,9 @@ distribution's dev half). Every answer's signals are cached (``--cache``; ``scor
 refits and reruns do not run the model again.
 
 Usage:
-    python benchmarks/hallucination.py --threads 1 --fit-calibration explain/signals/calibration/smollm2-135m-instruct.json
-    python benchmarks/hallucination.py --threads 1 --json benchmarks/results/hallucination.json
+    python benchmarks/hallucination.py --threads 1 --split test --score-only multi,halueval,short   # fill the cache
+    python benchmarks/hallucination.py --threads 1 --cached-only --fit-calibration explain/signals/calibration/smollm2-135m-instruct.json
+    python benchmarks/hallucination.py --threads 1 --cached-only --json benchmarks/results/hallucination.json
 """
 
 from __future__ import annotations
@@ -274,12 +276,7 @@ def scored(lm: Any, sets: dict[str, list[dict[str, Any]]], split: str, args: arg
         if lm is None:
             from score_cache import example_key
 
-            have = {}
-            if path.is_file():
-                for line in path.read_text(encoding="utf-8").splitlines():
-                    if line.strip():
-                        r = json.loads(line)
-                        have[r["key"]] = r
+            have = {r["key"]: r for r in _read_cache(path)}
             pairs = [(ex, have.get(example_key(ex))) for ex in rows]
             pairs = [(ex, r) for ex, r in pairs if r is not None]
         else:
@@ -379,24 +376,30 @@ def evaluate_rows(name: str, rows: list[dict[str, Any]], cal: Any, dev_rows: lis
 def evidence_metrics(rows: list[dict[str, Any]], cal: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Evidence top-1 on correct sentences and localisation of the swapped sentence (grounded cases)."""
     from explain.signals import verdict
-    from explain.signals.evidence import context_sentences, sentence_evidence
+    from explain.signals.evidence import context_sentences, sentence_conflicts, sentence_evidence
 
     rng = np.random.default_rng(args.seed)
     hits, aligned, misaligned = [], 0, 0
     local, not_supported = [], []
+    clash_wrong, clash_right = [], []
     _, sent_risks = risks(cal, rows)
     for r, srisk in zip(rows, sent_risks):
         rep = r["rep"]
         _, ctx_spans = context_sentences(r["context"])
         deltas = np.asarray(rep["token_evidence"], dtype=float).reshape(len(ctx_spans), len(rep["tokens"]))
-        ev = sentence_evidence(deltas, r["spans"], r["context"], ctx_spans)
+        # as signals() lists it: leave-one-out and words, conflicting sentences left out
+        ev = sentence_evidence(deltas, r["spans"], r["context"], ctx_spans, rep["tokens"])
+        clashes = sentence_conflicts(deltas, r["spans"], rep["tokens"], r["context"], ctx_spans)
         if len(ev) != len(r["sentences"]):
             misaligned += 1
             continue
         aligned += 1
-        for truth, found in zip(r["sentences"], ev):
+        for truth, found, clash in zip(r["sentences"], ev, clashes):
             if not truth["wrong"]:
                 hits.append(bool(found) and found[0].source == truth["source"])
+                clash_right.append(bool(clash))
+            else:
+                clash_wrong.append(bool(clash))
         wrong = [k for k, t in enumerate(r["sentences"]) if t["wrong"]]
         if wrong and len(r["sentences"]) > 1 and all(v is not None for v in srisk):
             k = wrong[0]
@@ -413,6 +416,8 @@ def evidence_metrics(rows: list[dict[str, Any]], cal: Any, args: argparse.Namesp
     both = [a and b for a, b in zip(local, not_supported)]
     return {"evidence_top1_correct_sentences": share(hits), "swapped_riskiest": share(local),
             "swapped_not_supported": share(not_supported), "swapped_riskiest_and_not_supported": share(both),
+            "conflict_found_in_wrong_sentences": share(clash_wrong),
+            "conflict_claimed_in_correct_sentences": share(clash_right),
             "answers_aligned": aligned, "answers_misaligned": misaligned}
 
 
@@ -500,12 +505,48 @@ def report_tables(out: dict[str, Any]) -> list[dict[str, Any]]:
     return tables
 
 
+def score_only(lm: Any, args: argparse.Namespace) -> int:
+    """Score the named sets of ``args.split`` into the cache (resuming it), printing the cost first."""
+    sets = grounded_sets(args.split, args)
+    order = [n.strip() for n in args.score_only.split(",") if n.strip()]
+    unknown = [n for n in order if n not in sets]
+    if unknown:
+        print(f"error: --score-only: unknown set(s) {', '.join(unknown)}; known: {', '.join(sets)}", file=sys.stderr)
+        return 2
+    from score_cache import example_key
+
+    for name in order:
+        path = CACHE / f"{'halueval' if name == 'halueval' else 'grounded'}-{args.split}.jsonl"
+        rows = _read_cache(path)
+        have = {r["key"] for r in rows}
+        missing = sum(example_key(ex) not in have for ex in sets[name])
+        per = float(np.median([r["seconds"] for r in rows])) if rows else 25.0  # this machine's recent pace
+        print(f"{name} {args.split}: {len(sets[name])} answers, {missing} to score "
+              f"(about {missing * per / 60:.0f} min at {per:.1f} s per answer, the cache's median)", flush=True)
+        t = time.perf_counter()
+        cached_reports(lm, sets[name], path, progress=args.progress, desc=f"{name} {args.split}")
+        print(f"{name} {args.split}: done in {time.perf_counter() - t:.0f} s", flush=True)
+    return 0
+
+
+def _read_cache(path: Path) -> list[dict[str, Any]]:
+    """The cache's rows; a last line still being written by a running scorer is skipped."""
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=("dev", "test"), default="test")
     parser.add_argument("--n", type=int, default=None, help="HaluEval items per split (default: the whole half)")
-    parser.add_argument("--per-kind", type=int, default=16, help="grounded cases per kind and label")
+    parser.add_argument("--per-kind", type=int, default=32, help="grounded cases per kind and label")
     parser.add_argument("--datasets", default="halueval,grounded",
                         help="halueval, grounded (cached, evidence-based), halueval-nocontext, truthfulqa")
     parser.add_argument("--cached-only", action="store_true",
@@ -513,6 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-calibration", metavar="OUT", default=None,
                         help="fit the context calibration on the dev halves (HaluEval + grounded cases), write OUT, stop")
     parser.add_argument("--calibration", default=None, help="calibration file to evaluate (default: the shipped one)")
+    parser.add_argument("--score-only", metavar="SETS", default=None,
+                        help="only score these sets of --split into the cache, in this order, and stop "
+                             "(e.g. multi,halueval,short: a long run that later runs read with --cached-only)")
     parser.add_argument("--consistency", type=int, default=0, metavar="N",
                         help="also measure sample consistency (5 samples) on N HaluEval items")
     parser.add_argument("--sample-tokens", type=int, default=32, help="max tokens of a sampled answer")
@@ -532,10 +576,15 @@ def main(argv: list[str] | None = None) -> int:
     from explain import LanguageModel
     from explain.signals.calibration import load_calibration
 
+    if args.score_only and args.cached_only:
+        print("error: --score-only scores answers with the model; it cannot run --cached-only", file=sys.stderr)
+        return 2
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     needs_model = not args.cached_only or any(n in names for n in ("halueval-nocontext", "truthfulqa")) or args.consistency
     lm = LanguageModel.load() if needs_model else None
     started = time.perf_counter()
+    if args.score_only:
+        return score_only(lm, args)
     dev_sets = {k: v for k, v in grounded_sets("dev", args).items()
                 if (k == "halueval" and "halueval" in names) or (k != "halueval" and "grounded" in names)}
     dev = scored(None if args.cached_only else lm, dev_sets, "dev", args)

@@ -94,7 +94,7 @@ def rescore(row: Mapping[str, Any]) -> tuple[dict[str, float], list[dict[str, fl
     deltas = arr("token_evidence")
     if deltas is not None and row.get("context"):
         ev = evidence_scores(deltas.reshape(len(row["context_sentences"]), len(tokens)), spans, tokens,
-                             row["context"])
+                             row["context"], prompt=row.get("prompt"))
         scores.update(answer_scores(ev))
         for sc, e in zip(sent, ev):
             sc.update(e)

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 from explain.plots import escape
 from explain.signals import SCORE_DOCS, SIGNALS
 from explain.signals.evidence import LABELS as EVIDENCE_LABELS
+from explain.signals.evidence import words_note
 from explain.signals.registry import score_docs
 
 NOTHING = "nothing in the context supports this"
@@ -167,19 +168,28 @@ def evidence_rows(rep: Any) -> list[dict[str, Any]]:
     """Each answer sentence with its verdict, risk and evidence, as JSON-ready dicts.
 
     Returns:
-        ``[{"sentence", "risk", "verdict", "evidence": [{"source", "text", "start", "end", "score"}]}]``,
-        evidence best first (``[]``: nothing in the context supports the sentence); ``[]`` when
-        the report holds no evidence (see :func:`has_evidence`).
+        ``[{"sentence", "risk", "verdict", "evidence": [{"source", "text", "start", "end", "score",
+        "basis"}], "conflicts": [{..., "differs"}]}]``, evidence best first (``[]``: nothing in the
+        context supports the sentence; ``basis``: ``"removal"`` or ``"words"``), conflicts: the
+        context sentence that says the same with other names/numbers; ``[]`` when the report holds
+        no evidence (see :func:`has_evidence`).
 
     Examples:
-        >>> evidence_rows(_demo())[1]["evidence"]
-        []
+        >>> evidence_rows(_demo())[1]["evidence"], evidence_rows(_demo())[0]["evidence"][0]["basis"]
+        ([], 'removal')
     """
     if not has_evidence(rep):
         return []
+
+    def row(e: Any) -> dict[str, Any]:
+        out = {"source": int(e.source), "text": e.text, "start": int(e.start), "end": int(e.end),
+               "score": _num(e.score), "basis": getattr(e, "basis", "removal")}
+        if out["basis"] == "conflict":
+            out["differs"] = list(getattr(e, "differs", []))
+        return out
+
     return [{"sentence": s.text, "risk": _num(s.risk), "verdict": s.verdict,
-             "evidence": [{"source": int(e.source), "text": e.text, "start": int(e.start), "end": int(e.end),
-                           "score": _num(e.score)} for e in s.evidence]}
+             "evidence": [row(e) for e in s.evidence], "conflicts": [row(e) for e in getattr(s, "conflicts", [])]}
             for s in rep.sentences]
 
 
@@ -220,15 +230,46 @@ def sentence_lines(rep: Any) -> list[str]:
     show = has_evidence(rep)
     for k, s in enumerate(rep.sentences, start=1):
         lines.append(f"{k}. \"{s.text.strip()}\" {_risk_words(s.risk, s.verdict)}")
-        if not show:
-            continue
-        if s.evidence:
-            e = s.evidence[0]
-            lines.append(f"   evidence: \"{e.text.strip()}\" (context sentence {int(e.source) + 1}, "
-                         f"support {float(e.score):.2f} nats)")
-        else:
-            lines.append(f"   evidence: {NOTHING}")
+        if show:
+            lines.append(f"   {evidence_words(s)}")
     return lines
+
+
+def evidence_words(s: Any) -> str:
+    """One answer sentence's evidence in a line: a conflict first; support read with the verdict.
+
+    A likely-hallucinated sentence's closest context sentence is named as closest, not as support;
+    evidence listed by its words (``basis="words"``) says that removing it changes little.
+
+    Returns:
+        ``"evidence: ..."``, ``"conflicts with: ..."``, ``"not supported; closest: ..."`` or
+        ``"evidence: " + NOTHING``.
+
+    Examples:
+        >>> from types import SimpleNamespace as NS
+        >>> e = NS(source=0, text="Built in 1874.", score=1.2, basis="conflict", differs=["1847"])
+        >>> evidence_words(NS(evidence=[], conflicts=[e], verdict="likely hallucinated"))
+        'conflicts with: "Built in 1874." (context sentence 1; it does not say 1847)'
+        >>> w = NS(source=0, text="Paris is the capital.", score=0.1, basis="words")
+        >>> evidence_words(NS(evidence=[w], conflicts=[], verdict="supported"))
+        'evidence: "Paris is the capital." (context sentence 1, states it in the same words; removing it changes the answer little (0.10 nats): the model may know it already)'
+        >>> evidence_words(NS(evidence=[w], conflicts=[], verdict="likely hallucinated"))
+        'not supported; closest: "Paris is the capital." (context sentence 1, 0.10 nats)'
+    """
+    clash = getattr(s, "conflicts", None) or []
+    if clash:
+        c = clash[0]
+        return (f"conflicts with: \"{c.text.strip()}\" (context sentence {int(c.source) + 1}; it does not say "
+                f"{', '.join(getattr(c, 'differs', [])) or 'the same'})")
+    if not s.evidence:
+        return f"evidence: {NOTHING}"
+    e = s.evidence[0]
+    where = f"context sentence {int(e.source) + 1}"
+    if s.verdict == "likely hallucinated":
+        return f"not supported; closest: \"{e.text.strip()}\" ({where}, {float(e.score):.2f} nats)"
+    if getattr(e, "basis", "removal") == "words":
+        return f"evidence: \"{e.text.strip()}\" ({where}, {words_note(float(e.score))})"
+    return f"evidence: \"{e.text.strip()}\" ({where}, support {float(e.score):.2f} nats)"
 
 
 def risk_colour(risk: float | None) -> str:
@@ -283,12 +324,24 @@ def sentence_table_html(rep: Any) -> str:
         risk = "—" if s.risk is None else f"{float(s.risk):.2f}"
         cells = f"<td>{escape(s.text.strip())}</td><td>{escape(s.verdict or '—')}</td><td>{risk}</td>"
         if show:
-            cells += f"<td>{escape(s.evidence[0].text.strip() if s.evidence else NOTHING)}</td>"
+            cells += f"<td>{escape(_best_cell(s))}</td>"
         rows.append(f"<tr>{cells}</tr>")
     widths = ("38%", "17%", "7%", "38%") if show else ("70%", "20%", "10%")
     cols = "".join(f'<col style="width:{w}">' for w in widths)
     return ('<table class="whylm-sentence-table" style="width:100%;table-layout:fixed;border-collapse:collapse;'
             f'overflow-wrap:anywhere"><colgroup>{cols}</colgroup><tr>{head}</tr>{"".join(rows)}</table>')
+
+
+def _best_cell(s: Any) -> str:
+    """The table's best-evidence cell: the evidence text, a conflict or a closest sentence said as such."""
+    clash = getattr(s, "conflicts", None) or []
+    if clash:
+        return f"conflicts: {clash[0].text.strip()}"
+    if not s.evidence:
+        return NOTHING
+    if s.verdict == "likely hallucinated":
+        return f"closest, not support: {s.evidence[0].text.strip()}"
+    return s.evidence[0].text.strip()
 
 
 def _span(context: str, e: Any) -> tuple[int, int] | None:
@@ -318,25 +371,47 @@ def context_html(rep: Any, selected: int) -> str:
     """
     context = rep.context or ""
     sent = rep.sentences[selected]
+    clash = list(getattr(sent, "conflicts", None) or [])
+    refuted = sent.verdict == "likely hallucinated"
     marks: list[tuple[int, int, int, Any]] = []
-    for rank, e in enumerate(sent.evidence):
+    for rank, e in enumerate(clash + list(sent.evidence)):
         span = _span(context, e)
         if span and not any(a < span[1] and span[0] < b for a, b, _, _ in marks):
             marks.append((*span, rank, e))
     pieces, pos = [], 0
     for start, end, rank, e in sorted(marks):
         alpha = 0.55 if rank == 0 else 0.25
-        tip = f"evidence {rank + 1}: context sentence {int(e.source) + 1}, support {float(e.score):.2f} nats"
+        if getattr(e, "basis", "removal") == "conflict":
+            cls, colour = "whylm-conflict", f"rgba(207, 34, 46, {alpha})"
+            tip = (f"conflicts: context sentence {int(e.source) + 1} says this with other names/numbers "
+                   f"(it does not say {', '.join(getattr(e, 'differs', []))})")
+        elif refuted:
+            cls, colour = "whylm-closest", "rgba(154, 103, 0, 0.25)"
+            tip = f"closest context sentence {int(e.source) + 1}, support {float(e.score):.2f} nats: not enough to support it"
+        else:
+            cls, colour = "whylm-evidence", f"rgba(26, 127, 55, {alpha})"
+            tip = f"evidence {rank + 1}: context sentence {int(e.source) + 1}, support {float(e.score):.2f} nats"
+            if getattr(e, "basis", "removal") == "words":
+                tip += f" ({words_note(float(e.score))})"
         pieces.append(escape(context[pos:start]))
-        pieces.append(f'<mark class="whylm-evidence" title="{escape(tip)}" '
-                      f'style="background:rgba(26, 127, 55, {alpha});border-radius:3px">'
+        pieces.append(f'<mark class="{cls}" title="{escape(tip)}" '
+                      f'style="background:{colour};border-radius:3px">'
                       f"{escape(context[start:end])}</mark>")
         pos = end
     pieces.append(escape(context[pos:]))
-    if sent.evidence:
+    if clash:
+        c = clash[0]
+        head = (f"Sentence {selected + 1} conflicts with context sentence {int(c.source) + 1}: it does not say "
+                f"{', '.join(getattr(c, 'differs', [])) or 'the same'}")
+    elif sent.evidence and refuted:
+        head = (f"Sentence {selected + 1}: not supported; the closest is context sentence "
+                f"{int(sent.evidence[0].source) + 1} (support {float(sent.evidence[0].score):.2f} nats)")
+    elif sent.evidence:
         best = sent.evidence[0]
         head = (f"Evidence for sentence {selected + 1}: best is context sentence {int(best.source) + 1} "
                 f"(support {float(best.score):.2f} nats: how much less likely the sentence is without it)")
+        if getattr(best, "basis", "removal") == "words":
+            head += "; it states the sentence in the same words, the model may know it already"
     else:
         head = f"Sentence {selected + 1}: {NOTHING}."
     return (f'<div class="whylm-context"><div class="whylm-evidence-head" style="font-weight:600;'
@@ -376,6 +451,6 @@ def _demo() -> Any:
 
 
 __all__: Sequence[str] = [
-    "NOTHING", "context_html", "evidence_json", "evidence_rows", "has_evidence", "n_unsupported", "score_label",
+    "NOTHING", "context_html", "evidence_json", "evidence_rows", "evidence_words", "has_evidence", "n_unsupported", "score_label",
     "score_range", "scores_html", "sentence_lines", "sentence_option", "sentence_table_html", "sentences_html", "shown_scores",
 ]

@@ -34,7 +34,7 @@ from explain.signals.calibration import Calibration, load_calibration, verdict
 from explain.signals.consistency import consistency_scores, draw_samples, sample_chunk, score_texts
 from explain.signals.evidence import (
     LONG_CONTEXT_TOKENS, TOP_K, answer_scores, context_sentences, evidence_scores, leave_one_out,
-    screened_leave_one_out, sentence_evidence,
+    screened_leave_one_out, sentence_conflicts, sentence_evidence,
 )
 from explain.signals.grounding import context_share as compute_context_share
 from explain.signals.registry import SignalContext, aggregate, compute_signals
@@ -89,7 +89,9 @@ def signals(
             context (leave-one-segment-out, two more forward passes; it does not enter the risk).
         evidence: with ``context``, find each answer sentence's evidence among the context's
             sentences (exact leave-one-out of every context sentence, one more batched pass) and add
-            the evidence scores (``unsupported``, ``contradicted``, ``unseen_names``) to the risk.
+            the evidence scores (``unsupported``, ``contradicted``, ``unseen_names``, ``unseen_words``,
+            ``conflict``) to the risk; a context sentence an answer sentence conflicts with (other
+            names or numbers in the same statement) goes to its ``conflicts``, not its evidence.
 
     Leading and trailing whitespace of ``prompt``, ``context`` and ``response`` is dropped, so a
     trailing newline does not change a risk.
@@ -156,6 +158,7 @@ def signals(
         spans = token_sentence_spans(tokens)
         ctx_texts: list[str] = []
         sent_evidence: list[list[Any]] = [[] for _ in spans]
+        sent_conflicts: list[list[Any]] = [[] for _ in spans]
         sent_ev_scores: list[dict[str, float]] = [{} for _ in spans]
         deltas = None
         if context is not None:
@@ -171,8 +174,9 @@ def signals(
                 if deltas is None:
                     ctx_texts = []
                 else:
-                    sent_evidence = sentence_evidence(deltas, spans, context, ctx_spans)
-                    sent_ev_scores = evidence_scores(deltas, spans, tokens, context)
+                    sent_evidence = sentence_evidence(deltas, spans, context, ctx_spans, tokens)
+                    sent_conflicts = sentence_conflicts(deltas, spans, tokens, context, ctx_spans)
+                    sent_ev_scores = evidence_scores(deltas, spans, tokens, context, prompt=prompt)
                 cost["seconds_evidence"] = time.perf_counter() - t
             if context_share:
                 share = compute_context_share(lm, prompt, context, response_text, len(resp_ids), use_chat, notes)
@@ -211,13 +215,13 @@ def signals(
         progress_bar.close()
 
     sentences = []
-    for (s, e), extra, ev, ev_scores in zip(spans, sent_cons, sent_evidence, sent_ev_scores):
+    for (s, e), extra, ev, clash, ev_scores in zip(spans, sent_cons, sent_evidence, sent_conflicts, sent_ev_scores):
         sc: dict[str, float] = {}
         for name, values in token_signals.items():
             sc.update(aggregate(name, values[s:e]))
         sc.update(ev_scores)
         sc.update(extra)
-        sentences.append(SentenceSignals("".join(tokens[s:e]).strip(), s, e, sc, evidence=ev))
+        sentences.append(SentenceSignals("".join(tokens[s:e]).strip(), s, e, sc, evidence=ev, conflicts=clash))
 
     risk, token_risk = None, None
     if cal is not None:

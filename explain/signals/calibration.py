@@ -57,7 +57,7 @@ SHIPPED = Path(__file__).with_name("calibration")
 
 CANDIDATES = {
     "context": ["ungrounded_max", "ungrounded", "ungrounded_fraction", "unsupported", "contradicted",
-                "unseen_names", "mean_neg_logprob", "max_neg_logprob", "mean_entropy"],
+                "unseen_names", "unseen_words", "conflict", "mean_neg_logprob", "max_neg_logprob", "mean_entropy"],
     "no_context": ["mean_neg_logprob", "max_neg_logprob", "mean_entropy"],
 }
 """The scores each case's model may use; a score whose dev AUROC is below 0.5 (pointing the wrong

@@ -27,7 +27,7 @@ from explain.plots import axis_labels, escape, highlight_html
 from explain.serialize import Result, from_jsonable_array, jsonable
 from explain.signals.calibration import DECISION_THRESHOLD, VERDICT_THRESHOLDS
 from explain.signals.evidence import SCORE_DOCS as EVIDENCE_DOCS
-from explain.signals.evidence import Evidence
+from explain.signals.evidence import Evidence, words_note
 from explain.signals.registry import SIGNALS, score_docs
 
 @dataclass
@@ -43,6 +43,9 @@ class SentenceSignals:
         evidence: the context sentences that support it, best first (:class:`Evidence`); empty when
             nothing in the context supports it or no evidence was computed
             (``SignalReport.context_sentences`` is then empty too).
+        conflicts: the context sentence that says the same with other names or numbers (an
+            :class:`Evidence` with ``basis="conflict"`` and the sentence's differing words in
+            ``differs``), or empty.
     """
 
     text: str
@@ -52,21 +55,27 @@ class SentenceSignals:
     risk: float | None = None
     verdict: str | None = None
     evidence: list[Evidence] = field(default_factory=list)
+    conflicts: list[Evidence] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns: a JSON-ready dict."""
         return jsonable({"text": self.text, "start": self.start, "end": self.end, "scores": self.scores,
                          "risk": self.risk, "verdict": self.verdict,
-                         "evidence": [e.to_dict() for e in self.evidence]})
+                         "evidence": [e.to_dict() for e in self.evidence],
+                         "conflicts": [e.to_dict() for e in self.conflicts]})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SentenceSignals":
         """Returns: the sentence written by :meth:`to_dict`."""
         return cls(str(d["text"]), int(d["start"]), int(d["end"]), _nums(d.get("scores")),
-                   d.get("risk"), d.get("verdict"), [Evidence.from_dict(e) for e in d.get("evidence") or []])
+                   d.get("risk"), d.get("verdict"), [Evidence.from_dict(e) for e in d.get("evidence") or []],
+                   [Evidence.from_dict(e) for e in d.get("conflicts") or []])
 
     def evidence_text(self) -> str:
-        """The sentence's best evidence in words, or that nothing in the context supports it.
+        """The sentence's best evidence in words: a conflict first, support read with the verdict.
+
+        A sentence judged likely hallucinated never reads as supported: its closest evidence is
+        called related, not support.
 
         Returns:
             one line.
@@ -76,10 +85,25 @@ class SentenceSignals:
             'best evidence: context sentence 2, "A is so." (2.50 nats)'
             >>> SentenceSignals("B.", 0, 2).evidence_text()
             'nothing in the context supports this'
+            >>> SentenceSignals("Paris.", 0, 2, evidence=[Evidence(0, "Paris is the capital.", 0, 21, 0.1, "words")]).evidence_text()
+            'best evidence: context sentence 1, "Paris is the capital." (states it in the same words; removing it changes the answer little (0.10 nats): the model may know it already)'
+            >>> SentenceSignals("In 1847.", 0, 2, conflicts=[Evidence(0, "Built in 1874.", 0, 14, 1.0, "conflict", ["1847"])]).evidence_text()
+            'conflicts with context sentence 1, "Built in 1874." (it does not say 1847)'
+            >>> SentenceSignals("X.", 0, 2, verdict="likely hallucinated", evidence=[Evidence(1, "A is so.", 5, 14, 0.6)]).evidence_text()
+            'not supported by the context (closest: context sentence 2, "A is so.", 0.60 nats)'
         """
+        if self.conflicts:
+            c = self.conflicts[0]
+            return (f'conflicts with context sentence {c.source + 1}, "{c.text}" (it does not say '
+                    f'{", ".join(c.differs) or "the same"})')
         if not self.evidence:
             return "nothing in the context supports this"
         best = self.evidence[0]
+        if self.verdict == "likely hallucinated":
+            return (f'not supported by the context (closest: context sentence {best.source + 1}, '
+                    f'"{best.text}", {best.score:.2f} nats)')
+        if best.basis == "words":
+            return f'best evidence: context sentence {best.source + 1}, "{best.text}" ({words_note(best.score)})'
         return f'best evidence: context sentence {best.source + 1}, "{best.text}" ({best.score:.2f} nats)'
 
 

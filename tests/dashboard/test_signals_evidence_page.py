@@ -193,9 +193,14 @@ def test_cli_signals_with_a_context_file_prints_and_writes_evidence(tiny_dir, tm
     for k, sent in enumerate(data["sentences"]):
         assert printed[at + 1 + 2 * k].startswith(f'    {k + 1}. "{sent["text"]}" ')
         ev = sent["evidence"]
-        expected = (f'       evidence: "{ev[0]["text"]}" (context sentence {ev[0]["source"] + 1}, '
-                    f'support {ev[0]["score"]:.2f} nats)') if ev else "       evidence: nothing in the context supports this"
-        assert printed[at + 2 + 2 * k] == expected
+        head = f'       evidence: "{ev[0]["text"]}" (context sentence {ev[0]["source"] + 1}, ' if ev else ""
+        if not ev:
+            assert printed[at + 2 + 2 * k] == "       evidence: nothing in the context supports this"
+        elif ev[0]["basis"] == "words":  # listed because it states the sentence, not by its removal
+            assert printed[at + 2 + 2 * k].startswith(head + "states it in the same words")
+            assert f'({ev[0]["score"]:.2f} nats)' in printed[at + 2 + 2 * k]
+        else:
+            assert printed[at + 2 + 2 * k] == head + f'support {ev[0]["score"]:.2f} nats)'
     assert not any(line.strip().startswith(("ungrounded", "mean_neg_logprob")) for line in printed)
 
 

@@ -12,7 +12,11 @@ import pytest
 from explain.attribution.sources import sentence_spans
 from explain.signals import Calibration, Evidence, SignalReport, signals
 from explain.signals.calibration import Case
-from explain.signals.evidence import EVIDENCE_NATS, evidence_scores, names_and_numbers
+from explain.signals.evidence import (
+    EVIDENCE_NATS, conflicts, content_words, context_sentences, evidence_scores, names_and_numbers,
+    sentence_conflicts, sentence_evidence,
+)
+from explain.signals.report import SentenceSignals
 
 QUESTION = "Who built the bridge?"
 CONTEXT = "The town lies on a river. Its bridge was built in 1874 by Mira Olsen. It is 412 metres long."
@@ -38,10 +42,14 @@ def test_evidence_is_exact_leave_one_out(tiny_lm):
                                      "It is 412 metres long."]
     np.testing.assert_allclose(rep.token_evidence, expect, atol=1e-4)
     assert len(rep.sentences) == 2
-    for sent in rep.sentences:
+    # by words: "Mira Olsen built it." is stated by context sentence 2, "It is long." by sentence 3
+    by_words = {0: [1], 1: [2]}
+    for k_sent, sent in enumerate(rep.sentences):
         support = expect[:, sent.start:sent.end].sum(axis=1)
         listed = [k for k in np.argsort(-support) if support[k] >= EVIDENCE_NATS][:3]
-        assert [e.source for e in sent.evidence] == listed
+        assert [e.source for e in sent.evidence if e.basis == "removal"] == listed
+        assert [e.source for e in sent.evidence if e.basis == "words"] == [k for k in by_words[k_sent] if k not in listed]
+        assert sent.conflicts == []
         for e in sent.evidence:
             assert e.score == pytest.approx(support[e.source], abs=1e-3)
             assert CONTEXT[e.start:e.end].strip() == e.text == rep.context_sentences[e.source]
@@ -100,9 +108,12 @@ def test_evidence_scores_by_hand():
     deltas = np.array([[3.0, 2.0, 0.2, 0.0],
                        [0.0, -1.5, 1.0, -2.0]])
     s = evidence_scores(deltas, [(0, 2), (2, 4)], ["Mira", " Olsen.", " In", " 1847."], "Mira Olsen built it in 1874.")
-    assert s[0] == {"unsupported": pytest.approx(math.exp(-5.0)), "contradicted": 0.0, "unseen_names": 0.0}
+    assert s[0] == {"unsupported": pytest.approx(math.exp(-5.0)), "contradicted": 0.0, "unseen_names": 0.0,
+                    "unseen_words": 0.0, "conflict": 0.0}
     # sentence 2: best is context sentence 0 (0.2 > -1.0); it lowers no token; "1847" is not in the context
-    assert s[1] == {"unsupported": pytest.approx(math.exp(-0.2)), "contradicted": 0.0, "unseen_names": 1.0}
+    # (it shares no other word with the context, so it is unseen, not a conflict)
+    assert s[1] == {"unsupported": pytest.approx(math.exp(-0.2)), "contradicted": 0.0, "unseen_names": 1.0,
+                    "unseen_words": 1.0, "conflict": 0.0}
     s = evidence_scores(np.array([[4.0, -3.0]]), [(0, 2)], ["A", " b"], "A c.")
     assert s[0]["contradicted"] == 3.0 and s[0]["unsupported"] == pytest.approx(math.exp(-1.0))
     assert names_and_numbers("Dr Ada Lee met him on 3 May 1999.") == ["dr", "ada", "lee", "3", "may", "1999"]
@@ -125,3 +136,86 @@ def test_long_context_uses_screened_top_k(tiny_lm, monkeypatch):
     assert listed <= set(np.flatnonzero(exact))  # only exactly computed sentences are evidence
     assert any(f"exact leave-one-out for the {int(exact.sum())} of 3" in n for n in rep.notes)
     assert SignalReport.from_json(rep.to_json()).to_dict() == rep.to_dict()
+
+
+CONFLICT_CONTEXT = "The town lies on the Anos river. The bridge was built in 1874 by Mira Olsen."
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    # a number swapped inside the same statement: 1 of its 1 names/numbers differs
+    ("The bridge was built in 1847.", (1, ["1847"], 1.0)),
+    # another person in the same statement: 2 of its 3 names/numbers differ
+    ("Tomas Brandt built the bridge in 1874.", (1, ["Tomas", "Brandt"], 2 / 3)),
+    # the same facts in other words, and a fact from the other sentence: no conflict
+    ("Mira Olsen built it in 1874.", None),
+    ("It lies on the Anos.", None),
+    # a new name that shares no word with any context sentence is unseen, not a conflict
+    ("Tomas Brandt.", None),
+])
+def test_conflicts_by_hand(sentence, expected):
+    texts, spans = context_sentences(CONFLICT_CONTEXT)
+    found = conflicts(sentence, texts)
+    tokens = [sentence]
+    scored = evidence_scores(np.zeros((len(texts), 1)), [(0, 1)], tokens, CONFLICT_CONTEXT)[0]
+    listed = sentence_conflicts(None, [(0, 1)], tokens, CONFLICT_CONTEXT, spans)[0]
+    if expected is None:
+        assert found is None and scored["conflict"] == 0.0 and listed == []
+        return
+    source, differs, share = expected
+    assert found == (source, differs)
+    assert scored["conflict"] == pytest.approx(share)
+    assert [(e.source, e.basis, e.differs, e.text) for e in listed] == [
+        (source, "conflict", differs, "The bridge was built in 1874 by Mira Olsen.")]
+
+
+def test_unseen_words_by_hand():
+    ctx = "The town is known for its paper market."
+    # "wool" is in neither the context nor the question: 1 of town/known/wool/market (stems) is unseen
+    s = evidence_scores(np.zeros((1, 1)), [(0, 1)], ["The town is known for its wool market."], ctx,
+                        prompt="What is the town known for?")[0]
+    assert s["unseen_words"] == pytest.approx(1 / 4)
+    # a word from the question is not unseen
+    s = evidence_scores(np.zeros((1, 1)), [(0, 1)], ["Its paper fair."], ctx, prompt="Is there a paper fair?")[0]
+    assert s["unseen_words"] == 0.0
+    assert content_words("The bridges were directed") == ["bridg", "direc"]
+
+
+def test_evidence_by_words_when_removal_changes_little():
+    ctx = "Paris is the capital of France. It is on the Seine."
+    texts, spans = context_sentences(ctx)
+    flat = np.array([[0.1], [0.0]])  # removing either sentence changes the answer little
+    [paris] = sentence_evidence(flat, [(0, 1)], ctx, spans, ["Paris."])
+    assert [(e.source, e.basis) for e in paris] == [(0, "words")]
+    # a name the context does not hold is never evidence by words; without tokens only removal counts
+    assert sentence_evidence(flat, [(0, 1)], ctx, spans, ["Berlin."]) == [[]]
+    assert sentence_evidence(flat, [(0, 1)], ctx, spans) == [[]]
+    # the sentence that states the answer's number comes before one whose removal costs more
+    legs = "Spiders are not insects. A spider has eight legs."
+    _, leg_spans = context_sentences(legs)
+    [eight] = sentence_evidence(np.array([[2.7], [-3.0]]), [(0, 1)], legs, leg_spans, ["Eight."])
+    assert [(e.source, e.basis) for e in eight] == [(1, "words"), (0, "removal")]
+    # a conflicting sentence is not evidence even when its removal costs a lot
+    strong = np.array([[3.0], [0.0]])
+    [swapped] = sentence_evidence(strong, [(0, 1)], ctx, spans, ["Lyon is the capital of France."])
+    assert swapped == []
+    words = SentenceSignals("Paris.", 0, 1, verdict="supported", evidence=paris).evidence_text()
+    assert words.startswith('best evidence: context sentence 1, "Paris is the capital of France."')
+    assert "the model may know it already" in words
+    wrong = SentenceSignals("Berlin.", 0, 1, verdict="likely hallucinated", evidence=paris).evidence_text()
+    assert wrong.startswith("not supported by the context") and "best evidence" not in wrong
+
+
+def test_old_evidence_dicts_still_load():
+    old = {"text": "A.", "start": 0, "end": 1, "scores": {}, "risk": 0.2, "verdict": "supported",
+           "evidence": [{"source": 0, "text": "A b.", "start": 0, "end": 4, "score": 1.5}]}
+    sent = SentenceSignals.from_dict(old)
+    assert sent.conflicts == [] and sent.evidence[0].basis == "removal" and sent.evidence[0].differs == []
+    assert SentenceSignals.from_dict(sent.to_dict()) == sent
+
+
+def test_conflict_is_found_by_what_the_sentence_says_about_its_names():
+    # "founded" picks the founding sentence, not the mayor's sentence that shares both names
+    texts = ["Its mayor, Nadia Ferrant, was elected in 2001.", "Tirwenos was founded in 1300 by Greta Olsen."]
+    assert conflicts("Nadia Ferrant founded the town.", texts) == (1, ["Nadia", "Ferrant"])
+    assert conflicts("Nadia Ferrant is the mayor.", texts) is None
+    assert conflicts("Greta Olsen founded the town.", texts) is None

@@ -49,7 +49,7 @@ def test_wrong_sentence_is_the_riskiest_of_its_answer(embedded_lm):
 
 
 @pytest.mark.xfail(strict=True, reason="known shortfall, measured: the 135M model finds 'Eight.' 3.3 nats less likely "
-                   "after a passage ending in 'six' than without it, so the right answer reads 'uncertain' (0.43)")
+                   "after a passage ending in 'six' than without it, so the right answer reads 'uncertain' (0.40)")
 def test_everyday_fact(embedded_lm):
     context = "Spiders are not insects. A spider has eight legs, while an insect has six."
     right = signals(embedded_lm, "How many legs does a spider have?", response="Eight.", context=context,
@@ -65,3 +65,23 @@ def test_trailing_newline_does_not_change_the_risk(embedded_lm):
     b = signals(embedded_lm, "Who designed the Kelvar Tower?\n", response="Lena Vos.\n", context=TOWER + "\n",
                 progress=False)
     assert a.risk is not None and b.risk == a.risk
+
+
+def test_known_fact_lists_its_passage_sentence_as_evidence(embedded_lm):
+    # the model knows Paris already, so removing its sentence changes little; the sentence states it
+    context = "France is a country in western Europe. Its capital is Paris, on the Seine."
+    rep = signals(embedded_lm, "What is the capital of France?", response="Paris.", context=context, progress=False)
+    sent = rep.sentences[0]
+    assert sent.evidence and sent.evidence[0].source == 1, rep.summary()
+    assert "nothing in the context supports this" not in rep.summary()
+    assert rep.verdict == "supported", rep.summary()
+
+
+def test_swapped_number_conflicts_with_its_sentence_and_is_not_its_evidence(embedded_lm):
+    rep = signals(embedded_lm, "How tall is the Kelvar Tower?", response="The tower is 68 metres tall.",
+                  context=TOWER, progress=False)
+    sent = rep.sentences[0]
+    assert [(c.source, c.differs) for c in sent.conflicts] == [(2, ["68"])]
+    assert all(e.source != 2 for e in sent.evidence)
+    assert 'conflicts with context sentence 3, "The tower is 88 metres tall." (it does not say 68)' in rep.summary()
+    assert rep.verdict == "likely hallucinated", rep.summary()
