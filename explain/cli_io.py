@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from explain.errors import WhylmError
+from explain.errors import ExplainError, WhylmError
 from explain.serialize import dumps
 
 OUTPUT_FLAGS = ("json", "html", "out")  # argparse dests that name a file a subcommand writes
@@ -198,7 +198,7 @@ def read_json_lines(path: str | Path, what: str, fields: str) -> list[dict[str, 
         the rows as dicts.
 
     Raises:
-        WhylmError: a missing or unreadable file, a line that is not a JSON object.
+        ExplainError: a missing or unreadable file, a line that is not a JSON object.
 
     Examples:
         >>> import tempfile, os
@@ -207,7 +207,7 @@ def read_json_lines(path: str | Path, what: str, fields: str) -> list[dict[str, 
         >>> read_json_lines(p, "cases file", "q")
         Traceback (most recent call last):
         ...
-        explain.errors.WhylmError: cases file '...l.jsonl', line 3: expected a JSON object with q
+        explain.errors.ExplainError: cases file '...l.jsonl', line 3: expected a JSON object with q
     """
     rows = []
     for k, line in enumerate(read_text_file(path, what).splitlines(), 1):
@@ -216,9 +216,9 @@ def read_json_lines(path: str | Path, what: str, fields: str) -> list[dict[str, 
         try:
             row = json.loads(line)
         except (json.JSONDecodeError, RecursionError):
-            raise WhylmError(f"{what} '{path}', line {k}: not valid JSON") from None
+            raise ExplainError(f"{what} '{path}', line {k}: not valid JSON") from None
         if not isinstance(row, dict):
-            raise WhylmError(f"{what} '{path}', line {k}: expected a JSON object with {fields}")
+            raise ExplainError(f"{what} '{path}', line {k}: expected a JSON object with {fields}")
         rows.append(row)
     return rows
 
@@ -233,21 +233,21 @@ def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
         the object as a dict.
 
     Raises:
-        WhylmError: missing, not valid JSON, or not an object.
+        ExplainError: missing, not valid JSON, or not an object.
 
     Examples:
         >>> read_json_object("nowhere.json", "head weights file")
         Traceback (most recent call last):
         ...
-        explain.errors.WhylmError: head weights file 'nowhere.json' does not exist
+        explain.errors.ExplainError: head weights file 'nowhere.json' does not exist
     """
     path = Path(path)
     if not path.is_file():
-        raise WhylmError(f"{what} '{path}' does not exist")
+        raise ExplainError(f"{what} '{path}' does not exist")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise WhylmError(f"{what} '{path}' is not valid JSON ({type(exc).__name__})") from None
+        raise ExplainError(f"{what} '{path}' is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict):
-        raise WhylmError(f"{what} '{path}' holds no JSON object")
+        raise ExplainError(f"{what} '{path}' holds no JSON object")
     return data

@@ -120,7 +120,7 @@ def load_head_weights(spec: Any, lm: LanguageModel | None = None) -> HeadWeights
         True
         >>> load_head_weights("nowhere.json")
         Traceback (most recent call last):
-        explain.errors.WhylmError: head weights file 'nowhere.json' does not exist
+        explain.errors.ExplainError: head weights file 'nowhere.json' does not exist
     """
     if spec is None:
         if lm is None or not shipped_path(lm.name).is_file():

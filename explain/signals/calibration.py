@@ -30,7 +30,6 @@ Examples:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -283,14 +282,9 @@ def load_calibration(spec: Any, model_name: str = "") -> tuple[Calibration | Non
                           "labelled answers with explain.calibrate_signals or `whylm signals calibrate`")
     else:
         path = Path(spec)
-        if not path.is_file():
-            raise ExplainError(f"calibration file '{path}' does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ExplainError(f"calibration file '{path}' is not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(data, Mapping):
-        raise ExplainError(f"calibration file '{path}' is not a whylm signals calibration")
+    from explain.cli_io import read_json_object
+
+    data = read_json_object(path, "calibration file")
     try:
         return Calibration.from_dict(data), ""
     except ExplainError as exc:
