@@ -199,13 +199,22 @@ def evidence_json(rep: Any) -> str | None:
 
 
 def n_unsupported(rep: Any) -> int | None:
-    """Returns: how many answer sentences no context sentence supports; None without evidence.
+    """Returns: how many answer sentences no context sentence supports (nothing listed, or judged
+    likely hallucinated: their listed sentence is only the closest, as :func:`evidence_words` says);
+    None without evidence.
 
     Examples:
         >>> n_unsupported(_demo())
         1
+        >>> from types import SimpleNamespace as NS
+        >>> w = NS(text="Paris is the capital.", source=0, score=0.1)
+        >>> n_unsupported(NS(context="Paris is the capital.", context_sentences=["Paris is the capital."], sentences=[
+        ...     NS(evidence=[w], verdict="likely hallucinated"), NS(evidence=[w], verdict="supported")]))
+        1
     """
-    return sum(not s.evidence for s in rep.sentences) if has_evidence(rep) else None
+    if not has_evidence(rep):
+        return None
+    return sum(not s.evidence or getattr(s, "verdict", None) == "likely hallucinated" for s in rep.sentences)
 
 
 def _risk_words(risk: float | None, verdict: str | None) -> str:

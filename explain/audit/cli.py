@@ -23,7 +23,8 @@ absent) and "context". Run the same command again after an interruption: only th
 and records whose content changed since are audited again. One run at a time writes a folder.
 Read the result with pandas.read_parquet("audit.parquet") or open it on the dashboard's Audits page.
 With a context, each row's "evidence" column (JSON) gives every answer sentence its verdict, risk and
-the context sentences that support it; "n_unsupported_sentences" counts those nothing supports.
+the context sentences that support it; "n_unsupported_sentences" counts those nothing supports
+(or judged likely hallucinated).
 """
 
 
