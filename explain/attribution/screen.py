@@ -14,24 +14,26 @@ Screens (``screen=``):
   then reuses, plus a short pass over the m target-predicting positions with attention weights
   kept: a feature's score is the attention those positions pay to its tokens, averaged over layers
   and heads (the first position, the attention sink, left out).
-- ``fitted_attention`` (AT2-style): the same passes, the question's positions included, with one
-  weight per head and profile fitted to leave-one-out for the model
-  (:mod:`explain.attribution.head_weights`; shipped for the embedded model, ``whylm fit-screen``
-  fits them for yours).
+- ``fitted_attention`` (AT2-style; the default where head weights ship for the model, as for the
+  embedded one): the same passes, the question's positions included, with one weight per head and
+  profile fitted to leave-one-out for the model (:mod:`explain.attribution.head_weights`;
+  ``whylm fit-screen`` fits them for yours). In ``benchmarks/context_attribution.py`` it is the
+  only screen that puts both needles of two-needle haystacks in the exact top 5, key first, at 1k
+  and 2k tokens (dev and held-out seeds): 2.6-5.9 plain-forward equivalents at 2k, 4.4-8.7 at 1k.
 - ``gradient``: input x gradient of the target's log-prob, one forward and one backward pass.
-- ``hierarchical`` (default; AttriBoT): leave-one-out over blocks of adjacent features, then over
-  the features inside the best blocks (all of those are exact). The default because it is the one
-  screen that put both needles of a two-needle haystack in the exact top 5 (key first) within 8
-  plain-forward equivalents in ``benchmarks/context_attribution.py`` (1k tokens: 7.0 equivalents;
-  attention 3.0 but missed the linking needle; gradient 8.6 and missed it).
+- ``hierarchical`` (the default for models without head weights; AttriBoT): leave-one-out over
+  blocks of adjacent features, then over the features inside the best blocks (all of those are
+  exact). It finds both needles too, but costs about 7 forwards at 1k tokens and 17 at 2k.
 - ``block_attention``: one whole pass (its cache serves everything after), leave-one-out over about
   sqrt(n)/2 large blocks, each block's drop shared among its features by the attention the target
   pays them; only the K best are then computed exactly (cost about 1 + blocks/2 + K/2 passes).
 
-Estimates of ``attention`` are attention mass, put on the nats scale by a least-squares factor
-fitted on the exact features of the same run (``info["estimate_scale"]``); ``gradient`` estimates
-are a first-order Taylor estimate in nats; ``hierarchical`` gives a block's drop shared evenly
-among its features; ``block_attention`` gives its block's drop shared in proportion to attention.
+Estimates of ``attention`` and ``fitted_attention`` are scores put on the nats scale by a
+least-squares factor fitted on the exact features of the same run (``info["estimate_scale"]``);
+``gradient`` estimates are a first-order Taylor estimate in nats; ``hierarchical`` gives a block's
+drop shared evenly among its features; ``block_attention`` gives its block's drop shared in
+proportion to attention. No estimate is left above the smallest exact value of the K the screen
+chose (:func:`cap_estimates`): an estimated source never outranks one computed exactly.
 
 Examples:
     >>> res = attribute(lm, "Question: what is the code?\\nAnswer:", context=ctx, target=" 4417",
