@@ -1,4 +1,4 @@
-"""The ``whylm`` command: ``dashboard``, plus the ``explain``/``signals``/``causal`` subcommands that
+"""The ``whylm`` command: ``dashboard``, plus the ``explain``/``signals``/``fit-screen``/``causal`` subcommands that
 the ``explain`` and ``causal`` packages register.
 
 Examples:
@@ -179,11 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level ``whylm`` parser with every subcommand.
 
     Returns:
-        the parser (``dashboard``, ``explain``, ``signals``, ``audit``, ``causal``).
+        the parser (``dashboard``, ``explain``, ``signals``, ``fit-screen``, ``audit``, ``causal``).
 
     Examples:
         >>> sorted(build_parser()._subparsers._group_actions[0].choices)
-        ['audit', 'causal', 'dashboard', 'explain', 'signals']
+        ['audit', 'causal', 'dashboard', 'explain', 'fit-screen', 'signals']
     """
     parser = argparse.ArgumentParser(
         prog="whylm",
