@@ -201,19 +201,28 @@ def with_ci(value: float, ci: Any = None) -> str:
     return f"{value:.3f}" if ci is None else f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def metric_table(rows: dict[str, Any], ece: str, counted: bool) -> list[str]:
+    """Markdown table lines of an evaluation's rows (``"subset|predictor"`` -> figures with CIs):
+    AUROC, Brier, ECE (headed ``ece``), accuracy and the verdict's coverage; ``counted`` puts each
+    subset's size beside its name."""
+    lines = [f"| subset | predictor | AUROC [95% CI] | Brier [CI] | {ece} [CI] | accuracy at 0.5 [CI] | "
+             "verdict coverage / accuracy |", "|---|---|---|---|---|---|---|"]
+    for key, r in rows.items():
+        subset, label = key.split("|")
+        cell = lambda k: with_ci(r[k], r[k + "_ci"])  # noqa: E731
+        verdict = f"{r['coverage']:.2f} / {r['accuracy_decided']:.3f}" if "coverage" in r else ""
+        name = f"{subset} ({r['n']})" if counted else subset
+        lines.append(f"| {name} | {label} | {cell('auroc')} | {cell('brier')} | {cell('ece')} | "
+                     f"{cell('accuracy')} | {verdict} |")
+    return lines
+
+
 def markdown(title: str, ev: dict[str, Any]) -> str:
     """A markdown table of one evaluation."""
     lines = [f"#### {title}", "",
              f"{ev['pairs']} pairs ({2 * ev['pairs']} answers), {ev['length_matched_pairs']} length-matched pairs; "
              f"{ev['seconds_per_answer']:.2f} s per answer.", "",
-             "| subset | predictor | AUROC [95% CI] | Brier [CI] | ECE (10 bins) [CI] | accuracy at 0.5 [CI] | verdict coverage / accuracy |",
-             "|---|---|---|---|---|---|---|"]
-    for key, r in ev["rows"].items():
-        subset, label = key.split("|")
-        cell = lambda k: with_ci(r[k], r[k + "_ci"])  # noqa: E731
-        verdict = (f"{r['coverage']:.2f} / {r['accuracy_decided']:.3f}" if "coverage" in r else "")
-        lines.append(f"| {subset} | {label} | {cell('auroc')} | {cell('brier')} | {cell('ece')} | "
-                     f"{cell('accuracy')} | {verdict} |")
+             *metric_table(ev["rows"], "ECE (10 bins)", counted=False)]
     if "risk_note" in ev:
         lines.append(f"| all | whylm risk | none: {ev['risk_note']} | | | | |")
     raw = ", ".join(f"{k} {v:.3f}" for k, v in ev["raw_auroc"].items())
@@ -459,14 +468,7 @@ def grounded_markdown(name: str, ev: dict[str, Any]) -> str:
     """A markdown table of one cached evaluation."""
     lines = [f"#### {name}", "", f"{ev['answers']} answers ({ev['positives']} not supported); "
              f"{ev['seconds_per_answer']:.2f} s per answer when scored.", "",
-             "| subset | predictor | AUROC [95% CI] | Brier [CI] | ECE [CI] | accuracy at 0.5 [CI] | verdict coverage / accuracy |",
-             "|---|---|---|---|---|---|---|"]
-    for key, r in ev["rows"].items():
-        subset, label = key.split("|")
-        cell = lambda k: with_ci(r[k], r[k + "_ci"])  # noqa: E731
-        verdict = f"{r['coverage']:.2f} / {r['accuracy_decided']:.3f}" if "coverage" in r else ""
-        lines.append(f"| {subset} ({r['n']}) | {label} | {cell('auroc')} | {cell('brier')} | {cell('ece')} | "
-                     f"{cell('accuracy')} | {verdict} |")
+             *metric_table(ev["rows"], "ECE", counted=True)]
     lines += ["", "Raw score AUROCs: " + ", ".join(f"{k} {v:.3f}" for k, v in ev["raw_auroc"].items()) + "."]
     return "\n".join(lines)
 
