@@ -123,7 +123,7 @@ def add_parsers(subparsers: Any) -> None:
         epilog=FIT_SCREEN_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    f.add_argument("--out", type=Path, required=True, help="where to write the head-weights JSON")
+    f.add_argument("--out", required=True, help="where to write the head-weights JSON")
     f.add_argument("--model", help="local model folder or cached hub id (default: embedded model)")
     f.add_argument("--cases", type=int, default=24, help="generated haystacks to fit on (default 24)")
     f.add_argument("--cases-file", type=Path, default=None, metavar="FILE",
@@ -286,9 +286,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     if not args.out:
         raise ExplainError("signals calibrate needs --out cal.json (where to write the calibration)")
-    out = Path(args.out)
-    if out.is_dir() or not out.parent.exists():
-        raise ExplainError(f"cannot write the calibration to '{out}': not a file in an existing folder")
+    out = Path(args.out)  # checked before any work (explain.cli_io.check_outputs)
     examples = read_examples(args.labelled)
     lm = _load(args.model)
     cal = calibrate_signals(lm, examples, chat=not args.no_chat, progress=False if args.no_progress else None,
@@ -311,15 +309,12 @@ def run_fit_screen(args: argparse.Namespace) -> int:
         raise ExplainError(f"--cases must be 2 or more, got {args.cases}")
     if any(t < 32 for t in args.tokens):
         raise ExplainError(f"--tokens must be 32 or more, got {min(args.tokens)}")
-    out = args.out
-    if out.is_dir() or not out.parent.exists():
-        raise ExplainError(f"cannot write the head weights to '{out}': not a file in an existing folder")
-    lm = _load(args.model)
+    own = read_cases(args.cases_file) if args.cases_file else None
+    if own is not None and len(own) < 2:
+        raise ExplainError(f"fitting head weights needs at least 2 cases, {args.cases_file} has {len(own)}")
+    lm = _load(args.model)  # --out was checked before any work (explain.cli_io.check_outputs)
     with threads(args.threads):
-        cases = (read_cases(args.cases_file) if args.cases_file
-                 else haystack_cases(lm, args.cases, tuple(args.tokens), args.seed))
-        if len(cases) < 2:
-            raise ExplainError(f"fitting head weights needs at least 2 cases, {args.cases_file} has {len(cases)}")
+        cases = own if own is not None else haystack_cases(lm, args.cases, tuple(args.tokens), args.seed)
         folder = args.cache or cache_dir() / "head-weights"
         cost = fit_cost(lm, cases, folder)
         print(f"estimate: {cost.summary()}", file=sys.stderr, flush=True)
@@ -328,10 +323,10 @@ def run_fit_screen(args: argparse.Namespace) -> int:
     how = (f"--cases-file {args.cases_file.name}" if args.cases_file
            else f"--cases {args.cases} --tokens {' '.join(map(str, args.tokens))}")
     hw.fitted_on = f"`whylm fit-screen {how}` ({hw.fitted_on})"
-    hw.save(out)
+    hw.save(args.out)
     m = hw.metrics
     if "recall3_top5_fitted" in m:
         print(f"held-out recall of the exact top 3 in the screen's top 5 ({m['held_out']} cases): "
               f"fitted {m['recall3_top5_fitted']:.2f}, plain attention {m['recall3_top5_plain']:.2f}")
-    print(f"wrote {out}", file=sys.stderr)
+    print(f"wrote {args.out}", file=sys.stderr)
     return 0

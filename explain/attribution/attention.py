@@ -60,6 +60,34 @@ def eager_attention(model: Any) -> Iterator[None]:
             model.set_attn_implementation(before)
 
 
+def target_attention(lm: LanguageModel, inp: AttributionInput, cache: Any,
+                     first: int | None = None) -> torch.Tensor | None:
+    """Attention weights from the positions ``first`` on (default: the m positions that predict the
+    target) to every position, every layer and head.
+
+    The prefix's cache is cut from ``cache`` (a pass over the whole sequence) and only those
+    positions are run again with eager attention, so the weights cost (layers, heads, rows, L)
+    memory, never L x L.
+
+    Returns:
+        float32 (layers, heads, rows, L), or None where the model's cache cannot be cut or it returns
+        no attention weights.
+    """
+    first = len(inp.prompt_ids) - 1 if first is None else first
+    past = lm.cache_prefix(cache, first, 1) if cache is not None else None
+    if past is None:
+        return None
+    ids = torch.tensor([inp.sequence[first:]], dtype=torch.long, device=lm.device)
+    kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": True, "output_attentions": True,
+                              lm._cache_kwarg: past}
+    with torch.no_grad(), eager_attention(lm.model):
+        out = lm.model.base_model(**kwargs)
+    atts = getattr(out, "attentions", None)
+    if not atts or any(a is None for a in atts):
+        return None
+    return torch.stack([a[0].float() for a in atts]).cpu()
+
+
 def exclude_sink(rows: torch.Tensor) -> torch.Tensor:
     """Score rows (k, L) without the first position, renormalised to sum to 1 over the rest.
 

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from explain.attribution.attention import eager_attention
+from explain.attribution.attention import target_attention
 from explain.attribution.inputs import AttributionInput
 from explain.errors import ExplainError
 from explain.model import LanguageModel
@@ -145,6 +145,12 @@ def load_head_weights(spec: Any, lm: LanguageModel | None = None) -> HeadWeights
     return hw
 
 
+def question_start(inp: AttributionInput) -> int:
+    """The first position whose attention :func:`attention_profiles` reads: the question's first
+    token, or without a question the position that predicts the target's first token."""
+    return min(inp.features[inp.question]) if inp.question is not None else len(inp.prompt_ids) - 1
+
+
 def attention_profiles(lm: LanguageModel, inp: AttributionInput, cache: Any,
                        candidates: Sequence[int]) -> np.ndarray | None:
     """Attention paid to each candidate source by the target-predicting positions and by the
@@ -157,19 +163,11 @@ def attention_profiles(lm: LanguageModel, inp: AttributionInput, cache: Any,
         float64 (profiles, layers, heads, len(candidates)); the question profile is 0 without a
         question. None where the cache cannot be cut or the model returns no attention weights.
     """
-    last = len(inp.prompt_ids) - 1
-    first = min(inp.features[inp.question]) if inp.question is not None else last
-    past = lm.cache_prefix(cache, first, 1) if cache is not None else None
-    if past is None:
+    first = question_start(inp)
+    att = target_attention(lm, inp, cache, first)  # (layers, heads, rows, L)
+    if att is None:
         return None
-    ids = torch.tensor([inp.sequence[first:]], dtype=torch.long, device=lm.device)
-    with torch.no_grad(), eager_attention(lm.model):
-        out = lm.model.base_model(input_ids=ids, use_cache=True, output_attentions=True, **{lm._cache_kwarg: past})
-    atts = getattr(out, "attentions", None)
-    if not atts or any(a is None for a in atts):
-        return None
-    att = torch.stack([a[0].float() for a in atts]).cpu()  # (layers, heads, rows, L)
-    split = last - first
+    split = len(inp.prompt_ids) - 1 - first
     groups = [att[:, :, split:].sum(2), att[:, :, :split].sum(2)]
     out_arr = np.zeros((len(PROFILES), att.shape[0], att.shape[1], len(candidates)))
     for g, per_pos in enumerate(groups):

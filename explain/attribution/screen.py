@@ -52,11 +52,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from explain.attribution.attention import eager_attention
+from explain.attribution.attention import target_attention
 from explain.attribution.batched_forward import BatchedForward, as_numpy
 from explain.attribution.cost import SCREEN_PLANS
 from explain.attribution.gradient import _EmbeddingGradients
-from explain.attribution.head_weights import attention_profiles, load_head_weights, score_sources, shipped_path
+from explain.attribution.head_weights import (attention_profiles, load_head_weights, question_start, score_sources,
+                                              shipped_path)
 from explain.attribution.inputs import AttributionInput
 from explain.attribution.registry import PlanInput, Work
 from explain.errors import ExplainError
@@ -160,31 +161,6 @@ def whole_pass(lm: LanguageModel, inp: AttributionInput) -> tuple[torch.Tensor, 
     return _logprobs(out.logits[0, -inp.m:], inp.target_ids), cache
 
 
-def target_attention(lm: LanguageModel, inp: AttributionInput, cache: Any) -> torch.Tensor | None:
-    """Attention weights from the m positions that predict the target, every layer and head.
-
-    The prefix's cache is cut from ``cache`` and only those m positions are run again with eager
-    attention, so the weights cost (layers, heads, m, L) memory, never L x L.
-
-    Returns:
-        float32 (layers, heads, m, L), or None where the model's cache cannot be cut or it returns
-        no attention weights.
-    """
-    first = len(inp.prompt_ids) - 1
-    past = lm.cache_prefix(cache, first, 1) if cache is not None else None
-    if past is None:
-        return None
-    ids = torch.tensor([inp.sequence[first:]], dtype=torch.long, device=lm.device)
-    kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": True, "output_attentions": True,
-                              lm._cache_kwarg: past}
-    with torch.no_grad(), eager_attention(lm.model):
-        out = lm.model.base_model(**kwargs)
-    atts = getattr(out, "attentions", None)
-    if not atts or any(a is None for a in atts):
-        return None
-    return torch.stack([a[0].float() for a in atts]).cpu()
-
-
 @register_screen("attention", cost="1 forward pass (its cache is reused by the exact part) + m positions")
 def attention_screen(lm: LanguageModel, inp: AttributionInput, **_: Any) -> ScreenOutput:
     """Attention paid by the target-predicting positions to each feature, averaged over layers and heads.
@@ -234,8 +210,7 @@ def fitted_attention_screen(lm: LanguageModel, inp: AttributionInput, *, candida
     score = np.exp(score - score.max())  # a positive estimate; the order is the fitted score's
     estimate = np.zeros((inp.m, inp.n))
     estimate[:, candidates] = score[None, :] / inp.m
-    first = min(inp.features[inp.question]) if inp.question is not None else len(inp.prompt_ids) - 1
-    rows = len(inp.sequence) - first
+    rows = len(inp.sequence) - question_start(inp)
     return ScreenOutput(estimate, prepared=(original, cache), passes=1.0 + rows / max(1, len(inp.sequence)),
                         scaled=True, info={"head_weights": weights.model or "given"})
 

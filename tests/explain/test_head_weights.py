@@ -115,7 +115,7 @@ def test_fit_head_weights_end_to_end_and_cli(tiny_lm, tiny_dir, tmp_path, capsys
     assert data["kind"] == "whylm head weights" and np.asarray(data["weights"]).shape == shape(tiny_lm)
     assert load_head_weights(out, tiny_lm).weights.shape == shape(tiny_lm)
     assert main(["fit-screen", "--model", tiny_dir, "--out", str(tmp_path / "no" / "h.json")]) == 2
-    assert "not a file in an existing folder" in capsys.readouterr().err
+    assert f"--out {tmp_path / 'no' / 'h.json'}: the folder {tmp_path / 'no'} does not exist" in capsys.readouterr().err
     own = tmp_path / "cases.jsonl"
     own.write_text("\n".join(json.dumps(c) for c in cases[:3]) + "\n", encoding="utf-8")
     assert main(["fit-screen", "--model", tiny_dir, "--out", str(out), "--cases-file", str(own), "--no-progress",
