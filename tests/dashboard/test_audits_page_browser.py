@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from test_audit_evidence import RECORDS  # noqa: F401  (the same records as the AppTest checks)
-from test_dashboard_browser import Server, free_port, goto, nav, shot, wait_idle
+from test_dashboard_browser import Server, free_port, goto, nav, open_page, shot, wait_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -28,9 +28,7 @@ def test_audit_record_fits_its_column_and_opens_in_signals(browser, tmp_path, ti
     dialogs: list[str] = []
     server.start()
     try:
-        ctx = browser.new_context(viewport={"width": 1000, "height": 900})
-        page = ctx.new_page()
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        ctx, page = open_page(browser, dialogs, width=1000)
         goto(page, server.url + "/")
         nav(page, "Audits")
         page.wait_for_selector(".whylm-sentences", timeout=60_000)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_dashboard_browser import Server, free_port, goto, nav, shot, wait_idle
+from test_dashboard_browser import Server, free_port, goto, nav, open_page, shot, wait_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -85,9 +85,7 @@ def test_causal_workflow_in_browser(browser, tmp_path):
     dialogs: list[str] = []
     server.start()
     try:
-        ctx = browser.new_context(viewport={"width": 1300, "height": 900})
-        page = ctx.new_page()
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        ctx, page = open_page(browser, dialogs)
         goto(page, server.url + "/")
         nav(page, "Causal")
         box = page.get_by_role("textbox", name="Variables, one per line (optionally `name: description`)")
@@ -136,9 +134,7 @@ def test_causal_workflow_in_browser(browser, tmp_path):
         ctx.close()
         server.stop()
         server.start()
-        ctx = browser.new_context(viewport={"width": 1300, "height": 900})
-        page = ctx.new_page()
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        ctx, page = open_page(browser, dialogs)
         goto(page, server.url + "/")
         nav(page, "History")
         page.get_by_role("button", name="Reopen in its page").wait_for(timeout=30_000)

@@ -117,6 +117,15 @@ def wait_idle(page, timeout: float = 180_000) -> None:
     page.wait_for_timeout(300)
 
 
+def open_page(browser, dialogs: list[str], width: int = 1300):
+    """A fresh browser context and page (``width`` x 900) whose dialogs are dismissed and their
+    messages collected in ``dialogs``. Returns: (context, page)."""
+    ctx = browser.new_context(viewport={"width": width, "height": 900})
+    page = ctx.new_page()
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    return ctx, page
+
+
 def goto(page, url: str) -> None:
     page.goto(url)
     page.wait_for_selector("[data-testid='stAppViewContainer']", timeout=60_000)
@@ -138,9 +147,7 @@ def test_dashboard_in_browser(browser, tmp_path):
     dialogs: list[str] = []
     server.start()
     try:
-        ctx = browser.new_context(viewport={"width": 1300, "height": 900})
-        page = ctx.new_page()
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        ctx, page = open_page(browser, dialogs)
         goto(page, server.url + "/")
         page.get_by_role("textbox", name="Prompt", exact=True).fill(PROMPT)
         page.get_by_role("textbox", name="Target (optional)", exact=True).fill(
@@ -197,9 +204,7 @@ def test_dashboard_in_browser(browser, tmp_path):
         ctx.close()
         server.stop()
         server.start()
-        ctx = browser.new_context(viewport={"width": 1300, "height": 900})
-        page = ctx.new_page()
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        ctx, page = open_page(browser, dialogs)
         # a fresh server knows its pages only after a first run: open / then follow the link
         goto(page, server.url + "/")
         nav(page, "History")
