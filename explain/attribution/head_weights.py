@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -320,7 +321,7 @@ def fit_cost(lm: LanguageModel, cases: Sequence[Mapping[str, str]], cache: str |
     from explain.attribution.cost import estimate_cost
     from explain.budget import Cost
 
-    todo = [c for c in cases if cache is None or not _case_file(Path(cache), lm, c).is_file()]
+    todo = [c for c in cases if cache is None or _cached_case(_case_file(Path(cache), lm, c)) is None]
     costs = [estimate_cost(lm, c["question"], c["answer"], context=c["context"], sources="sentences") for c in todo]
     kept = f", {len(cases) - len(todo)} kept from an earlier run" if len(todo) < len(cases) else ""
     return Cost(f"fitting head weights: sentence leave-one-out on {len(todo)} cases{kept}",
@@ -332,6 +333,20 @@ def _case_file(folder: Path, lm: LanguageModel, case: Mapping[str, str]) -> Path
     """Where one case's profiles and leave-one-out are kept (by a hash of the model and the case)."""
     key = hashlib.sha256(json.dumps([lm.name, case["question"], case["context"], case["answer"]]).encode()).hexdigest()
     return folder / f"{key[:20]}.npz"
+
+
+def _cached_case(path: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """A case kept by an earlier fit, or None when there is none or the file is damaged (it is then
+    computed again and replaced)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path) as saved:
+            profiles, loo = saved["profiles"], saved["loo"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    ok = profiles.ndim == 4 and profiles.shape[0] == len(PROFILES) and loo.shape == profiles.shape[-1:]
+    return (profiles, loo) if ok and np.isfinite(profiles).all() and np.isfinite(loo).all() else None
 
 
 def fit_head_weights(lm: LanguageModel, cases: Sequence[Mapping[str, str]], *, held_out: float = 0.25,
@@ -367,9 +382,9 @@ def fit_head_weights(lm: LanguageModel, cases: Sequence[Mapping[str, str]], *, h
              want_progress(progress, seconds=60.0), unit="case") as b:
         for case in cases:
             path = _case_file(folder, lm, case) if folder is not None else None
-            if path is not None and path.is_file():
-                with np.load(path) as saved:
-                    examples.append((saved["profiles"], saved["loo"]))
+            kept = _cached_case(path)
+            if kept is not None:
+                examples.append(kept)
             else:
                 examples.append(collect_example(lm, case["question"], case["context"], case["answer"]))
                 if path is not None:

@@ -111,6 +111,11 @@ def test_fit_head_weights_end_to_end_and_cli(tiny_lm, tiny_dir, tmp_path, capsys
     assert main(args) == 0  # a rerun reads every case from the cache: no leave-one-out, the same fit
     assert "on 0 cases, 3 kept from an earlier run" in capsys.readouterr().err
     assert json.loads(out.read_text(encoding="utf-8"))["weights"] == first
+    damaged = sorted((tmp_path / "kept").glob("*.npz"))[0]
+    damaged.write_text("garbage", encoding="utf-8")  # a damaged kept case is computed again, not a crash
+    assert main(args) == 0
+    assert "on 1 cases, 2 kept from an earlier run" in capsys.readouterr().err
+    assert json.loads(out.read_text(encoding="utf-8"))["weights"] == first
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["kind"] == "whylm head weights" and np.asarray(data["weights"]).shape == shape(tiny_lm)
     assert load_head_weights(out, tiny_lm).weights.shape == shape(tiny_lm)
