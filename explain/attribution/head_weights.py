@@ -239,8 +239,15 @@ def recall_at(scores: np.ndarray, exact: np.ndarray, k: int = 5, top: int = 3) -
     return len(best & set(np.argsort(-scores, kind="stable")[:k].tolist())) / len(best)
 
 
-def collect_example(lm: LanguageModel, question: str, context: str, answer: str) -> tuple[np.ndarray, np.ndarray]:
+def collect_example(lm: LanguageModel, question: str, context: str, answer: str,
+                    exact_top: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Attention profiles and exact sentence leave-one-out of one (question, context, answer).
+
+    Args:
+        exact_top: compute leave-one-out only for the sources the model's default screen ranks
+            highest (``attribute(top_k=exact_top)``) and count the others as 0 nats; None: every
+            source. The fit's target is dominated by the sources that matter, so a long case costs
+            a few passes instead of one per sentence.
 
     Returns:
         (profiles (P, layers, heads, n), leave-one-out drops in nats (n,)) over the context sentences.
@@ -259,8 +266,11 @@ def collect_example(lm: LanguageModel, question: str, context: str, answer: str)
     if prof is None:
         raise ExplainError(f"model {lm.name} gives no attention weights here: the fitted_attention screen cannot "
                            "be used (try screen='hierarchical')")
-    res = attribute(lm, question, answer, context=context, sources="sentences", max_seconds=1e9, progress=False)
-    return prof, np.asarray(res.seq_attr, dtype=np.float64)
+    screened = {"top_k": exact_top} if exact_top is not None and exact_top < len(candidates) else {}
+    res = attribute(lm, question, answer, context=context, sources="sentences", max_seconds=1e9, progress=False,
+                    **screened)
+    loo = np.asarray(res.seq_attr, dtype=np.float64)
+    return prof, (np.where(res.exact, loo, 0.0) if screened else loo)
 
 
 def haystack_cases(lm: LanguageModel, n: int, tokens: Sequence[int] = (256, 512), seed: int = 0) -> list[dict[str, str]]:
@@ -312,7 +322,8 @@ def read_cases(path: str | Path) -> list[dict[str, str]]:
     return [{key: row[key] for key in ("question", "context", "answer")} for row in rows]
 
 
-def fit_cost(lm: LanguageModel, cases: Sequence[Mapping[str, str]], cache: str | Path | None = None) -> Any:
+def fit_cost(lm: LanguageModel, cases: Sequence[Mapping[str, str]], cache: str | Path | None = None,
+             exact_top: int | None = None) -> Any:
     """What :func:`fit_head_weights` on ``cases`` will cost (exact leave-one-out per case dominates;
     a case kept in ``cache`` costs nothing).
 
@@ -321,17 +332,21 @@ def fit_cost(lm: LanguageModel, cases: Sequence[Mapping[str, str]], cache: str |
     from explain.attribution.cost import estimate_cost
     from explain.budget import Cost
 
-    todo = [c for c in cases if cache is None or _cached_case(_case_file(Path(cache), lm, c)) is None]
-    costs = [estimate_cost(lm, c["question"], c["answer"], context=c["context"], sources="sentences") for c in todo]
+    todo = [c for c in cases if cache is None or _cached_case(_case_file(Path(cache), lm, c, exact_top)) is None]
+    screened = {"top_k": exact_top} if exact_top is not None else {}
+    costs = [estimate_cost(lm, c["question"], c["answer"], context=c["context"], sources="sentences", **screened)
+             for c in todo]
     kept = f", {len(cases) - len(todo)} kept from an earlier run" if len(todo) < len(cases) else ""
     return Cost(f"fitting head weights: sentence leave-one-out on {len(todo)} cases{kept}",
                 seconds=float(sum(c.seconds for c in costs)), passes=int(sum(c.passes for c in costs)),
                 positions=int(sum(c.positions for c in costs)), cheaper="fit on fewer or shorter cases")
 
 
-def _case_file(folder: Path, lm: LanguageModel, case: Mapping[str, str]) -> Path:
-    """Where one case's profiles and leave-one-out are kept (by a hash of the model and the case)."""
-    key = hashlib.sha256(json.dumps([lm.name, case["question"], case["context"], case["answer"]]).encode()).hexdigest()
+def _case_file(folder: Path, lm: LanguageModel, case: Mapping[str, str], exact_top: int | None = None) -> Path:
+    """Where one case's profiles and leave-one-out are kept (by a hash of the model, the case and
+    ``exact_top``)."""
+    what = [lm.name, case["question"], case["context"], case["answer"]] + ([exact_top] if exact_top else [])
+    key = hashlib.sha256(json.dumps(what).encode()).hexdigest()
     return folder / f"{key[:20]}.npz"
 
 
@@ -351,7 +366,7 @@ def _cached_case(path: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
 
 def fit_head_weights(lm: LanguageModel, cases: Sequence[Mapping[str, str]], *, held_out: float = 0.25,
                      temperature: float = DEFAULT_TEMPERATURE, cache: str | Path | None = None,
-                     progress: bool | None = None) -> HeadWeights:
+                     exact_top: int | None = None, progress: bool | None = None) -> HeadWeights:
     """Fit the ``fitted_attention`` screen's weights for ``lm`` on ``cases``.
 
     Args:
@@ -361,6 +376,7 @@ def fit_head_weights(lm: LanguageModel, cases: Sequence[Mapping[str, str]], *, h
         temperature: of the fit's target (:func:`fit_weights`).
         cache: a folder keeping each case's profiles and leave-one-out, so a stopped fit resumes
             and a refit with other settings costs nothing (None: keep nothing).
+        exact_top: leave-one-out only for each case's best-screened sources (:func:`collect_example`).
         progress: a bar with an ETA over the cases (None: when someone is watching).
 
     Returns:
@@ -381,12 +397,12 @@ def fit_head_weights(lm: LanguageModel, cases: Sequence[Mapping[str, str]], *, h
     with bar(len(cases), "fitting head weights: leave-one-out per case",
              want_progress(progress, seconds=60.0), unit="case") as b:
         for case in cases:
-            path = _case_file(folder, lm, case) if folder is not None else None
+            path = _case_file(folder, lm, case, exact_top) if folder is not None else None
             kept = _cached_case(path)
             if kept is not None:
                 examples.append(kept)
             else:
-                examples.append(collect_example(lm, case["question"], case["context"], case["answer"]))
+                examples.append(collect_example(lm, case["question"], case["context"], case["answer"], exact_top))
                 if path is not None:
                     tmp = path.with_suffix(".part.npz")
                     np.savez(tmp, profiles=examples[-1][0], loo=examples[-1][1])
@@ -403,4 +419,5 @@ def fit_head_weights(lm: LanguageModel, cases: Sequence[Mapping[str, str]], *, h
         for name, w in (("fitted", weights), ("plain", plain)):
             metrics[f"recall3_top5_{name}"] = round(float(np.mean(
                 [recall_at(score_sources(examples[i][0], w), examples[i][1]) for i in test])), 4)
-    return HeadWeights(lm.name, weights, f"sentence leave-one-out on {len(train)} cases", metrics)
+    part = f" (of each case's {exact_top} best-screened sources, the rest counted as 0)" if exact_top else ""
+    return HeadWeights(lm.name, weights, f"sentence leave-one-out{part} on {len(train)} cases", metrics)

@@ -131,6 +131,48 @@ def test_fit_head_weights_end_to_end_and_cli(tiny_lm, tiny_dir, tmp_path, capsys
     assert "line 1: needs question, context and answer as text" in capsys.readouterr().err
 
 
+def test_exact_top_computes_the_screened_sources_exactly_and_the_rest_as_zero(tiny_lm, tiny_dir, tmp_path,
+                                                                              capsys) -> None:
+    """``exact_top``: the best-screened sources hold their exact drop (checked against a brute-force
+    removal loop), the others 0; the cost and the cache key know it."""
+    from explain.attribution.head_weights import collect_example, fit_cost
+
+    context = " ".join([CONTEXT, "Rivers flow to the sea. Bread is baked in ovens. Owls hunt at night."])
+    prof, loo = collect_example(tiny_lm, QUESTION, context, " Paris", exact_top=3)
+    inp = build_input(tiny_lm, QUESTION, " Paris", sources="sentences", context=context)
+    ids = inp.prompt_ids
+
+    def logprob(seq: list[int]) -> float:
+        import torch
+
+        with torch.no_grad():
+            logits = tiny_lm.model(torch.tensor([seq + inp.target_ids[:-1]])).logits[0].double()
+        lp = torch.log_softmax(logits[len(seq) - 1:], -1)
+        return float(lp[torch.arange(inp.m), torch.tensor(inp.target_ids)].sum())
+
+    full = logprob(ids)
+    brute = [full - logprob([t for i, t in enumerate(ids) if i not in set(inp.features[f])])
+             for f in range(inp.n) if f != inp.question]
+    kept = np.flatnonzero(loo)  # the K chosen, and any source the screen itself computed exactly
+    assert prof.shape[-1] == len(brute) == 8 and 3 <= len(kept) < 8
+    np.testing.assert_allclose(loo[kept], np.asarray(brute)[kept], atol=1e-4)
+    long_case = [{"question": QUESTION, "context": " ".join([context] * 2), "answer": " Paris"}]
+    assert fit_cost(tiny_lm, long_case, exact_top=3).positions < fit_cost(tiny_lm, long_case).positions
+    from dashboard.cli import main
+
+    out, kept_dir = tmp_path / "heads.json", tmp_path / "kept"
+    base = ["fit-screen", "--model", tiny_dir, "--out", str(out), "--cases", "2", "--tokens", "64", "--no-progress",
+            "--cache", str(kept_dir)]
+    assert main(base + ["--exact-top", "2"]) == 2
+    assert "--exact-top must be 3 or more, got 2" in capsys.readouterr().err
+    assert main(base + ["--exact-top", "3"]) == 0 and main(base) == 0  # other keys: both fits compute
+    assert len(list(kept_dir.glob("*.npz"))) == 4
+    assert "--exact-top" not in json.loads(out.read_text(encoding="utf-8"))["fitted_on"]
+    assert main(base + ["--exact-top", "3"]) == 0
+    assert "on 0 cases, 2 kept from an earlier run" in capsys.readouterr().err
+    assert "--exact-top 3" in json.loads(out.read_text(encoding="utf-8"))["fitted_on"]
+
+
 # A haystack written by hand in another style than explain.attribution.haystacks (which the shipped
 # weights were fitted on): a harbour, a link (captain -> ship) and a key (ship -> pier), distractors.
 FILLER = [
