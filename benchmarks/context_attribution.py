@@ -50,12 +50,26 @@ def plain_forward_seconds(lm: Any, text: str, target: str) -> float:
     return best
 
 
-def needle_check(res: Any, h: dict[str, Any], k: int) -> tuple[bool, bool]:
-    """(every needle is among the top-k sources and exact, the key needle is first)."""
+def needle_check(res: Any, h: dict[str, Any], k: int, needles: list[str] | None = None) -> tuple[bool, bool]:
+    """(every needle, or every one of ``needles``, is among the top-k sources and exact, the key
+    needle is first)."""
     order = list(np.argsort(-res.seq_attr, kind="stable"))[:k]
     exact = res.exact if res.exact is not None else np.ones(len(res.input_tokens), bool)
     top = [res.input_tokens[i] for i in order if exact[i]]
-    return all(n in top for n in h["needles"]), bool(top) and top[0] == h["key"]
+    return all(n in top for n in (h["needles"] if needles is None else needles)), bool(top) and top[0] == h["key"]
+
+
+def needle_drops(lm: Any, inp: Any, h: dict[str, Any], exact: Any = None, names: list[str] | None = None) -> list[float]:
+    """Exact leave-one-out drop of each needle, in nats: read from the full exact run (``exact`` over
+    ``names``) where there is one, else one removal row per needle. Returns: drops, as ``h["needles"]``."""
+    if exact is not None and names is not None:
+        return [float(exact[names.index(n)]) for n in h["needles"]]
+    from explain.attribution.batched_forward import BatchedForward
+
+    where = [next(f for f in range(inp.n) if inp.feature_names[f].strip() == n.strip()) for n in h["needles"]]
+    engine = BatchedForward(lm, inp, baseline=0, max_rows=1)
+    keep = ~torch.eye(inp.n, dtype=torch.bool)[where]
+    return [float(d) for d in (engine.original[None, :] - engine(keep)).sum(-1)]
 
 
 def run_haystack(lm: Any, h: dict[str, Any], args: argparse.Namespace, n_tokens: int) -> list[dict[str, Any]]:
@@ -66,11 +80,12 @@ def run_haystack(lm: Any, h: dict[str, Any], args: argparse.Namespace, n_tokens:
             "held_out": h["seed"] >= HELD_OUT_SEED, "plain_forward_s": fwd}
     rows: list[dict[str, Any]] = []
     exact_vals = None
+    exact_res = None
     n_src = None
     if n_tokens <= args.exact_max:
         res, secs, peak, _ = measured(lambda: attribute(lm, q, ans, context=ctx, sources="sentences",
                                                         max_seconds=1e9, progress=False))
-        exact_vals = res.seq_attr
+        exact_vals, exact_res = res.seq_attr, res
         n_src = len(res.input_tokens)
         both, key_first = needle_check(res, h, 5)
         rows.append({**base, "method": "exact LOO (ours)", "K": n_src, "seconds": secs, "measured": True,
@@ -82,6 +97,15 @@ def run_haystack(lm: Any, h: dict[str, Any], args: argparse.Namespace, n_tokens:
         rows.append({**base, "method": "exact LOO (ours)", "K": None, "seconds": cost.seconds, "measured": False,
                      "fp_equiv": cost.seconds / fwd, "peak_gb": cost.memory_bytes / 1e9})
     inp = build_input(lm, q, ans, sources="sentences", context=ctx)
+    # a needle "is used" when removing it costs at least MATERIAL of the largest needle's drop: at 8k
+    # the model can ignore a linking fact, and then exact leave-one-out does not rank it either
+    drops = needle_drops(lm, inp, h, exact_vals, None if exact_res is None else list(exact_res.input_tokens))
+    used = [n for n, d in zip(h["needles"], drops) if d >= MATERIAL * max(drops)]
+    base.update(needle_drops=[round(d, 4) for d in drops], needles_used=f"{len(used)}/{len(drops)}")
+    for r in rows:
+        r.update(needle_drops=base["needle_drops"], needles_used=base["needles_used"])
+    if exact_res is not None:
+        rows[0]["used_top5"] = needle_check(exact_res, h, 5, used)[0]
     if n_tokens <= args.captum_max:
         _, secs, peak, _ = measured(lambda: captum_run(lm, inp, "ablation", 0, baseline=0))
         rows.append({**base, "method": "captum FeatureAblation (same mask, replacement)", "K": inp.n,
@@ -106,6 +130,7 @@ def run_haystack(lm: Any, h: dict[str, Any], args: argparse.Namespace, n_tokens:
             if row["estimated_s"]:
                 row["estimate_ratio"] = row["estimated_s"] / secs
             row["needles_top5"], row["key_first"] = needle_check(res, h, 5)
+            row["used_top5"] = needle_check(res, h, 5, used)[0]
             if top3 is not None:
                 row["recall3"] = len(top3 & set(chosen)) / 3
                 row["recall_material"] = len(material & set(chosen)) / len(material)
@@ -130,9 +155,12 @@ def summarise(rows: list[dict[str, Any]]) -> list[list[Any]]:
                             if any(r.get(key) is not None for r in rs) else None)
         frac = lambda key: (f"{sum(bool(r[key]) for r in rs if key in r)}/{sum(key in r for r in rs)}"  # noqa: E731
                             if any(key in r for r in rs) else None)
+        for r in rs:  # rows of runs before needle drops were kept: every needle in the top 5 implies the used ones
+            if "used_top5" not in r and r.get("needles_top5"):
+                r["used_top5"] = True
         out.append([tokens, "held-out" if held else "dev", method, None if k == -1 else k, len(rs), mean("seconds"),
                     mean("fp_equiv"), mean("peak_gb"), mean("recall3"), mean("recall_material"), mean("spearman"),
-                    frac("needles_top5"), frac("key_first"), mean("estimate_ratio"),
+                    frac("needles_top5"), frac("used_top5"), frac("key_first"), mean("estimate_ratio"),
                     "measured" if all(r["measured"] for r in rs) else "estimated"])
     return out
 
@@ -176,9 +204,10 @@ def main(argv: list[str] | None = None) -> None:
 
 HEADER = ["context tokens", "haystacks' seeds", "method", "K", "haystacks", "seconds", "full-pass equiv.",
           "peak RSS GB", "recall exact top-3 in top-K", "recall of sources >= 10% of the top", "Spearman vs exact",
-          "needles in exact top-5", "key first", "cost estimate / measured", "time"]
+          "needles in exact top-5", "needles used in exact top-5", "key first", "cost estimate / measured", "time"]
 PER_HAYSTACK = ["tokens", "kind", "seed", "held_out", "method", "K", "seconds", "fp_equiv", "peak_gb", "recall3",
-                "recall_material", "needles_top5", "key_first", "estimate_ratio"]
+                "recall_material", "needles_top5", "needles_used", "needle_drops", "used_top5", "key_first",
+                "estimate_ratio"]
 
 
 def report(rows: list[dict[str, Any]], path: str | None, command: str | None = None,
