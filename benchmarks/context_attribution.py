@@ -160,7 +160,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[list[Any]]:
                 r["used_top5"] = True
         out.append([tokens, "held-out" if held else "dev", method, None if k == -1 else k, len(rs), mean("seconds"),
                     mean("fp_equiv"), mean("peak_gb"), mean("recall3"), mean("recall_material"), mean("spearman"),
-                    frac("needles_top5"), frac("used_top5"), frac("key_first"), mean("estimate_ratio"),
+                    frac("needles_top5"), frac("used_top5") if all("used_top5" in r for r in rs) else None, frac("key_first"), mean("estimate_ratio"),
                     "measured" if all(r["measured"] for r in rs) else "estimated"])
     return out
 
