@@ -56,10 +56,12 @@ def needle_check(res: Any, h: dict[str, Any], k: int, needles: list[str] | None 
     order = list(np.argsort(-res.seq_attr, kind="stable"))[:k]
     exact = res.exact if res.exact is not None else np.ones(len(res.input_tokens), bool)
     top = [res.input_tokens[i] for i in order if exact[i]]
-    return all(n in top for n in (h["needles"] if needles is None else needles)), bool(top) and top[0] == h["key"]
+    wanted = h["needles"] if needles is None else needles
+    return all(n in top for n in wanted), bool(top) and top[0] == h["key"]
 
 
-def needle_drops(lm: Any, inp: Any, h: dict[str, Any], exact: Any = None, names: list[str] | None = None) -> list[float]:
+def needle_drops(lm: Any, inp: Any, h: dict[str, Any], exact: Any = None,
+                 names: list[str] | None = None) -> list[float]:
     """Exact leave-one-out drop of each needle, in nats: read from the full exact run (``exact`` over
     ``names``) where there is one, else one removal row per needle. Returns: drops, as ``h["needles"]``."""
     if exact is not None and names is not None:
@@ -155,12 +157,12 @@ def summarise(rows: list[dict[str, Any]]) -> list[list[Any]]:
                             if any(r.get(key) is not None for r in rs) else None)
         frac = lambda key: (f"{sum(bool(r[key]) for r in rs if key in r)}/{sum(key in r for r in rs)}"  # noqa: E731
                             if any(key in r for r in rs) else None)
-        for r in rs:  # rows of runs before needle drops were kept: every needle in the top 5 implies the used ones
-            if "used_top5" not in r and r.get("needles_top5"):
-                r["used_top5"] = True
+        # runs from before needle drops were kept: every needle in the top 5 implies every used one
+        used = [r.get("used_top5", True if r.get("needles_top5") else None) for r in rs]
+        used_cell = f"{sum(map(bool, used))}/{len(used)}" if None not in used else None
         out.append([tokens, "held-out" if held else "dev", method, None if k == -1 else k, len(rs), mean("seconds"),
                     mean("fp_equiv"), mean("peak_gb"), mean("recall3"), mean("recall_material"), mean("spearman"),
-                    frac("needles_top5"), frac("used_top5") if all("used_top5" in r for r in rs) else None, frac("key_first"), mean("estimate_ratio"),
+                    frac("needles_top5"), used_cell, frac("key_first"), mean("estimate_ratio"),
                     "measured" if all(r["measured"] for r in rs) else "estimated"])
     return out
 
