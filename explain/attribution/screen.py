@@ -19,7 +19,7 @@ Screens (``screen=``):
   profile fitted to leave-one-out for the model (:mod:`explain.attribution.head_weights`;
   ``whylm fit-screen`` fits them for yours). In ``benchmarks/context_attribution.py`` it is the
   only screen that puts both needles of two-needle haystacks in the exact top 5, key first, at 1k
-  and 2k tokens (dev and held-out seeds): 2.6-5.9 plain-forward equivalents at 2k, 4.4-8.7 at 1k.
+  and 2k tokens at the cost of a few plain forwards (figures: docs/benchmarks/context.md).
 - ``gradient``: input x gradient of the target's log-prob, one forward and one backward pass.
 - ``hierarchical`` (the default for models without head weights; AttriBoT): leave-one-out over
   blocks of adjacent features, then over the features inside the best blocks (all of those are
