@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_dashboard_browser import Server, free_port, goto, nav, open_page, shot, wait_idle
+from test_dashboard_browser import Server, enter_text, free_port, goto, nav, open_page, shot, wait_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -88,10 +88,7 @@ def test_causal_workflow_in_browser(browser, tmp_path):
         ctx, page = open_page(browser, dialogs)
         goto(page, server.url + "/")
         nav(page, "Causal")
-        box = page.get_by_role("textbox", name="Variables, one per line (optionally `name: description`)")
-        box.fill(VARIABLES)
-        box.press("Control+Enter")
-        wait_idle(page)
+        enter_text(page, "Variables, one per line", VARIABLES, exact=False)
         page.get_by_role("button", name="Start with no arrows (draw it yourself)").click()
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
         wait_idle(page)

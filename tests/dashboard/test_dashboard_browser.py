@@ -117,6 +117,21 @@ def wait_idle(page, timeout: float = 180_000) -> None:
     page.wait_for_timeout(300)
 
 
+def enter_text(page, label: str, text: str, exact: bool = True, tries: int = 3) -> None:
+    """Type ``text`` into the textbox labelled ``label``, commit it (Enter in a text input,
+    Ctrl+Enter in a text area) and wait for the rerun; retried when a rerun still in flight from an
+    earlier widget redrew the box and dropped the value (seen on a slow CI machine)."""
+    box = page.get_by_role("textbox", name=label, exact=exact)
+    for _ in range(tries):
+        box.fill(text)
+        is_area = box.evaluate("el => el.tagName") == "TEXTAREA"
+        box.press("Control+Enter" if is_area else "Enter")
+        wait_idle(page)
+        if box.input_value() == text:
+            return
+    raise AssertionError(f"the {label!r} box did not keep its text after {tries} tries")
+
+
 def open_page(browser, dialogs: list[str], width: int = 1300):
     """A fresh browser context and page (``width`` x 900) whose dialogs are dismissed and their
     messages collected in ``dialogs``. Returns: (context, page)."""
@@ -149,11 +164,8 @@ def test_dashboard_in_browser(browser, tmp_path):
     try:
         ctx, page = open_page(browser, dialogs)
         goto(page, server.url + "/")
-        page.get_by_role("textbox", name="Prompt", exact=True).fill(PROMPT)
-        page.get_by_role("textbox", name="Target (optional)", exact=True).fill(
-            " The capital of France is Paris.")
-        page.get_by_role("textbox", name="Target (optional)", exact=True).press("Enter")
-        wait_idle(page)
+        enter_text(page, "Prompt", PROMPT)
+        enter_text(page, "Target (optional)", " The capital of France is Paris.")
         page.get_by_role("button", name="Explain", exact=True).click()
         page.wait_for_selector(".js-plotly-plot .heatmaplayer, .js-plotly-plot .hm", timeout=300_000)
         wait_idle(page)
@@ -170,14 +182,11 @@ def test_dashboard_in_browser(browser, tmp_path):
 
         # Signals page
         nav(page, "Signals")
-        page.get_by_role("textbox", name="Prompt", exact=True).fill("What is the capital of France, and its river?")
-        page.get_by_role("textbox", name="Context (optional)", exact=True).fill(
-            "Paris is the capital and largest city of France. The Seine flows through Paris.")
-        page.get_by_role("textbox", name="Response to check (optional)", exact=True).fill(
-            " The capital of France is Marseille. The Seine flows through it.")
-        page.get_by_role("textbox", name="Response to check (optional)", exact=True).press(
-            "Control+Enter")
-        wait_idle(page)
+        enter_text(page, "Prompt", "What is the capital of France, and its river?")
+        enter_text(page, "Context (optional)",
+                   "Paris is the capital and largest city of France. The Seine flows through Paris.")
+        enter_text(page, "Response to check (optional)",
+                   " The capital of France is Marseille. The Seine flows through it.")
         page.get_by_role("button", name="Check", exact=True).click()
         page.get_by_text("Answer-level scores").wait_for(timeout=400_000)
         wait_idle(page)
@@ -217,9 +226,7 @@ def test_dashboard_in_browser(browser, tmp_path):
         assert page.locator("img[src='x']").count() == 0
         shot(page, "history")
         # find the explanation by searching, and reopen it in the Explain page
-        page.get_by_role("textbox", name="Search", exact=True).fill("onerror")
-        page.get_by_role("textbox", name="Search", exact=True).press("Enter")
-        wait_idle(page)
+        enter_text(page, "Search", "onerror")
         page.get_by_role("button", name="Reopen in its page").click()
         page.get_by_role("heading", name="Explain", exact=True).wait_for(timeout=60_000)
         page.wait_for_selector(".whylm-highlight", timeout=60_000)
