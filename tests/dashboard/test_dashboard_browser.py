@@ -107,11 +107,18 @@ def shot(page, name: str) -> None:
 
 
 def wait_idle(page, timeout: float = 180_000) -> None:
-    """Wait until Streamlit has finished the current script run."""
+    """Wait until Streamlit has finished the current script run: the app's ``data-test-script-state``
+    (what Streamlit's own browser tests wait on) reads notRunning, or, on a Streamlit without it, the
+    status widget no longer says Running."""
     page.wait_for_timeout(400)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.match(/Running|Stop/)",
+        """() => {
+            const app = document.querySelector('[data-testid="stApp"]');
+            const state = app && app.getAttribute('data-test-script-state');
+            if (state) return state === 'notRunning' || state === 'compilationError';
+            const w = document.querySelector('[data-testid="stStatusWidget"]');
+            return !w || !w.innerText.match(/Running|Stop/);
+        }""",
         timeout=timeout,
     )
     page.wait_for_timeout(300)
