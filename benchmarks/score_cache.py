@@ -73,7 +73,7 @@ def rescore(row: Mapping[str, Any]) -> tuple[dict[str, float], list[dict[str, fl
     """
     from explain.attribution.sources import token_sentence_spans
     from explain.signals.evidence import answer_scores, evidence_scores
-    from explain.signals.registry import SignalContext, aggregate, compute_signals
+    from explain.signals.registry import SignalContext, compute_signals, sentence_scores
 
     arr = lambda k: None if row.get(k) is None else np.asarray(row[k], dtype=np.float64)  # noqa: E731
     tokens = list(row["tokens"])
@@ -85,12 +85,7 @@ def rescore(row: Mapping[str, Any]) -> tuple[dict[str, float], list[dict[str, fl
                         response=row["response"], context=row.get("context"))
     values, scores = compute_signals(ctx)
     spans = token_sentence_spans(tokens)
-    sent = []
-    for s, e in spans:
-        sc: dict[str, float] = {}
-        for name, v in values.items():
-            sc.update(aggregate(name, v[s:e]))
-        sent.append(sc)
+    sent = sentence_scores(values, spans, tokens)
     deltas = arr("token_evidence")
     if deltas is not None and row.get("context"):
         ev = evidence_scores(deltas.reshape(len(row["context_sentences"]), len(tokens)), spans, tokens,

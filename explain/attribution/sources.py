@@ -203,6 +203,28 @@ def token_sentence_spans(tokens: Sequence[str]) -> list[tuple[int, int]]:
     return list(zip(bounds, bounds[1:]))
 
 
+
+def content_positions(tokens: Sequence[str], start: int = 0, end: int | None = None) -> list[int]:
+    """The positions in ``tokens[start:end]`` whose token holds a letter or a digit (every position
+    of the span when none does).
+
+    Scores of an answer sentence are rolled up over these: a closing "." or newline marks where the
+    answer stops, not what it claims, and a small model often finds it unlikely after a short copied
+    answer (" Paris." read 'uncertain' for its period alone, " Paris" 'supported').
+
+    Returns:
+        the positions, in order.
+
+    Examples:
+        >>> content_positions([" Paris", "."])
+        [0]
+        >>> content_positions([" It", " is", "!", "\\n"], 2, 4)
+        [2, 3]
+    """
+    span = range(start, len(tokens) if end is None else end)
+    words = [i for i in span if any(ch.isalnum() for ch in tokens[i])]
+    return words or list(span)
+
 def _spans(text: str, spans: Any) -> list[Piece]:
     try:
         pairs = [(int(a), int(b)) for a, b in spans]

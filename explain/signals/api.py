@@ -37,7 +37,7 @@ from explain.signals.evidence import (
     screened_leave_one_out, sentence_conflicts, sentence_evidence,
 )
 from explain.signals.grounding import context_share as compute_context_share
-from explain.signals.registry import SignalContext, aggregate, compute_signals
+from explain.signals.registry import SignalContext, aggregate, compute_signals, sentence_scores
 from explain.signals.report import SentenceSignals, SignalReport
 from explain.threads import accepts_threads
 
@@ -215,10 +215,9 @@ def signals(
         progress_bar.close()
 
     sentences = []
-    for (s, e), extra, ev, clash, ev_scores in zip(spans, sent_cons, sent_evidence, sent_conflicts, sent_ev_scores):
-        sc: dict[str, float] = {}
-        for name, values in token_signals.items():
-            sc.update(aggregate(name, values[s:e]))
+    rolled = sentence_scores(token_signals, spans, tokens)
+    for (s, e), sc, extra, ev, clash, ev_scores in zip(spans, rolled, sent_cons, sent_evidence, sent_conflicts,
+                                                      sent_ev_scores):
         sc.update(ev_scores)
         sc.update(extra)
         sentences.append(SentenceSignals("".join(tokens[s:e]).strip(), s, e, sc, evidence=ev, conflicts=clash))

@@ -5,8 +5,9 @@ The context is split into sentences by the one splitter of whylm
 it). Removing context sentence ``k`` and teacher-forcing the same answer again gives, per answer
 token, ``log p(token | full context) - log p(token | context without k)``: exact leave-one-out, for
 every context sentence at once in one batched pass (:func:`leave_one_out`). Summed over the tokens
-of an answer sentence it is that sentence's support from ``k`` (nats); the sentences with support
-of at least :data:`EVIDENCE_NATS` are its :class:`Evidence`, best first.
+of an answer sentence that hold words or numbers (not a closing ".") it is that sentence's support
+from ``k`` (nats); the sentences with support of at least :data:`EVIDENCE_NATS` are its
+:class:`Evidence`, best first.
 
 Five evidence scores per answer sentence (higher = more suspicious) join the signal scores:
 
@@ -52,7 +53,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from explain.attribution.sources import sentence_spans
+from explain.attribution.sources import content_positions, sentence_spans
 from explain.serialize import jsonable
 
 EVIDENCE_NATS = 0.5
@@ -234,9 +235,11 @@ def screened_leave_one_out(lm: Any, prompt: str, context: str, n_sentences: int,
     return out
 
 
-def _support(deltas: np.ndarray, s: int, e: int) -> np.ndarray:
-    """Each context sentence's support of answer tokens [s, e); -inf for rows not computed (NaN)."""
-    block = deltas[:, s:e]
+def _support(deltas: np.ndarray, s: int, e: int, tokens: Sequence[str] | None = None) -> np.ndarray:
+    """Each context sentence's support of answer tokens [s, e), summed over the tokens that hold
+    words or numbers when ``tokens`` are given (:func:`content_positions`: a closing "." is not a
+    claim); -inf for rows not computed (NaN)."""
+    block = deltas[:, content_positions(tokens, s, e)] if tokens is not None else deltas[:, s:e]
     support = block.sum(axis=1)
     return np.where(np.isnan(support), -np.inf, support)
 
@@ -275,7 +278,7 @@ def sentence_evidence(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]]
     texts = [context[a:b].strip() for a, b in spans]
     out = []
     for s, e in token_spans:
-        support = _support(deltas, s, e) if len(spans) else np.zeros(0)
+        support = _support(deltas, s, e, tokens) if len(spans) else np.zeros(0)
         order = [int(k) for k in np.argsort(-support, kind="stable") if support[k] >= EVIDENCE_NATS]
         basis = {k: "removal" for k in order}
         if tokens is not None and len(spans):
@@ -327,7 +330,7 @@ def sentence_conflicts(deltas: np.ndarray | None, token_spans: Sequence[tuple[in
     texts = [context[a:b].strip() for a, b in spans]
     out: list[list[Evidence]] = []
     for s, e in token_spans:
-        support = _support(deltas, s, e) if deltas is not None and len(spans) else None
+        support = _support(deltas, s, e, tokens) if deltas is not None and len(spans) else None
         clash = conflicts("".join(tokens[s:e]), texts, support)
         if clash is None:
             out.append([])
@@ -508,8 +511,8 @@ def evidence_scores(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]], 
             out.append({"unsupported": 1.0, "contradicted": 0.0, **lexical,
                         "conflict": _conflict_share(sentence, clash)})
             continue
-        block = deltas[:, s:e]
-        support = _support(deltas, s, e)
+        block = deltas[:, content_positions(tokens, s, e)]
+        support = _support(deltas, s, e, tokens)
         best = int(np.argmax(support))
         clash = conflicts(sentence, texts if len(texts) == deltas.shape[0] else [], support)
         out.append({

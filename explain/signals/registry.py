@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
+from explain.attribution.sources import content_positions
 from explain.errors import ExplainError
 from explain.signals.evidence import SCORE_DOCS as EVIDENCE_DOCS
 
@@ -189,13 +190,15 @@ def compute_signals(
         notes: a list that a signal's failure is reported to (the signal is then skipped).
 
     Returns:
-        (token values by signal name as float arrays of length m, sequence scores by score name).
+        (token values by signal name as float arrays of length m, sequence scores by score name,
+        rolled up over the tokens that hold words or numbers: :func:`content_positions`).
         Signals that return ``None`` (not applicable) are left out.
 
     Raises:
         ExplainError: a signal returned the wrong number of values (without ``notes``: any failure).
     """
     m = len(ctx.tokens)
+    keep = content_positions(ctx.tokens)
     values: dict[str, np.ndarray] = {}
     scores: dict[str, float] = {}
     for name in names if names is not None else list(SIGNALS):
@@ -209,7 +212,7 @@ def compute_signals(
             arr = np.asarray(out, dtype=np.float64).reshape(-1)
             if arr.shape != (m,):
                 raise ExplainError(f"signal {name!r} returned {arr.size} values for {m} tokens")
-            rolled = aggregate(name, arr)
+            rolled = aggregate(name, arr[keep])
         except Exception as exc:  # noqa: BLE001 — a user's signal must not sink the whole report
             if notes is None:
                 raise
@@ -221,6 +224,29 @@ def compute_signals(
             notes.append(f"signal {name!r}: score {', '.join(bad)} is not finite (NaN or inf token values): dropped")
         scores.update({score: v for score, v in rolled.items() if score not in bad})
     return values, scores
+
+
+def sentence_scores(values: Mapping[str, np.ndarray], spans: Sequence[tuple[int, int]],
+                    tokens: Sequence[str]) -> list[dict[str, float]]:
+    """Each sentence's scores: every signal's token values over the sentence's tokens that hold
+    words or numbers (:func:`content_positions`), rolled up by the signal's reducers.
+
+    Returns:
+        per span, score name -> value.
+
+    Examples:
+        >>> import numpy as np
+        >>> sentence_scores({"neg_logprob": np.array([1.0, 6.0, 2.0])}, [(0, 2), (2, 3)], [" Paris", ".", " Yes"])
+        [{'mean_neg_logprob': 1.0, 'max_neg_logprob': 1.0}, {'mean_neg_logprob': 2.0, 'max_neg_logprob': 2.0}]
+    """
+    out = []
+    for s, e in spans:
+        keep = content_positions(tokens, s, e)
+        sc: dict[str, float] = {}
+        for name, v in values.items():
+            sc.update(aggregate(name, np.asarray(v)[keep]))
+        out.append(sc)
+    return out
 
 
 def aggregate(name: str, values: np.ndarray) -> dict[str, float]:

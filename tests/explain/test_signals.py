@@ -36,6 +36,12 @@ CONTEXT = "Context: the sky is blue."
 ANSWER = "The sky is blue. It is big."
 
 
+def words_only(tokens) -> np.ndarray:
+    """Which tokens hold a letter or a digit (every token when none does): the ones scores roll up over."""
+    keep = np.array([any(ch.isalnum() for ch in t) for t in tokens], dtype=bool)
+    return keep if keep.any() else np.ones(len(tokens), dtype=bool)
+
+
 def fake_embed(texts):
     """Deterministic bag-of-characters unit vectors: equal texts get similarity 1."""
     out = np.zeros((len(texts), 64), dtype=np.float32)
@@ -64,8 +70,10 @@ def test_token_signals_match_one_teacher_forced_pass(tiny_lm):
     np.testing.assert_allclose(rep.token_entropy, -(p * full).sum(-1).numpy(), atol=1e-4)
     assert np.all(rep.token_entropy >= 0) and np.all(rep.token_entropy <= math.log(full.shape[-1]) + 1e-4)
     assert np.all((rep.token_margin >= 0) & (rep.token_margin <= 1))
-    assert rep.scores["mean_neg_logprob"] == pytest.approx(-float(lp.mean()), abs=1e-5)
-    assert rep.scores["max_neg_logprob"] == pytest.approx(-float(lp.min()), abs=1e-5)
+    words = words_only(rep.tokens)
+    assert not words.all()  # the closing "." is left out of the roll-up
+    assert rep.scores["mean_neg_logprob"] == pytest.approx(-float(lp[words].mean()), abs=1e-5)
+    assert rep.scores["max_neg_logprob"] == pytest.approx(-float(lp[words].min()), abs=1e-5)
     assert rep.cost["forward_passes"] == 1  # the token signals need no second pass
     assert rep.token_context_contrast is None and not rep.generated
 
@@ -88,7 +96,8 @@ def test_context_contrast_is_with_minus_without_in_one_pass(tiny_lm):
     np.testing.assert_allclose(rep.token_context_contrast, with_ctx - without, atol=1e-5)
     np.testing.assert_allclose(rep.token_logprob, with_ctx, atol=1e-5)
     assert rep.cost["forward_passes"] == 1  # both rows in one batch (a one-sentence context needs no removal row)
-    assert rep.scores["ungrounded"] == pytest.approx(float(np.mean(np.maximum(0, without - with_ctx))), abs=1e-5)
+    words = words_only(rep.tokens)
+    assert rep.scores["ungrounded"] == pytest.approx(float(np.mean(np.maximum(0, without - with_ctx)[words])), abs=1e-5)
     assert 0.0 <= rep.scores["ungrounded_fraction"] <= 1.0
 
 
@@ -97,7 +106,8 @@ def test_context_share_from_segment_attribution(tiny_lm):
     assert rep.token_context_share is not None, rep.notes
     assert rep.token_context_share.shape == (len(rep.tokens),)
     assert np.all((rep.token_context_share >= 0) & (rep.token_context_share <= 1))
-    assert rep.scores["context_unused"] == pytest.approx(1 - float(rep.token_context_share.mean()), abs=1e-6)
+    words = words_only(rep.tokens)
+    assert rep.scores["context_unused"] == pytest.approx(1 - float(rep.token_context_share[words].mean()), abs=1e-6)
 
 
 def test_plain_prompt_without_chat_template(tiny_lm):
@@ -129,8 +139,9 @@ def test_sentences_cover_tokens_and_roll_up(tiny_lm):
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
     assert [s.text for s in rep.sentences] == ["The sky is blue.", "It is big."]
     s = rep.sentences[1]
-    assert s.scores["mean_neg_logprob"] == pytest.approx(-float(rep.token_logprob[s.start:s.end].mean()), abs=1e-5)
-    expect = np.maximum(0, -rep.token_context_contrast[s.start:s.end].astype(float)).mean()
+    words = words_only(rep.tokens[s.start:s.end])
+    assert s.scores["mean_neg_logprob"] == pytest.approx(-float(rep.token_logprob[s.start:s.end][words].mean()), abs=1e-5)
+    expect = np.maximum(0, -rep.token_context_contrast[s.start:s.end][words].astype(float)).mean()
     assert s.scores["ungrounded"] == pytest.approx(float(expect), abs=1e-5)
 
 

@@ -17,6 +17,7 @@ from explain.signals.evidence import (
     sentence_conflicts, sentence_evidence,
 )
 from explain.signals.report import SentenceSignals
+from test_signals import words_only
 
 QUESTION = "Who built the bridge?"
 CONTEXT = "The town lies on a river. Its bridge was built in 1874 by Mira Olsen. It is 412 metres long."
@@ -45,7 +46,8 @@ def test_evidence_is_exact_leave_one_out(tiny_lm):
     # by words: "Mira Olsen built it." is stated by context sentence 2, "It is long." by sentence 3
     by_words = {0: [1], 1: [2]}
     for k_sent, sent in enumerate(rep.sentences):
-        support = expect[:, sent.start:sent.end].sum(axis=1)
+        words = words_only(rep.tokens[sent.start:sent.end])  # the closing "." is not part of the claim
+        support = expect[:, sent.start:sent.end][:, words].sum(axis=1)
         listed = [k for k in np.argsort(-support) if support[k] >= EVIDENCE_NATS][:3]
         assert [e.source for e in sent.evidence if e.basis == "removal"] == listed
         assert [e.source for e in sent.evidence if e.basis == "words"] == [k for k in by_words[k_sent] if k not in listed]
@@ -55,7 +57,7 @@ def test_evidence_is_exact_leave_one_out(tiny_lm):
             assert CONTEXT[e.start:e.end].strip() == e.text == rep.context_sentences[e.source]
         best = int(np.argmax(support))
         assert sent.scores["unsupported"] == pytest.approx(math.exp(-max(0.0, support[best])), abs=1e-4)
-        assert sent.scores["contradicted"] == pytest.approx(max(0.0, -expect[best, sent.start:sent.end].min()),
+        assert sent.scores["contradicted"] == pytest.approx(max(0.0, -expect[best, sent.start:sent.end][words].min()),
                                                             abs=1e-4)
     # the answer's evidence scores are its worst sentence's
     for key in ("unsupported", "contradicted", "unseen_names"):
@@ -120,6 +122,31 @@ def test_evidence_scores_by_hand():
     assert names_and_numbers("Ten.") == ["ten"] and names_and_numbers("The town is big.") == []
     assert names_and_numbers("paris.") == []
 
+
+
+def test_a_closing_period_is_not_part_of_the_claim():
+    # " Paris" is supported by 2.0 nats; the "." after it is 4.0 nats less likely with the passage
+    deltas = np.array([[2.0, -4.0]])
+    s = evidence_scores(deltas, [(0, 2)], [" Paris", "."], "Paris is the capital of France.")
+    assert s[0]["unsupported"] == pytest.approx(math.exp(-2.0)) and s[0]["contradicted"] == 0.0
+    ev = sentence_evidence(deltas, [(0, 2)], "Paris is the capital of France.", [(0, 31)], [" Paris", "."])
+    assert ev[0][0].score == pytest.approx(2.0) and ev[0][0].basis == "removal"
+    # an answer of punctuation only keeps every token
+    s = evidence_scores(np.array([[1.0, -0.5]]), [(0, 2)], ["?", "!"], "Yes.")
+    assert s[0]["unsupported"] == pytest.approx(math.exp(-0.5)) and s[0]["contradicted"] == 0.5
+    # the signals roll up the same way, for the answer and for each sentence
+    from explain.signals.registry import SignalContext, compute_signals, sentence_scores
+
+    lp = np.log([0.5, 0.01, 0.25, 0.02])
+    tokens = [" Paris", ".", " Yes", "\n"]
+    ctx = SignalContext(tokens=tokens, token_ids=[1, 2, 3, 4], token_logprob=lp, token_entropy=np.zeros(4),
+                        token_margin=np.ones(4), token_top1=np.ones(4))
+    values, scores = compute_signals(ctx, names=["neg_logprob"])
+    assert scores["max_neg_logprob"] == pytest.approx(math.log(4.0))
+    assert scores["mean_neg_logprob"] == pytest.approx((math.log(2.0) + math.log(4.0)) / 2)
+    per = sentence_scores(values, [(0, 2), (2, 4)], tokens)
+    assert per[0]["max_neg_logprob"] == pytest.approx(math.log(2.0))
+    assert per[1]["max_neg_logprob"] == pytest.approx(math.log(4.0))
 
 def test_long_context_uses_screened_top_k(tiny_lm, monkeypatch):
     api = importlib.import_module("explain.signals.api")

@@ -48,9 +48,8 @@ def test_wrong_sentence_is_the_riskiest_of_its_answer(embedded_lm):
     assert rep.risk >= second.risk and rep.verdict != "supported"
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall, measured: the 135M model finds 'Eight.' 3.3 nats less likely "
-                   "after a passage ending in 'six' than without it, so the right answer reads 'uncertain' (0.40)")
 def test_everyday_fact(embedded_lm):
+    # was a known shortfall while the closing "." counted: the model finds it unlikely after "Eight"
     context = "Spiders are not insects. A spider has eight legs, while an insect has six."
     right = signals(embedded_lm, "How many legs does a spider have?", response="Eight.", context=context,
                     progress=False)
@@ -58,6 +57,17 @@ def test_everyday_fact(embedded_lm):
                     progress=False)
     assert right.verdict == "supported", right.summary()
     assert wrong.verdict != "supported" and wrong.risk > right.risk + 0.3, wrong.summary()
+
+
+def test_short_answer_in_a_question_answer_prompt_is_supported(embedded_lm):
+    # the closing "." is not a claim: " Paris." read 'uncertain' (0.36) for its period alone
+    prompt = "Question: What is the capital of France?\nAnswer:"
+    context = "Paris is the capital of France. It lies on the Seine."
+    right = signals(embedded_lm, prompt, response=" Paris.", context=context, progress=False)
+    bare = signals(embedded_lm, prompt, response=" Paris", context=context, progress=False)
+    wrong = signals(embedded_lm, prompt, response=" Berlin.", context=context, progress=False)
+    assert right.verdict == "supported" and bare.verdict == "supported", right.summary()
+    assert wrong.verdict == "likely hallucinated", wrong.summary()
 
 
 def test_trailing_newline_does_not_change_the_risk(embedded_lm):

@@ -13,6 +13,7 @@ from explain import WhylmError, register_signal
 from explain.errors import ExplainError
 from explain.signals import SIGNALS, SignalReport, signals, unregister_signal
 from explain.signals.consistency import JudgeError
+from test_signals import words_only
 
 QUESTION = "What colour is the sky?"
 CONTEXT = "The sky is blue."
@@ -38,9 +39,11 @@ def test_custom_signal_reaches_report_json_and_html(tiny_lm, double_surprise):
     resp = tiny_lm.encode(ANSWER, special=False)
     lp = tiny_lm.continuation_logprobs([tiny_lm.prompt_ids(QUESTION, chat=True)[0]], [resp])[0]
     np.testing.assert_allclose(rep.token_signals["double_surprise"], -2 * lp, atol=1e-5)
-    assert rep.scores["mean_double_surprise"] == pytest.approx(-2 * float(np.mean(lp)), abs=1e-5)
+    words = words_only(rep.tokens)  # scores roll up over the tokens that hold words, not the closing "."
+    assert rep.scores["mean_double_surprise"] == pytest.approx(-2 * float(np.mean(lp[words])), abs=1e-5)
     sent = rep.sentences[1]
-    assert sent.scores["mean_double_surprise"] == pytest.approx(-2 * float(np.mean(lp[sent.start:sent.end])), abs=1e-5)
+    assert sent.scores["mean_double_surprise"] == pytest.approx(
+        -2 * float(np.mean(lp[sent.start:sent.end][words[sent.start:sent.end]])), abs=1e-5)
     data = json.loads(rep.to_json())
     np.testing.assert_allclose(data["token_signals"]["double_surprise"], -2 * lp, atol=1e-5)
     back = SignalReport.from_json(rep.to_json())
@@ -57,9 +60,10 @@ def test_builtin_signals_are_registered_the_same_way(tiny_lm):
     np.testing.assert_allclose(rep.token_signals["neg_logprob"], -rep.token_logprob, atol=1e-6)
     c = rep.token_context_contrast.astype(float)
     np.testing.assert_allclose(rep.token_signals["ungrounded"], np.maximum(0, -c), atol=1e-6)
-    assert rep.scores["ungrounded_max"] == pytest.approx(max(0.0, -c.min()), abs=1e-6)
+    words = words_only(rep.tokens)
+    assert rep.scores["ungrounded_max"] == pytest.approx(max(0.0, -c[words].min()), abs=1e-6)
     unlikely = rep.token_logprob.astype(float) < np.log(0.5)
-    assert rep.scores["ungrounded_fraction"] == pytest.approx(float(((c < 0.5) & unlikely).mean()))
+    assert rep.scores["ungrounded_fraction"] == pytest.approx(float(((c < 0.5) & unlikely)[words].mean()))
 
 
 def test_round_trip_is_exact(tiny_lm, double_surprise):
