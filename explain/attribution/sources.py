@@ -203,7 +203,6 @@ def token_sentence_spans(tokens: Sequence[str]) -> list[tuple[int, int]]:
     return list(zip(bounds, bounds[1:]))
 
 
-
 def content_positions(tokens: Sequence[str], start: int = 0, end: int | None = None) -> list[int]:
     """The positions in ``tokens[start:end]`` whose token holds a letter or a digit (every position
     of the span when none does).
@@ -224,6 +223,7 @@ def content_positions(tokens: Sequence[str], start: int = 0, end: int | None = N
     span = range(start, len(tokens) if end is None else end)
     words = [i for i in span if any(ch.isalnum() for ch in tokens[i])]
     return words or list(span)
+
 
 def _spans(text: str, spans: Any) -> list[Piece]:
     try:

@@ -235,11 +235,14 @@ def screened_leave_one_out(lm: Any, prompt: str, context: str, n_sentences: int,
     return out
 
 
-def _support(deltas: np.ndarray, s: int, e: int, tokens: Sequence[str] | None = None) -> np.ndarray:
-    """Each context sentence's support of answer tokens [s, e), summed over the tokens that hold
-    words or numbers when ``tokens`` are given (:func:`content_positions`: a closing "." is not a
-    claim); -inf for rows not computed (NaN)."""
-    block = deltas[:, content_positions(tokens, s, e)] if tokens is not None else deltas[:, s:e]
+def _claim(deltas: np.ndarray, s: int, e: int, tokens: Sequence[str] | None = None) -> np.ndarray:
+    """The columns of answer tokens [s, e) that make the sentence's claim: those that hold words or
+    numbers when ``tokens`` are given (:func:`content_positions`: a closing "." is not a claim)."""
+    return deltas[:, content_positions(tokens, s, e)] if tokens is not None else deltas[:, s:e]
+
+
+def _support(block: np.ndarray) -> np.ndarray:
+    """Each context sentence's support of a :func:`_claim` block; -inf for rows not computed (NaN)."""
     support = block.sum(axis=1)
     return np.where(np.isnan(support), -np.inf, support)
 
@@ -278,7 +281,7 @@ def sentence_evidence(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]]
     texts = [context[a:b].strip() for a, b in spans]
     out = []
     for s, e in token_spans:
-        support = _support(deltas, s, e, tokens) if len(spans) else np.zeros(0)
+        support = _support(_claim(deltas, s, e, tokens)) if len(spans) else np.zeros(0)
         order = [int(k) for k in np.argsort(-support, kind="stable") if support[k] >= EVIDENCE_NATS]
         basis = {k: "removal" for k in order}
         if tokens is not None and len(spans):
@@ -330,7 +333,7 @@ def sentence_conflicts(deltas: np.ndarray | None, token_spans: Sequence[tuple[in
     texts = [context[a:b].strip() for a, b in spans]
     out: list[list[Evidence]] = []
     for s, e in token_spans:
-        support = _support(deltas, s, e, tokens) if deltas is not None and len(spans) else None
+        support = _support(_claim(deltas, s, e, tokens)) if deltas is not None and len(spans) else None
         clash = conflicts("".join(tokens[s:e]), texts, support)
         if clash is None:
             out.append([])
@@ -511,8 +514,8 @@ def evidence_scores(deltas: np.ndarray, token_spans: Sequence[tuple[int, int]], 
             out.append({"unsupported": 1.0, "contradicted": 0.0, **lexical,
                         "conflict": _conflict_share(sentence, clash)})
             continue
-        block = deltas[:, content_positions(tokens, s, e)]
-        support = _support(deltas, s, e, tokens)
+        block = _claim(deltas, s, e, tokens)
+        support = _support(block)
         best = int(np.argmax(support))
         clash = conflicts(sentence, texts if len(texts) == deltas.shape[0] else [], support)
         out.append({
