@@ -55,7 +55,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from explain.errors import ExplainError  # noqa: E402
 from explain.signals.metrics import accuracy, auroc_labels, brier, ece  # noqa: E402
 from grounded_cases import KINDS, make_cases  # noqa: E402
-from score_cache import cached_reports, rescore  # noqa: E402
+from score_cache import cached_reports, read_cache, rescore  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / "results" / "cache"
 
@@ -285,7 +285,7 @@ def scored(lm: Any, sets: dict[str, list[dict[str, Any]]], split: str, args: arg
         if lm is None:
             from score_cache import example_key
 
-            have = {r["key"]: r for r in _read_cache(path)}
+            have = {r["key"]: r for r in read_cache(path)}
             pairs = [(ex, have.get(example_key(ex))) for ex in rows]
             pairs = [(ex, r) for ex, r in pairs if r is not None]
         else:
@@ -519,7 +519,7 @@ def score_only(lm: Any, args: argparse.Namespace) -> int:
 
     for name in order:
         path = CACHE / f"{'halueval' if name == 'halueval' else 'grounded'}-{args.split}.jsonl"
-        rows = _read_cache(path)
+        rows = read_cache(path)
         have = {r["key"] for r in rows}
         missing = sum(example_key(ex) not in have for ex in sets[name])
         per = float(np.median([r["seconds"] for r in rows])) if rows else 25.0  # this machine's recent pace
@@ -529,18 +529,6 @@ def score_only(lm: Any, args: argparse.Namespace) -> int:
         cached_reports(lm, sets[name], path, progress=args.progress, desc=f"{name} {args.split}")
         print(f"{name} {args.split}: done in {time.perf_counter() - t:.0f} s", flush=True)
     return 0
-
-
-def _read_cache(path: Path) -> list[dict[str, Any]]:
-    """The cache's rows; a last line still being written by a running scorer is skipped."""
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -29,6 +30,41 @@ def example_key(ex: Mapping[str, Any]) -> str:
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:16]
 
 
+_WARNED: set[str] = set()
+
+
+def read_cache(path: Path) -> list[dict[str, Any]]:
+    """The cache's rows. A line that is not a JSON row with a ``key`` (the last line of a scorer that
+    was stopped, or a hand edit) is skipped and counted in one line on stderr: its answer is scored
+    again, or left out of a ``--cached-only`` table.
+
+    Examples:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "c.jsonl"
+        >>> _ = p.write_text('{"key": "a"}\\n{"key": "b", bro\\n\\n')
+        >>> read_cache(p)
+        [{'key': 'a'}]
+    """
+    rows, bad = [], 0
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = None
+            if isinstance(row, dict) and "key" in row:
+                rows.append(row)
+            else:
+                bad += 1
+    if bad and str(path) not in _WARNED:  # the benchmark reads a cache once per set: say it once
+        _WARNED.add(str(path))
+        print(f"{path}: {bad} unreadable line(s) skipped; their answers are scored again "
+              "(left out with --cached-only)", file=sys.stderr)
+    return rows
+
+
 def cached_reports(lm: Any, examples: Iterable[Mapping[str, Any]], cache: Path, progress: bool = False,
                    desc: str = "scoring") -> list[dict[str, Any]]:
     """The slim report of each example (from ``cache`` when there, else scored and appended to it).
@@ -41,15 +77,12 @@ def cached_reports(lm: Any, examples: Iterable[Mapping[str, Any]], cache: Path, 
     from explain import signals
 
     cache.parent.mkdir(parents=True, exist_ok=True)
-    have: dict[str, dict[str, Any]] = {}
-    if cache.is_file():
-        for line in cache.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                have[row["key"]] = row
+    have = {row["key"]: row for row in read_cache(cache)}
     out = []
     examples = list(examples)
     with cache.open("a", encoding="utf-8") as fh:
+        if cache.stat().st_size and not cache.read_bytes().endswith(b"\n"):
+            fh.write("\n")  # a scorer stopped mid-line: the next row starts on a line of its own
         for ex in tqdm(examples, desc=desc, disable=not progress):
             key = example_key(ex)
             if key not in have:

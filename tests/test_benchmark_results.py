@@ -80,3 +80,28 @@ def test_write_report_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert len(data["load_average"]) == 3 and "load average" in data["machine"]
     assert tables_of(data) == [(["a", "b"], [[1, 2.5]])]
     assert data["tables"][0]["notes"] == "n"
+
+
+def test_score_cache_skips_a_damaged_line_and_rescores_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("bench_score_cache", BENCHMARKS / "score_cache.py")
+    cache_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cache_mod)
+    a, b = {"prompt": "Q?", "response": "A."}, {"prompt": "Q?", "response": "B."}
+    cache = tmp_path / "c.jsonl"
+    # a good row, a hand-edited one, and the last line of a scorer stopped mid-write (no newline)
+    cache.write_text(json.dumps({"key": cache_mod.example_key(a), "seconds": 1.0}) + "\n{\"key\": oops\n{\"key\"",
+                     encoding="utf-8")
+    assert [r["key"] for r in cache_mod.read_cache(cache)] == [cache_mod.example_key(a)]
+    assert "2 unreadable line(s) skipped" in capsys.readouterr().err
+
+    class FakeReport:
+        def to_dict(self) -> dict[str, Any]:
+            return {"tokens": ["B", "."], "response": "B."}
+
+    scored: list[str] = []
+    monkeypatch.setattr("explain.signals", lambda lm, prompt, response, **kw: scored.append(response) or FakeReport())
+    rows = cache_mod.cached_reports(None, [a, b], cache)
+    assert scored == ["B."] and [r["key"] for r in rows] == [cache_mod.example_key(a), cache_mod.example_key(b)]
+    # the new row starts on a line of its own, so the next run reads it back
+    assert [r["key"] for r in cache_mod.read_cache(cache)] == [cache_mod.example_key(a), cache_mod.example_key(b)]
